@@ -1,0 +1,27 @@
+"""The DuckDB warehouse: schema, connections, atomic per-window writes."""
+
+from btc_tracker_pipeline.warehouse.connect import (
+    WarehouseBusyError,
+    WarehouseError,
+    open_warehouse,
+    warehouse,
+)
+from btc_tracker_pipeline.warehouse.write import (
+    EmptyWindowError,
+    TableWrite,
+    append_rows,
+    upsert_rows,
+    write_window,
+)
+
+__all__ = [
+    "EmptyWindowError",
+    "TableWrite",
+    "WarehouseBusyError",
+    "WarehouseError",
+    "append_rows",
+    "open_warehouse",
+    "upsert_rows",
+    "warehouse",
+    "write_window",
+]

@@ -1,0 +1,171 @@
+"""DuckDB schema and migrations of the warehouse.
+
+Every table that holds 15-minute data has a ``window_start`` column (naive UTC
+TIMESTAMP) so a window can be replaced atomically (``warehouse.write``).
+Migrations are numbered and applied once, recorded in ``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+SCHEMA_VERSION = 1
+
+# Each entry: (version, list of statements). Append new versions; never edit old ones.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """
+            CREATE TABLE IF NOT EXISTS markets (
+                market_id VARCHAR PRIMARY KEY,
+                slug VARCHAR,
+                question VARCHAR,
+                description VARCHAR,
+                condition_id VARCHAR,
+                outcomes VARCHAR,
+                yes_token_id VARCHAR,
+                no_token_id VARCHAR,
+                event_id VARCHAR,
+                event_slug VARCHAR,
+                event_title VARCHAR,
+                series_slug VARCHAR,
+                start_date TIMESTAMP,
+                end_date TIMESTAMP,
+                resolution_source VARCHAR
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS tracked_markets (
+                window_start TIMESTAMP NOT NULL,
+                window_end TIMESTAMP NOT NULL,
+                market_id VARCHAR NOT NULL,
+                slug VARCHAR,
+                question VARCHAR,
+                family VARCHAR NOT NULL,
+                direction VARCHAR,
+                strike DOUBLE,
+                strike_high DOUBLE,
+                reference_start TIMESTAMP,
+                expiry TIMESTAMP,
+                parse_source VARCHAR,
+                yes_token_id VARCHAR,
+                no_token_id VARCHAR,
+                condition_id VARCHAR,
+                event_slug VARCHAR,
+                series_slug VARCHAR,
+                start_date TIMESTAMP,
+                active BOOLEAN,
+                closed BOOLEAN,
+                fees_enabled BOOLEAN,
+                fee_rate DOUBLE,
+                fee_exponent DOUBLE,
+                price_to_beat DOUBLE,
+                discovered_by VARCHAR NOT NULL,
+                PRIMARY KEY (window_start, market_id)
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS market_snapshots (
+                window_start TIMESTAMP NOT NULL,
+                window_end TIMESTAMP NOT NULL,
+                market_id VARCHAR NOT NULL,
+                yes_token_id VARCHAR,
+                snapshot_ts TIMESTAMP NOT NULL,
+                quote_ts TIMESTAMP,
+                yes_price DOUBLE,
+                no_price DOUBLE,
+                best_bid DOUBLE,
+                best_ask DOUBLE,
+                spread DOUBLE,
+                last_trade_price DOUBLE,
+                volume DOUBLE,
+                volume_24h DOUBLE,
+                liquidity DOUBLE,
+                source VARCHAR NOT NULL,
+                PRIMARY KEY (window_start, market_id)
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS btc_spot_prices (
+                window_start TIMESTAMP NOT NULL,
+                open_time TIMESTAMP NOT NULL PRIMARY KEY,
+                open DOUBLE NOT NULL,
+                high DOUBLE NOT NULL,
+                low DOUBLE NOT NULL,
+                close DOUBLE NOT NULL,
+                volume DOUBLE NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS btc_spot_windows (
+                window_start TIMESTAMP NOT NULL PRIMARY KEY,
+                window_end TIMESTAMP NOT NULL,
+                as_of TIMESTAMP NOT NULL,
+                spot_price DOUBLE NOT NULL,
+                window_open DOUBLE,
+                window_high DOUBLE,
+                window_low DOUBLE,
+                window_close DOUBLE,
+                change_24h_pct DOUBLE,
+                high_24h DOUBLE,
+                low_24h DOUBLE,
+                volume_24h DOUBLE,
+                source VARCHAR NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS collection_runs (
+                run_id VARCHAR NOT NULL,
+                dagster_run_id VARCHAR,
+                asset VARCHAR NOT NULL,
+                window_start TIMESTAMP NOT NULL,
+                window_end TIMESTAMP NOT NULL,
+                started_at TIMESTAMP NOT NULL,
+                finished_at TIMESTAMP NOT NULL,
+                duration_s DOUBLE NOT NULL,
+                markets_tried INTEGER NOT NULL,
+                markets_ok INTEGER NOT NULL,
+                requests INTEGER NOT NULL,
+                retries INTEGER NOT NULL,
+                status VARCHAR NOT NULL,
+                errors VARCHAR NOT NULL
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS idx_snapshots_market ON market_snapshots (market_id)",
+            "CREATE INDEX IF NOT EXISTS idx_runs_window ON collection_runs (window_start)",
+        ],
+    ),
+]
+
+
+def migrate(conn: duckdb.DuckDBPyConnection) -> int:
+    """Apply every migration newer than the database's version; return the version.
+
+    Raises RuntimeError if the file was written by a newer btc-tracker.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)"
+    )
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    current = int(row[0]) if row else 0
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"warehouse schema version {current} is newer than this btc-tracker supports "
+            f"({SCHEMA_VERSION}); upgrade btc-tracker or point BTC_TRACKER_WAREHOUSE elsewhere"
+        )
+    for version, statements in MIGRATIONS:
+        if version <= current:
+            continue
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", [version])
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        current = version
+    return current

@@ -1,0 +1,128 @@
+"""Atomic, idempotent writes per 15-minute window.
+
+``BEGIN; DELETE the window; INSERT ... BY NAME; COMMIT`` — a rerun or a backfill
+replaces exactly its windows, a failed write leaves the old rows, columns are
+matched by name not position (docs/dagster.md §2 pitfalls 1-3).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import duckdb
+import polars as pl
+
+_names = itertools.count()
+
+
+class EmptyWindowError(RuntimeError):
+    """A write would have replaced a window's rows with nothing."""
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    """Rows for one table covering [window_start, window_end) on ``window_column``."""
+
+    table: str
+    frame: pl.DataFrame
+    window_column: str = "window_start"
+    # "fail": raise on an empty frame; "keep": leave existing rows; "replace": write nothing.
+    on_empty: Literal["fail", "keep", "replace"] = "fail"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    table: str
+    rows_written: int
+    rows_deleted: int
+    kept_existing: bool
+
+
+def write_window(
+    conn: duckdb.DuckDBPyConnection,
+    writes: Sequence[TableWrite],
+    window_start: datetime,
+    window_end: datetime,
+) -> list[WriteResult]:
+    """Replace the rows of [window_start, window_end) in every table, in ONE transaction.
+
+    Either every table gets its new rows or none changes. Raises EmptyWindowError
+    (before touching anything) when a table's frame is empty and its policy is "fail".
+    """
+    for w in writes:
+        if w.frame.is_empty() and w.on_empty == "fail":
+            raise EmptyWindowError(
+                f"{w.table}: no rows for window {window_start:%Y-%m-%d %H:%M} - "
+                f"{window_end:%H:%M}; existing rows were left untouched"
+            )
+    results: list[WriteResult] = []
+    registered: list[str] = []
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        for w in writes:
+            if w.frame.is_empty() and w.on_empty == "keep":
+                results.append(WriteResult(w.table, 0, 0, kept_existing=True))
+                continue
+            deleted = conn.execute(
+                f"DELETE FROM {w.table} WHERE {w.window_column} >= ? AND {w.window_column} < ?",
+                [window_start, window_end],
+            ).fetchone()
+            written = 0
+            if not w.frame.is_empty():
+                name = f"_btc_write_{next(_names)}"
+                conn.register(name, w.frame.to_arrow())
+                registered.append(name)
+                conn.execute(f"INSERT INTO {w.table} BY NAME SELECT * FROM {name}")
+                written = w.frame.height
+            results.append(WriteResult(w.table, written, int(deleted[0]) if deleted else 0, False))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        for name in registered:
+            conn.unregister(name)
+    return results
+
+
+def append_rows(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
+    """Append ``frame`` to ``table`` by column name in one transaction (e.g. collection_runs)."""
+    if frame.is_empty():
+        return 0
+    name = f"_btc_append_{next(_names)}"
+    conn.register(name, frame.to_arrow())
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.unregister(name)
+    return frame.height
+
+
+def upsert_rows(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, key: str) -> int:
+    """Insert or replace rows of a keyed dimension table (e.g. ``markets``) by ``key``."""
+    if frame.is_empty():
+        return 0
+    name = f"_btc_upsert_{next(_names)}"
+    conn.register(name, frame.unique(subset=[key], keep="last").to_arrow())
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {name})")
+            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.unregister(name)
+    return frame.height

@@ -1,0 +1,38 @@
+"""The one 15-minute partition definition."""
+
+from datetime import datetime
+
+import pytest
+
+from btc_tracker_pipeline.partitions import (
+    fifteen_minute_partitions,
+    floor_to_window,
+    key_of,
+    window_of,
+    windows_between,
+)
+
+
+def test_keys_are_quarter_hours_from_2025():
+    keys = fifteen_minute_partitions.get_partition_keys(current_time=datetime(2025, 1, 1, 1, 0))
+    assert keys == ["2025-01-01-00:00", "2025-01-01-00:15", "2025-01-01-00:30", "2025-01-01-00:45"]
+
+
+def test_window_of_key_is_half_open_quarter_hour():
+    assert window_of("2026-03-01-10:15") == (
+        datetime(2026, 3, 1, 10, 15),
+        datetime(2026, 3, 1, 10, 30),
+    )
+    assert key_of(datetime(2026, 3, 1, 10, 15)) == "2026-03-01-10:15"
+
+
+@pytest.mark.parametrize("bad", ["2026-03-01 10:15", "2026-03-01-10:10", "yesterday"])
+def test_malformed_keys_are_rejected_with_the_expected_form(bad):
+    with pytest.raises(ValueError, match="partition key"):
+        window_of(bad)
+
+
+def test_windows_between_covers_range():
+    ws = windows_between(datetime(2026, 3, 1, 10, 7), datetime(2026, 3, 1, 11, 0))
+    assert [w[0].minute for w in ws] == [0, 15, 30, 45]
+    assert floor_to_window(datetime(2026, 3, 1, 10, 44, 59)) == datetime(2026, 3, 1, 10, 30)
