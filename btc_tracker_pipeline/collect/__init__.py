@@ -1,0 +1,1 @@
+"""Pure collection logic: which markets, their quotes, BTC spot. No Dagster import."""

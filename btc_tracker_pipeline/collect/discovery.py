@@ -1,0 +1,189 @@
+"""Which BTC markets were open during a window, and their ``tracked_markets`` rows.
+
+Discovery lists Gamma markets by the bitcoin tag, re-sending the date filters on
+every keyset page; history windows add ``closed=true`` because the listing hides
+closed markets by default (docs/apis.md §1.2). Explicit ids (the seed's
+``--market-ids``) replace the tag search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from btc_tracker_pipeline.features.market_terms import parse_market_terms
+from btc_tracker_pipeline.sources.gamma import GammaClient
+from btc_tracker_pipeline.sources.models import GammaMarket
+
+BITCOIN_TAG_ID = 235
+DEFAULT_KEYWORDS = ("bitcoin", "btc")
+
+TRACKED_SCHEMA: dict[str, pl.DataType] = {
+    "window_start": pl.Datetime("us"),
+    "window_end": pl.Datetime("us"),
+    "market_id": pl.String(),
+    "slug": pl.String(),
+    "question": pl.String(),
+    "family": pl.String(),
+    "direction": pl.String(),
+    "strike": pl.Float64(),
+    "strike_high": pl.Float64(),
+    "reference_start": pl.Datetime("us"),
+    "expiry": pl.Datetime("us"),
+    "parse_source": pl.String(),
+    "yes_token_id": pl.String(),
+    "no_token_id": pl.String(),
+    "condition_id": pl.String(),
+    "event_slug": pl.String(),
+    "series_slug": pl.String(),
+    "start_date": pl.Datetime("us"),
+    "active": pl.Boolean(),
+    "closed": pl.Boolean(),
+    "fees_enabled": pl.Boolean(),
+    "fee_rate": pl.Float64(),
+    "fee_exponent": pl.Float64(),
+    "price_to_beat": pl.Float64(),
+    "discovered_by": pl.String(),
+}
+
+MARKETS_SCHEMA: dict[str, pl.DataType] = {
+    "market_id": pl.String(),
+    "slug": pl.String(),
+    "question": pl.String(),
+    "description": pl.String(),
+    "condition_id": pl.String(),
+    "outcomes": pl.String(),
+    "yes_token_id": pl.String(),
+    "no_token_id": pl.String(),
+    "event_id": pl.String(),
+    "event_slug": pl.String(),
+    "event_title": pl.String(),
+    "series_slug": pl.String(),
+    "start_date": pl.Datetime("us"),
+    "end_date": pl.Datetime("us"),
+    "resolution_source": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Markets found for a range of windows, and how they were found."""
+
+    markets: list[GammaMarket]
+    discovered_by: str
+    missing_ids: list[str]
+
+
+def is_btc_market(m: GammaMarket, keywords: Sequence[str] = DEFAULT_KEYWORDS) -> bool:
+    """True when the question, slug or event title names Bitcoin (the tag also covers
+    a few markets *about* bitcoin companies; the family parse flags those as ``other``)."""
+    text = f"{m.question} {m.slug} {m.event_title or ''}".lower()
+    return any(k.lower() in text for k in keywords)
+
+
+def open_during(m: GammaMarket, start: datetime, end: datetime) -> bool:
+    """A market is tracked in [start, end) when it was created before the window ended
+    and had not expired before the window began."""
+    created_ok = m.start_date is None or m.start_date < end
+    not_expired = m.end_date is None or m.end_date > start
+    return created_ok and not_expired
+
+
+def discover(
+    gamma: GammaClient,
+    range_start: datetime,
+    range_end: datetime,
+    *,
+    include_closed: bool,
+    market_ids: Sequence[str] = (),
+    keywords: Sequence[str] = DEFAULT_KEYWORDS,
+) -> Discovery:
+    """Find every BTC market open at some point in [range_start, range_end).
+
+    One keyset listing per ``closed`` state covers the whole range (not one per window).
+    """
+    if market_ids:
+        found = gamma.get_markets_by_ids(list(market_ids))
+        seen = {m.id for m in found}
+        missing = [i for i in market_ids if i not in seen]
+        return Discovery(found, "ids", missing)
+    filters = {
+        "tag_id": BITCOIN_TAG_ID,
+        "end_date_min": range_start,
+        "start_date_max": range_end,
+    }
+    markets: dict[str, GammaMarket] = {}
+    for closed in (False, True) if include_closed else (False,):
+        for m in gamma.iter_markets(closed=closed, **filters):
+            if is_btc_market(m, keywords):
+                markets[m.id] = m
+    return Discovery(sorted(markets.values(), key=lambda m: int(m.id)), "tag", [])
+
+
+def tracked_frame(
+    markets: Iterable[GammaMarket], window_start: datetime, window_end: datetime, discovered_by: str
+) -> pl.DataFrame:
+    """``tracked_markets`` rows for one window: the markets open during it, with their terms."""
+    rows = []
+    for m in markets:
+        if not open_during(m, window_start, window_end):
+            continue
+        terms = parse_market_terms(m)
+        rows.append(
+            {
+                "window_start": window_start,
+                "window_end": window_end,
+                "market_id": m.id,
+                "slug": m.slug,
+                "question": m.question,
+                "family": terms.family,
+                "direction": terms.direction,
+                "strike": terms.strike,
+                "strike_high": terms.strike_high,
+                "reference_start": terms.reference_start,
+                "expiry": terms.expiry,
+                "parse_source": terms.parse_source,
+                "yes_token_id": m.token_ids[0] if m.token_ids else None,
+                "no_token_id": m.token_ids[1] if len(m.token_ids) > 1 else None,
+                "condition_id": m.condition_id,
+                "event_slug": m.event_slug,
+                "series_slug": m.series_slug,
+                "start_date": m.start_date,
+                "active": m.active,
+                "closed": m.closed,
+                "fees_enabled": m.fees_enabled,
+                "fee_rate": m.fee_rate,
+                "fee_exponent": m.fee_exponent,
+                "price_to_beat": m.price_to_beat,
+                "discovered_by": discovered_by,
+            }
+        )
+    return pl.DataFrame(rows, schema=TRACKED_SCHEMA)
+
+
+def markets_frame(markets: Iterable[GammaMarket]) -> pl.DataFrame:
+    """Rows of the ``markets`` dimension (static facts, keyed by market id)."""
+    rows = [
+        {
+            "market_id": m.id,
+            "slug": m.slug,
+            "question": m.question,
+            "description": m.description,
+            "condition_id": m.condition_id,
+            "outcomes": ",".join(m.outcomes),
+            "yes_token_id": m.token_ids[0] if m.token_ids else None,
+            "no_token_id": m.token_ids[1] if len(m.token_ids) > 1 else None,
+            "event_id": m.event_id,
+            "event_slug": m.event_slug,
+            "event_title": m.event_title,
+            "series_slug": m.series_slug,
+            "start_date": m.start_date,
+            "end_date": m.end_date,
+            "resolution_source": m.resolution_source,
+        }
+        for m in markets
+    ]
+    return pl.DataFrame(rows, schema=MARKETS_SCHEMA)

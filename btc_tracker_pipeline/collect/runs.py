@@ -1,0 +1,90 @@
+"""``collection_runs``: one row per asset per window per run — what was tried, what failed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+RUNS_SCHEMA: dict[str, pl.DataType] = {
+    "run_id": pl.String(),
+    "dagster_run_id": pl.String(),
+    "asset": pl.String(),
+    "window_start": pl.Datetime("us"),
+    "window_end": pl.Datetime("us"),
+    "started_at": pl.Datetime("us"),
+    "finished_at": pl.Datetime("us"),
+    "duration_s": pl.Float64(),
+    "markets_tried": pl.Int32(),
+    "markets_ok": pl.Int32(),
+    "requests": pl.Int32(),
+    "retries": pl.Int32(),
+    "status": pl.String(),
+    "errors": pl.String(),
+}
+
+# How long after a window ends its live quotes still stand for it.
+LIVE_MAX_LAG = timedelta(minutes=10)
+
+
+def utcnow() -> datetime:
+    """Current time as naive UTC (the warehouse convention)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def is_live(window_end: datetime, now: datetime, max_lag: timedelta = LIVE_MAX_LAG) -> bool:
+    """A window is collected live when it ended at most ``max_lag`` ago; older → history."""
+    return timedelta(0) <= now - window_end <= max_lag
+
+
+@dataclass
+class RunRecord:
+    """Accumulates one ``collection_runs`` row while an asset works on a window."""
+
+    asset: str
+    window_start: datetime
+    window_end: datetime
+    dagster_run_id: str | None = None
+    started_at: datetime = field(default_factory=utcnow)
+    markets_tried: int = 0
+    markets_ok: int = 0
+    requests: int = 0
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``partial`` (something failed, something landed) or ``failed``."""
+        if not self.errors and self.markets_ok >= self.markets_tried:
+            return "ok"
+        if self.markets_ok > 0 or (self.markets_tried == 0 and not self.errors):
+            return "partial"
+        return "failed" if self.errors else "partial"
+
+    def frame(self, finished_at: datetime | None = None) -> pl.DataFrame:
+        """The row, ready for ``warehouse.append_rows``."""
+        finished = finished_at or utcnow()
+        return pl.DataFrame(
+            [
+                {
+                    "run_id": uuid.uuid4().hex,
+                    "dagster_run_id": self.dagster_run_id,
+                    "asset": self.asset,
+                    "window_start": self.window_start,
+                    "window_end": self.window_end,
+                    "started_at": self.started_at,
+                    "finished_at": finished,
+                    "duration_s": (finished - self.started_at).total_seconds(),
+                    "markets_tried": self.markets_tried,
+                    "markets_ok": self.markets_ok,
+                    "requests": self.requests,
+                    "retries": self.retries,
+                    "status": self.status,
+                    "errors": json.dumps(self.errors[:200]),
+                }
+            ],
+            schema=RUNS_SCHEMA,
+        )

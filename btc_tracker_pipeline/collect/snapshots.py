@@ -1,0 +1,194 @@
+"""One ``market_snapshots`` row per tracked market per window.
+
+Two paths give the same columns:
+- live (the window just ended): Gamma's own quote fields, fetched now;
+- history (older windows): the CLOB prices-history point at or before the window
+  end, fetched once per token for a whole run (≤15-day requests, docs/apis.md §2.1).
+History has no book, volume or liquidity: those columns are null there.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from btc_tracker_pipeline.sources.clob import ClobClient
+from btc_tracker_pipeline.sources.errors import ApiError
+from btc_tracker_pipeline.sources.models import GammaMarket, PricePoint
+
+# A history point older than this at the window end is no quote at all.
+MAX_QUOTE_AGE = timedelta(minutes=30)
+EPOCH = datetime(1970, 1, 1)
+
+SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
+    "window_start": pl.Datetime("us"),
+    "window_end": pl.Datetime("us"),
+    "market_id": pl.String(),
+    "yes_token_id": pl.String(),
+    "snapshot_ts": pl.Datetime("us"),
+    "quote_ts": pl.Datetime("us"),
+    "yes_price": pl.Float64(),
+    "no_price": pl.Float64(),
+    "best_bid": pl.Float64(),
+    "best_ask": pl.Float64(),
+    "spread": pl.Float64(),
+    "last_trade_price": pl.Float64(),
+    "volume": pl.Float64(),
+    "volume_24h": pl.Float64(),
+    "liquidity": pl.Float64(),
+    "source": pl.String(),
+}
+
+
+@dataclass
+class Histories:
+    """Prices-history per YES token for a run, and the tokens that failed (with why)."""
+
+    points: dict[str, list[PricePoint]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def to_unix(ts: datetime) -> int:
+    """Naive-UTC datetime → unix seconds."""
+    return int((ts - EPOCH).total_seconds())
+
+
+def from_unix(t: int) -> datetime:
+    """Unix seconds → naive-UTC datetime."""
+    return EPOCH + timedelta(seconds=t)
+
+
+def live_snapshot_frame(
+    markets: Sequence[GammaMarket],
+    window_start: datetime,
+    window_end: datetime,
+    fetched_at: datetime,
+) -> pl.DataFrame:
+    """Snapshot rows from Gamma's live quote fields (docs/apis.md §1.6)."""
+    rows = []
+    for m in markets:
+        yes = no = None
+        if m.outcome_prices and len(m.outcome_prices) >= 2:
+            yes, no = m.outcome_prices[0], m.outcome_prices[1]
+        elif m.last_trade_price is not None:
+            yes, no = m.last_trade_price, 1.0 - m.last_trade_price
+        if yes is None:
+            continue
+        rows.append(
+            {
+                "window_start": window_start,
+                "window_end": window_end,
+                "market_id": m.id,
+                "yes_token_id": m.token_ids[0] if m.token_ids else None,
+                "snapshot_ts": window_end,
+                "quote_ts": fetched_at,
+                "yes_price": yes,
+                "no_price": no,
+                "best_bid": m.best_bid,
+                "best_ask": m.best_ask,
+                "spread": m.spread,
+                "last_trade_price": m.last_trade_price,
+                "volume": m.volume,
+                "volume_24h": m.volume_24h,
+                "liquidity": m.liquidity,
+                "source": "live",
+            }
+        )
+    return pl.DataFrame(rows, schema=SNAPSHOT_SCHEMA)
+
+
+def history_span(
+    start_date: datetime | None,
+    expiry: datetime | None,
+    range_start: datetime,
+    range_end: datetime,
+) -> tuple[datetime, datetime] | None:
+    """The part of [range_start − MAX_QUOTE_AGE, range_end] a token's history is needed for."""
+    lo = range_start - MAX_QUOTE_AGE
+    if start_date is not None:
+        lo = max(lo, start_date)
+    hi = range_end
+    if expiry is not None:
+        # Quotes go on until settlement a little after expiry.
+        hi = min(hi, expiry + timedelta(hours=2))
+    return (lo, hi) if lo < hi else None
+
+
+def fetch_histories(
+    clob: ClobClient,
+    spans: Mapping[str, tuple[datetime, datetime]],
+    *,
+    max_workers: int = 8,
+) -> Histories:
+    """Fetch 1-minute prices-history for every token over its span, concurrently.
+
+    A failing token is recorded in ``errors`` and never aborts the others.
+    """
+    result = Histories()
+
+    def one(token: str) -> tuple[str, list[PricePoint] | None, str | None]:
+        lo, hi = spans[token]
+        try:
+            return token, clob.prices_history(token, lo, hi, fidelity_min=1), None
+        except ApiError as exc:
+            return token, None, f"{exc.__class__.__name__}: {exc}"
+
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        for token, points, error in pool.map(one, sorted(spans)):
+            if error is not None:
+                result.errors[token] = error
+            else:
+                result.points[token] = points or []
+    return result
+
+
+def quote_at(points: Sequence[PricePoint], at: datetime) -> PricePoint | None:
+    """The newest point with ``t <= at`` no older than MAX_QUOTE_AGE (points sorted by t)."""
+    ts = [p.t for p in points]
+    i = bisect.bisect_right(ts, to_unix(at))
+    if i == 0:
+        return None
+    point = points[i - 1]
+    if to_unix(at) - point.t > MAX_QUOTE_AGE.total_seconds():
+        return None
+    return point
+
+
+def history_snapshot_frame(
+    tracked: pl.DataFrame,
+    histories: Histories,
+    window_start: datetime,
+    window_end: datetime,
+) -> pl.DataFrame:
+    """Snapshot rows for one window from prices-history (``tracked``: that window's rows)."""
+    rows = []
+    for market_id, token in tracked.select("market_id", "yes_token_id").iter_rows():
+        point = quote_at(histories.points.get(token, []), window_end)
+        if point is None:
+            continue
+        rows.append(
+            {
+                "window_start": window_start,
+                "window_end": window_end,
+                "market_id": market_id,
+                "yes_token_id": token,
+                "snapshot_ts": window_end,
+                "quote_ts": from_unix(point.t),
+                "yes_price": point.p,
+                "no_price": 1.0 - point.p,
+                "best_bid": None,
+                "best_ask": None,
+                "spread": None,
+                "last_trade_price": None,
+                "volume": None,
+                "volume_24h": None,
+                "liquidity": None,
+                "source": "history",
+            }
+        )
+    return pl.DataFrame(rows, schema=SNAPSHOT_SCHEMA)

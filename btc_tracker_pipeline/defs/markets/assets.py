@@ -1,0 +1,199 @@
+"""Polymarket assets: which BTC markets are open in a window, and their quotes."""
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from btc_tracker_pipeline.collect.discovery import discover, markets_frame, tracked_frame
+from btc_tracker_pipeline.collect.runs import RunRecord, is_live, utcnow
+from btc_tracker_pipeline.collect.snapshots import (
+    fetch_histories,
+    history_snapshot_frame,
+    history_span,
+    live_snapshot_frame,
+)
+from btc_tracker_pipeline.defs.resources import PolymarketResource, WarehouseResource
+from btc_tracker_pipeline.defs.shared import (
+    DAILY_BACKFILL,
+    DUCKDB_WRITE_POOL,
+    OWNERS,
+    preview,
+    run_windows,
+    window_metadata,
+)
+from btc_tracker_pipeline.partitions import fifteen_minute_partitions
+from btc_tracker_pipeline.sources.errors import ApiError
+from btc_tracker_pipeline.warehouse import TableWrite, append_rows, upsert_rows, write_window
+
+
+class MarketSelection(dg.Config):
+    """Which markets to track (the seed's ``--market-ids``)."""
+
+    market_ids: list[str] = Field(
+        default_factory=list,
+        description="Gamma market ids to track instead of every active BTC market.",
+    )
+
+
+@dg.asset(
+    partitions_def=fifteen_minute_partitions,
+    backfill_policy=DAILY_BACKFILL,
+    group_name="markets",
+    kinds={"polymarket", "duckdb"},
+    owners=OWNERS,
+    pool=DUCKDB_WRITE_POOL,
+)
+def tracked_markets(
+    context: dg.AssetExecutionContext,
+    config: MarketSelection,
+    polymarket: PolymarketResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    """Every BTC market open during the window: family, strike, direction, expiry, token ids.
+
+    Found by the Gamma bitcoin tag (or the configured ids); history windows include
+    markets that have closed since. One Gamma listing serves every window of a run.
+    """
+    windows = run_windows(context)
+    range_start, range_end = windows[0][0], windows[-1][1]
+    live = len(windows) == 1 and is_live(range_end, utcnow())
+    gamma = polymarket.gamma()
+    first = RunRecord("tracked_markets", *windows[0], dagster_run_id=context.run_id)
+    before = polymarket.http.requests, polymarket.http.retries
+    discovery = discover(
+        gamma, range_start, range_end, include_closed=not live, market_ids=config.market_ids
+    )
+    first.requests = polymarket.http.requests - before[0]
+    first.retries = polymarket.http.retries - before[1]
+    first.errors += [f"market {i}: not found on Gamma" for i in discovery.missing_ids]
+
+    total, empty = 0, []
+    with warehouse.connect() as conn:
+        upsert_rows(conn, "markets", markets_frame(discovery.markets), "market_id")
+        for i, (ws, we) in enumerate(windows):
+            record = first if i == 0 else RunRecord("tracked_markets", ws, we, context.run_id)
+            frame = tracked_frame(discovery.markets, ws, we, discovery.discovered_by)
+            record.markets_tried = record.markets_ok = frame.height
+            if frame.is_empty():
+                record.errors.append("no BTC market was open in this window; kept existing rows")
+                empty.append(ws)
+            write_window(conn, [TableWrite("tracked_markets", frame, on_empty="keep")], ws, we)
+            append_rows(conn, "collection_runs", record.frame())
+            total += frame.height
+        sample = tracked_frame(discovery.markets, *windows[-1], discovery.discovered_by)
+    if len(empty) == len(windows):
+        raise dg.Failure(
+            f"no BTC markets found for {len(windows)} window(s) from {range_start:%Y-%m-%d %H:%M}"
+            " UTC; existing rows were kept (see collection_runs)"
+        )
+    families = sample.group_by("family").len().sort("family")
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(windows),
+            "row_count": dg.MetadataValue.int(total),
+            "markets_found": dg.MetadataValue.int(len(discovery.markets)),
+            "mode": dg.MetadataValue.text("live" if live else "history"),
+            "families_in_last_window": preview(families, rows=20),
+            "preview": preview(
+                sample.select("market_id", "family", "strike", "expiry", "question")
+            ),
+        }
+    )
+
+
+@dg.asset(
+    deps=[tracked_markets],
+    partitions_def=fifteen_minute_partitions,
+    backfill_policy=DAILY_BACKFILL,
+    group_name="markets",
+    kinds={"polymarket", "duckdb"},
+    owners=OWNERS,
+    pool=DUCKDB_WRITE_POOL,
+)
+def market_snapshots(
+    context: dg.AssetExecutionContext,
+    polymarket: PolymarketResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    """Raw pulls: one quote per tracked market per window (yes price, bid/ask, volume, liquidity).
+
+    The window that just ended reads Gamma's live quotes; older windows read the CLOB
+    prices-history point at the window end (one ≤15-day request per token per run).
+    """
+    windows = run_windows(context)
+    range_start, range_end = windows[0][0], windows[-1][1]
+    with warehouse.connect() as conn:
+        tracked = conn.sql(
+            "SELECT * FROM tracked_markets WHERE window_start >= ? AND window_start < ?",
+            params=[range_start, range_end],
+        ).pl()
+    if tracked.is_empty():
+        raise dg.Failure(
+            "tracked_markets has no rows for these windows: materialize tracked_markets first"
+        )
+    live = len(windows) == 1 and is_live(range_end, utcnow())
+    before = polymarket.http.requests, polymarket.http.retries
+    run_errors: dict[str, str] = {}
+    if live:
+        ids = tracked["market_id"].unique().sort().to_list()
+        fetched_at = utcnow()
+        try:
+            markets = polymarket.gamma().get_markets_by_ids(ids)
+        except ApiError as exc:
+            markets, run_errors["*"] = [], f"{exc.__class__.__name__}: {exc}"
+        frames = {windows[0][0]: live_snapshot_frame(markets, *windows[0], fetched_at)}
+    else:
+        spans: dict[str, tuple] = {}
+        for token, start_date, expiry in (
+            tracked.group_by("yes_token_id")
+            .agg(pl.col("start_date").min(), pl.col("expiry").max())
+            .iter_rows()
+        ):
+            if token and (span := history_span(start_date, expiry, range_start, range_end)):
+                spans[token] = span
+        histories = fetch_histories(polymarket.clob(), spans)
+        run_errors.update(histories.errors)
+        frames = {
+            ws: history_snapshot_frame(
+                tracked.filter(pl.col("window_start") == ws), histories, ws, we
+            )
+            for ws, we in windows
+        }
+
+    total = 0
+    with warehouse.connect() as conn:
+        for i, (ws, we) in enumerate(windows):
+            record = RunRecord("market_snapshots", ws, we, context.run_id)
+            if i == 0:
+                record.requests = polymarket.http.requests - before[0]
+                record.retries = polymarket.http.retries - before[1]
+            in_window = tracked.filter(pl.col("window_start") == ws)
+            frame = frames[ws]
+            record.markets_tried, record.markets_ok = in_window.height, frame.height
+            quoted = set(frame["market_id"].to_list())
+            for market_id, token in in_window.select("market_id", "yes_token_id").iter_rows():
+                if market_id in quoted:
+                    continue
+                reason = run_errors.get(token) or run_errors.get("*") or "no quote at window end"
+                record.errors.append(f"market {market_id}: {reason}")
+            write_window(conn, [TableWrite("market_snapshots", frame, on_empty="keep")], ws, we)
+            append_rows(conn, "collection_runs", record.frame())
+            total += frame.height
+    if total == 0:
+        raise dg.Failure(
+            f"no quotes for any of {tracked['market_id'].n_unique()} tracked markets; "
+            "existing rows were kept (see collection_runs for the reasons)"
+        )
+    last = frames[windows[-1][0]]
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(windows),
+            "row_count": dg.MetadataValue.int(total),
+            "markets_tracked": dg.MetadataValue.int(tracked["market_id"].n_unique()),
+            "markets_failed": dg.MetadataValue.int(len(run_errors)),
+            "mode": dg.MetadataValue.text("live" if live else "history"),
+            "preview": preview(
+                last.select("market_id", "yes_price", "best_bid", "best_ask", "quote_ts", "source")
+            ),
+        }
+    )

@@ -1,0 +1,119 @@
+"""Typed resources: API base URLs, timeouts and the warehouse path.
+
+Values come from ``BTC_TRACKER_*`` environment variables through ``dg.EnvVar``
+when set (so the UI shows where they came from), else the real APIs' defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import dagster as dg
+import duckdb
+from pydantic import PrivateAttr
+
+from btc_tracker_pipeline.sources.binance import BinanceClient
+from btc_tracker_pipeline.sources.clob import ClobClient
+from btc_tracker_pipeline.sources.gamma import GammaClient
+from btc_tracker_pipeline.sources.http import HttpSettings, JsonHttp, make_client
+from btc_tracker_pipeline.warehouse import open_warehouse
+
+DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
+DEFAULT_CLOB_URL = "https://clob.polymarket.com"
+DEFAULT_BINANCE_URL = "https://api.binance.com"
+DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
+
+
+class PolymarketResource(dg.ConfigurableResource):
+    """Gamma + CLOB clients sharing one ``httpx.Client`` per run."""
+
+    gamma_url: str = DEFAULT_GAMMA_URL
+    clob_url: str = DEFAULT_CLOB_URL
+    timeout_s: float = 10.0
+    max_attempts: int = 5
+
+    _http: JsonHttp | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        settings = HttpSettings(timeout_s=self.timeout_s, max_attempts=self.max_attempts)
+        self._http = JsonHttp(make_client(settings), settings)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    @property
+    def http(self) -> JsonHttp:
+        """The run's HTTP client (created on first use outside Dagster execution)."""
+        if self._http is None:
+            settings = HttpSettings(timeout_s=self.timeout_s, max_attempts=self.max_attempts)
+            self._http = JsonHttp(make_client(settings), settings)
+        return self._http
+
+    def gamma(self) -> GammaClient:
+        """Gamma client on the run's HTTP connection pool."""
+        return GammaClient(self.http, self.gamma_url)
+
+    def clob(self) -> ClobClient:
+        """CLOB client on the run's HTTP connection pool."""
+        return ClobClient(self.http, self.clob_url)
+
+
+class BinanceResource(dg.ConfigurableResource):
+    """Binance spot through ccxt (``base_url`` + ``/api/v3`` is the public API)."""
+
+    base_url: str = DEFAULT_BINANCE_URL
+    timeout_s: float = 10.0
+    max_attempts: int = 5
+
+    def client(self) -> BinanceClient:
+        """A ccxt-backed client for this run."""
+        return BinanceClient(
+            base_url=self.base_url,
+            timeout_s=self.timeout_s,
+            max_attempts=self.max_attempts,
+            enable_rate_limit=self.base_url == DEFAULT_BINANCE_URL,
+        )
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file. One writer at a time (pool ``duckdb_write``)."""
+
+    path: str = DEFAULT_WAREHOUSE
+    lock_wait_s: float = 120.0
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open (and migrate) the warehouse; waits for another writer's lock."""
+        conn = open_warehouse(self.path, read_only=read_only, wait_s=self.lock_wait_s)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+def _env_or(name: str, default: str) -> str | dg.EnvVar:
+    # Only a variable that is set is bound through EnvVar: an unset EnvVar fails at run time.
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    """Resources bound for every asset in the code location."""
+    return dg.Definitions(
+        resources={
+            "polymarket": PolymarketResource(
+                gamma_url=_env_or("BTC_TRACKER_GAMMA_URL", DEFAULT_GAMMA_URL),
+                clob_url=_env_or("BTC_TRACKER_CLOB_URL", DEFAULT_CLOB_URL),
+            ),
+            "binance": BinanceResource(
+                base_url=_env_or("BTC_TRACKER_BINANCE_URL", DEFAULT_BINANCE_URL)
+            ),
+            "warehouse": WarehouseResource(
+                path=_env_or("BTC_TRACKER_WAREHOUSE", DEFAULT_WAREHOUSE)
+            ),
+        }
+    )

@@ -1,0 +1,49 @@
+"""Constants and small helpers every domain folder of ``defs`` uses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+
+from btc_tracker_pipeline.partitions import WINDOWS_PER_RUN, windows_between
+
+# Every asset that writes DuckDB is in this pool; dagster.yaml limits pools to 1
+# (docs/dagster.md §2: DuckDB has one writer).
+DUCKDB_WRITE_POOL = "duckdb_write"
+OWNERS = ["team:btc-tracker"]
+DAILY_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=WINDOWS_PER_RUN)
+
+
+def naive_utc(ts: datetime) -> datetime:
+    """Dagster hands out aware datetimes; the warehouse stores naive UTC."""
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def run_windows(context: dg.AssetExecutionContext) -> list[tuple[datetime, datetime]]:
+    """The 15-minute windows this run covers (one for a tick, up to a day in a backfill)."""
+    tw = context.partition_time_window
+    return windows_between(naive_utc(tw.start), naive_utc(tw.end))
+
+
+def preview(frame: pl.DataFrame, rows: int = 8) -> dg.MetadataValue:
+    """A small Markdown table of the first rows for the asset's metadata."""
+    if frame.is_empty():
+        return dg.MetadataValue.md("_no rows_")
+    head = frame.head(rows)
+    cols = head.columns
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in head.iter_rows():
+        cells = [f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v)) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def window_metadata(windows: list[tuple[datetime, datetime]]) -> dict[str, dg.MetadataValue]:
+    """Window bounds of a run as metadata."""
+    return {
+        "window_start": dg.MetadataValue.text(f"{windows[0][0]:%Y-%m-%d %H:%M} UTC"),
+        "window_end": dg.MetadataValue.text(f"{windows[-1][1]:%Y-%m-%d %H:%M} UTC"),
+        "windows": dg.MetadataValue.int(len(windows)),
+    }

@@ -1,0 +1,1 @@
+"""Pure feature code (polars / plain Python): market terms, indicators, quality."""

@@ -1,0 +1,82 @@
+"""The three collection assets against the replay server, into a temporary DuckDB."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+
+from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
+from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
+
+ASSETS = [tracked_markets, market_snapshots, btc_spot_prices]
+KEY = "2026-02-28-23:30"
+TABLES = {
+    "tracked_markets": "window_start, market_id",
+    "market_snapshots": "window_start, market_id",
+    "btc_spot_prices": "open_time",
+    "btc_spot_windows": "window_start",
+}
+
+
+def dump(path: str) -> dict[str, list[tuple]]:
+    with duckdb.connect(path, read_only=True) as conn:
+        return {
+            t: conn.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall() for t, o in TABLES.items()
+        }
+
+
+def test_one_window_writes_every_table(resources):
+    result = dg.materialize(ASSETS, partition_key=KEY, resources=resources)
+    assert result.success
+    tables = dump(resources["warehouse"].path)
+    tracked, snaps = tables["tracked_markets"], tables["market_snapshots"]
+    assert len(tracked) > 20
+    # Snapshots cover (nearly) every tracked market, priced in [0, 1], from history.
+    assert len(snaps) >= 0.9 * len(tracked)
+    with duckdb.connect(resources["warehouse"].path, read_only=True) as conn:
+        lo, hi, sources = conn.execute(
+            "SELECT min(yes_price), max(yes_price), list(DISTINCT source) FROM market_snapshots"
+        ).fetchone()
+        families = {
+            r[0] for r in conn.execute("SELECT DISTINCT family FROM tracked_markets").fetchall()
+        }
+        runs = conn.execute(
+            "SELECT asset, status, markets_tried, markets_ok FROM collection_runs ORDER BY asset"
+        ).fetchall()
+        spot = conn.execute(
+            "SELECT count(*), min(open_time), max(open_time) FROM btc_spot_prices"
+        ).fetchone()
+    assert 0.0 <= lo <= hi <= 1.0
+    assert sources == ["history"]
+    assert {"updown_15m", "updown_1h", "above"} <= families
+    assert [r[0] for r in runs] == ["btc_spot_prices", "market_snapshots", "tracked_markets"]
+    assert (
+        spot[0] == 15
+        and spot[1].strftime("%H:%M") == "23:30"
+        and spot[2].strftime("%H:%M") == "23:44"
+    )
+
+
+def test_same_window_twice_gives_identical_rows(resources):
+    assert dg.materialize(ASSETS, partition_key=KEY, resources=resources).success
+    first = dump(resources["warehouse"].path)
+    assert dg.materialize(ASSETS, partition_key=KEY, resources=resources).success
+    assert dump(resources["warehouse"].path) == first
+
+
+def test_explicit_market_ids_limit_tracking(resources):
+    assert dg.materialize(ASSETS, partition_key=KEY, resources=resources).success
+    with duckdb.connect(resources["warehouse"].path, read_only=True) as conn:
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT market_id FROM tracked_markets ORDER BY market_id LIMIT 2"
+            ).fetchall()
+        ]
+    config = {"ops": {"tracked_markets": {"config": {"market_ids": ids}}}}
+    assert dg.materialize(ASSETS, partition_key=KEY, resources=resources, run_config=config).success
+    with duckdb.connect(resources["warehouse"].path, read_only=True) as conn:
+        tracked = conn.execute(
+            "SELECT market_id, discovered_by FROM tracked_markets ORDER BY 1"
+        ).fetchall()
+    assert tracked == [(i, "ids") for i in ids]

@@ -1,0 +1,67 @@
+"""The code location loads, validates with the dagster CLI, and schedules the right window."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from btc_tracker_pipeline.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def loaded() -> dg.Definitions:
+    return defs()
+
+
+def test_collection_assets_grouped_with_descriptions_kinds_owners():
+    d = loaded()
+    specs = {s.key.to_user_string(): s for s in d.resolve_all_asset_specs()}
+    assert {"tracked_markets", "market_snapshots", "btc_spot_prices"} <= set(specs)
+    assert specs["tracked_markets"].group_name == "markets"
+    assert specs["btc_spot_prices"].group_name == "btc"
+    for spec in specs.values():
+        assert spec.description, spec.key
+        assert "duckdb" in spec.kinds
+        assert spec.owners == ["team:btc-tracker"]
+        assert d.resolve_assets_def(spec.key).op.pool == "duckdb_write"
+
+
+def test_schedule_is_on_by_default_and_requests_the_window_that_just_ended():
+    d = loaded()
+    schedule = d.resolve_schedule_def("collect_job_schedule")
+    assert schedule.cron_schedule == "*/15 * * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    with dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 3, 1, 10, 15, tzinfo=UTC)
+    ) as context:
+        requests = schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests] == ["2026-03-01-10:00"]
+
+
+def test_backfills_run_a_day_of_windows_per_run():
+    d = loaded()
+    for key in ("tracked_markets", "market_snapshots", "btc_spot_prices"):
+        policy = d.resolve_assets_def(key).backfill_policy
+        assert policy is not None and policy.max_partitions_per_run == 96
+
+
+def test_dagster_cli_validates_the_workspace(tmp_path):
+    env = os.environ.copy() | {
+        "DAGSTER_HOME": str(ROOT),
+        "BTC_TRACKER_DAGSTER_STORAGE": str(tmp_path / "dagster"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,121 @@
+"""The btc-tracker command: help everywhere, clear one-line errors, and real runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from btc_tracker_pipeline.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ["replay", "demo", "collect", "ui"]
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example: btc-tracker " + command in result.output
+
+
+def test_bad_partition_key_is_a_one_line_user_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    result = runner.invoke(app, ["collect", "--partition", "2026-13-01-00:00"])
+    assert result.exit_code == 1
+    assert "is not a partition key" in result.output
+
+
+def test_bad_market_ids_are_refused_before_any_request(tmp_path, monkeypatch):
+    monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    result = runner.invoke(
+        app, ["collect", "--partition", "2026-02-28-23:30", "--market-ids", "12,abc"]
+    )
+    assert result.exit_code == 1
+    assert "not Gamma market ids" in result.output and "abc" in result.output
+
+
+def test_bad_fault_spec_is_a_user_error():
+    result = runner.invoke(app, ["replay", "--faults", "teapot=0.5"])
+    assert result.exit_code == 1
+    assert "--faults" in result.output
+
+
+def dump(path: Path) -> dict[str, list[tuple]]:
+    order = {
+        "tracked_markets": "window_start, market_id",
+        "market_snapshots": "window_start, market_id",
+        "btc_spot_prices": "open_time",
+        "btc_spot_windows": "window_start",
+    }
+    with duckdb.connect(str(path), read_only=True) as conn:
+        return {
+            t: conn.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall() for t, o in order.items()
+        }
+
+
+def test_dagster_cli_materializes_a_window_twice_with_identical_rows(tmp_path):
+    """The issue's acceptance run: replay --seed 7 --days 2 --now 2026-03-01T00:00:00Z,
+    then `dagster asset materialize ... --partition 2026-02-28-23:30`, twice."""
+    replay = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "btc_tracker_pipeline.cli",
+            "replay",
+            "--port",
+            "0",
+            "--seed",
+            "7",
+            "--days",
+            "2",
+            "--now",
+            "2026-03-01T00:00:00Z",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = replay.stdout.readline()
+        url = line.split(" on ")[1].split()[0]
+        env = os.environ | {
+            "DAGSTER_HOME": str(ROOT),
+            "BTC_TRACKER_DAGSTER_STORAGE": str(tmp_path / "dagster"),
+            "BTC_TRACKER_WAREHOUSE": str(tmp_path / "w.duckdb"),
+            "BTC_TRACKER_GAMMA_URL": f"{url}/gamma",
+            "BTC_TRACKER_CLOB_URL": f"{url}/clob",
+            "BTC_TRACKER_BINANCE_URL": f"{url}/binance",
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "btc_tracker_pipeline.definitions",
+            "--select",
+            "tracked_markets,market_snapshots,btc_spot_prices",
+            "--partition",
+            "2026-02-28-23:30",
+        ]
+        dumps = []
+        for _ in range(2):
+            proc = subprocess.run(
+                cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+            )
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            dumps.append(dump(tmp_path / "w.duckdb"))
+    finally:
+        replay.terminate()
+        replay.wait(timeout=30)
+    assert len(dumps[0]["tracked_markets"]) > 20
+    assert len(dumps[0]["market_snapshots"]) > 20
+    assert len(dumps[0]["btc_spot_prices"]) == 15
+    assert dumps[0] == dumps[1]
