@@ -75,6 +75,8 @@ class Discovery:
     markets: list[GammaMarket]
     discovered_by: str
     missing_ids: list[str]
+    # "market <id>: <field error>" for market objects that did not parse (skipped).
+    malformed: list[str]
 
 
 def is_btc_market(m: GammaMarket, keywords: Sequence[str] = DEFAULT_KEYWORDS) -> bool:
@@ -104,12 +106,19 @@ def discover(
     """Find every BTC market open at some point in [range_start, range_end).
 
     One keyset listing per ``closed`` state covers the whole range (not one per window).
+    A market object that does not parse is skipped and reported, never fatal.
     """
+    skipped: list[str] = []
+
+    def skip(raw: object, exc: Exception) -> None:
+        market_id = raw.get("id", "?") if isinstance(raw, dict) else "?"
+        skipped.append(f"market {market_id}: skipped, {exc}")
+
     if market_ids:
-        found = gamma.get_markets_by_ids(list(market_ids))
+        found = gamma.get_markets_by_ids(list(market_ids), on_malformed=skip)
         seen = {m.id for m in found}
         missing = [i for i in market_ids if i not in seen]
-        return Discovery(found, "ids", missing)
+        return Discovery(found, "ids", missing, skipped)
     filters = {
         "tag_id": BITCOIN_TAG_ID,
         "end_date_min": range_start,
@@ -117,10 +126,10 @@ def discover(
     }
     markets: dict[str, GammaMarket] = {}
     for closed in (False, True) if include_closed else (False,):
-        for m in gamma.iter_markets(closed=closed, **filters):
+        for m in gamma.iter_markets(skip, closed=closed, **filters):
             if is_btc_market(m, keywords):
                 markets[m.id] = m
-    return Discovery(sorted(markets.values(), key=lambda m: int(m.id)), "tag", [])
+    return Discovery(sorted(markets.values(), key=lambda m: int(m.id)), "tag", [], skipped)
 
 
 def tracked_frame(

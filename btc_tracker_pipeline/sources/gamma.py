@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -28,6 +28,10 @@ _DIGITS = re.compile(r"[0-9]+")
 
 
 # --------------------------------------------------------------------------- fields
+
+
+# Called with the raw market object and its parse error, to skip it instead of failing.
+MalformedHandler = Callable[[Any, MalformedResponseError], None]
 
 
 def malformed(field: str, expected: str, value: Any) -> MalformedResponseError:
@@ -325,14 +329,26 @@ class GammaClient:
         self.http = http
         self.base_url = base_url.rstrip("/")
 
-    def iter_markets(self, **filters: Any) -> Iterator[GammaMarket]:
+    def iter_markets(
+        self, on_malformed: MalformedHandler | None = None, **filters: Any
+    ) -> Iterator[GammaMarket]:
         """Every market matching ``filters`` (Gamma query params, e.g. ``closed=True``,
         ``tag_id=235``, ``end_date_min=datetime``, ``id=[...]``), via ``/markets/keyset``.
-        Without ``closed=True`` Gamma hides closed markets (§0)."""
+        Without ``closed=True`` Gamma hides closed markets (§0).
+
+        A market object that does not parse raises MalformedResponseError, unless
+        ``on_malformed`` is given: then it is called with the raw object and the error
+        and the listing goes on with the next market."""
         url = f"{self.base_url}/markets/keyset"
         for raw in self._keyset(url, "markets", MARKETS_PAGE_LIMIT, filters):
-            with at_url(url):
-                market = parse_market(raw)
+            try:
+                with at_url(url):
+                    market = parse_market(raw)
+            except MalformedResponseError as exc:
+                if on_malformed is None:
+                    raise
+                on_malformed(raw, exc)
+                continue
             yield market
 
     def iter_events(self, **filters: Any) -> Iterator[GammaEvent]:
@@ -351,15 +367,18 @@ class GammaClient:
         """One market by slug (closed ones too); NotFoundError if unknown."""
         return self._get_market(f"{self.base_url}/markets/slug/{slug}")
 
-    def get_markets_by_ids(self, ids: Sequence[str]) -> list[GammaMarket]:
+    def get_markets_by_ids(
+        self, ids: Sequence[str], on_malformed: MalformedHandler | None = None
+    ) -> list[GammaMarket]:
         """Markets for ``ids`` in the order given, open and closed, de-duplicated.
-        Ids Gamma does not know are left out. ValueError for non-digit ids."""
+        Ids Gamma does not know are left out. ValueError for non-digit ids.
+        ``on_malformed`` as for ``iter_markets``."""
         wanted = _check_market_ids(ids)
         found: dict[str, GammaMarket] = {}
         # §0: the listing hides closed markets unless closed=true, so ask twice.
         for closed in (False, True):
             for chunk in _chunks(wanted, IDS_PER_REQUEST):
-                for market in self.iter_markets(id=list(chunk), closed=closed):
+                for market in self.iter_markets(on_malformed, id=list(chunk), closed=closed):
                     found.setdefault(market.id, market)
         return [found[i] for i in wanted if i in found]
 

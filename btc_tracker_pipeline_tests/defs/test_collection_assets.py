@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import dagster as dg
 import duckdb
 
+from btc_tracker_pipeline.defs.btc import assets as btc_assets
 from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
+from btc_tracker_pipeline.defs.markets import assets as markets_assets
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
 
 ASSETS = [tracked_markets, market_snapshots, btc_spot_prices]
@@ -80,3 +84,26 @@ def test_explicit_market_ids_limit_tracking(resources):
             "SELECT market_id, discovered_by FROM tracked_markets ORDER BY 1"
         ).fetchall()
     assert tracked == [(i, "ids") for i in ids]
+
+
+def test_window_that_just_ended_is_collected_live_with_the_same_columns(resources, monkeypatch):
+    # The replay world stands at 2026-03-01 00:00; pretend the tick runs 3 minutes later.
+    tick = datetime(2026, 3, 1, 0, 3)
+    for module in (markets_assets, btc_assets):
+        monkeypatch.setattr(module, "utcnow", lambda: tick)
+    live_key = "2026-02-28-23:45"
+    assert dg.materialize(ASSETS, partition_key=live_key, resources=resources).success
+    assert dg.materialize(ASSETS, partition_key=KEY, resources=resources).success
+    with duckdb.connect(resources["warehouse"].path, read_only=True) as conn:
+        by_source = conn.execute(
+            "SELECT source, count(*), count(best_bid), count(volume), min(yes_price), "
+            "max(yes_price) FROM market_snapshots GROUP BY source ORDER BY source"
+        ).fetchall()
+        spot_sources = conn.execute(
+            "SELECT window_start, source FROM btc_spot_windows ORDER BY window_start"
+        ).fetchall()
+    (hist, *_), (live, n_live, bids, volumes, lo, hi) = by_source[0], by_source[1]
+    assert (hist, live) == ("history", "live")
+    assert n_live > 20 and bids > 0.5 * n_live and volumes == n_live
+    assert 0.0 <= lo <= hi <= 1.0
+    assert [s for _, s in spot_sources] == ["klines", "ticker"]

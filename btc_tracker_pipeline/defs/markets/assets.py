@@ -66,6 +66,7 @@ def tracked_markets(
     first.requests = polymarket.http.requests - before[0]
     first.retries = polymarket.http.retries - before[1]
     first.errors += [f"market {i}: not found on Gamma" for i in discovery.missing_ids]
+    first.errors += discovery.malformed
 
     total, empty = 0, []
     with warehouse.connect() as conn:

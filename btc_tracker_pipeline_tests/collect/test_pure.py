@@ -1,0 +1,72 @@
+"""Pure collection helpers: quote at a window end, spans, live/history, run status, spot."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from btc_tracker_pipeline.collect.runs import RunRecord, is_live
+from btc_tracker_pipeline.collect.snapshots import history_span, quote_at, to_unix
+from btc_tracker_pipeline.collect.spot import klines_frame, window_stats
+from btc_tracker_pipeline.sources.models import Kline, PricePoint
+
+END = datetime(2026, 3, 1, 10, 15)
+
+
+def test_quote_is_the_last_point_at_or_before_the_window_end():
+    points = [
+        PricePoint(to_unix(END) + d, p) for d, p in ((-120, 0.4), (-3, 0.5), (0, 0.6), (2, 0.9))
+    ]
+    assert quote_at(points, END).p == 0.6
+    assert quote_at(points[:2], END).p == 0.5
+    assert quote_at(points[3:], END) is None
+
+
+def test_stale_quote_is_no_quote():
+    points = [PricePoint(to_unix(END - timedelta(minutes=31)), 0.5)]
+    assert quote_at(points, END) is None
+
+
+def test_history_span_is_clipped_to_the_market_life():
+    start, end = datetime(2026, 3, 1), datetime(2026, 3, 2)
+    assert history_span(None, None, start, end) == (start - timedelta(minutes=30), end)
+    created = datetime(2026, 3, 1, 12)
+    expiry = datetime(2026, 3, 1, 13)
+    assert history_span(created, expiry, start, end) == (created, expiry + timedelta(hours=2))
+    assert history_span(datetime(2026, 3, 3), None, start, end) is None
+
+
+def test_live_only_just_after_the_window():
+    assert is_live(END, END + timedelta(minutes=2))
+    assert not is_live(END, END + timedelta(minutes=11))
+    assert not is_live(END, END - timedelta(seconds=1))
+
+
+def test_run_status():
+    r = RunRecord("market_snapshots", END - timedelta(minutes=15), END)
+    r.markets_tried, r.markets_ok = 10, 10
+    assert r.status == "ok"
+    r.markets_ok = 8
+    r.errors.append("market 1: ServerError")
+    assert r.status == "partial"
+    r.markets_ok = 0
+    assert r.status == "failed"
+    assert r.frame()["errors"][0] == '["market 1: ServerError"]'
+
+
+def test_spot_window_stats_from_klines():
+    start = END - timedelta(hours=24, minutes=15)
+    klines = [
+        Kline(start + timedelta(minutes=i), 100.0 + i, 101.0 + i, 99.0 + i, 100.5 + i, 1.0)
+        for i in range(24 * 60 + 15)
+    ]
+    frame = klines_frame(klines)
+    stats = window_stats(frame, END - timedelta(minutes=15), END).row(0, named=True)
+    last_close = 100.5 + 24 * 60 + 14
+    assert stats["spot_price"] == last_close and stats["source"] == "klines"
+    day_open = 100.0 + 15  # first candle of the 24 h before END
+    assert abs(stats["change_24h_pct"] - (last_close - day_open) / day_open * 100) < 1e-9
+    assert stats["volume_24h"] == 1440.0
+    assert window_stats(frame, END, END + timedelta(minutes=15)).is_empty()
+    assert isinstance(frame, pl.DataFrame)
