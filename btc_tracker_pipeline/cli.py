@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -271,7 +272,31 @@ def ui(
         "127.0.0.1",
     ]
     console.print(" ".join(cmd))
-    raise typer.Exit(subprocess.call(cmd, cwd=root, env=os.environ.copy()))
+    raise typer.Exit(_run_stoppable(cmd, root))
+
+
+def _reset_signals() -> None:
+    # dagster dev started from a non-interactive shell ignores SIGINT/SIGTERM
+    # (docs/dagster.md §3): give it default handlers and its own process group.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.setsid()
+
+
+def _run_stoppable(cmd: list[str], cwd: Path) -> int:
+    """Run ``cmd`` and stop its whole process group on Ctrl+C or SIGTERM."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=os.environ.copy(), preexec_fn=_reset_signals)
+
+    def stop(signum: int, _frame: object) -> None:
+        os.killpg(proc.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        return proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -9,8 +9,9 @@ Parsed from the structured Gamma fields first (slug pattern, ``eventStartTime``,
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from btc_tracker_pipeline.sources.models import GammaMarket
 
@@ -46,6 +47,30 @@ FAMILIES = (
 _AMOUNT = r"\$?\s*(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:(?:\.|pt)\d+)?)\s*([kKmM](?![a-zA-Z]))?"
 _AMOUNT_RE = re.compile(_AMOUNT)
 _RANGE_RE = re.compile(r"between\s+" + _AMOUNT + r"\s+and\s+" + _AMOUNT, re.IGNORECASE)
+_MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
+# "March 2-8" / "March 30-April 5" in weekly "What price will Bitcoin hit …" questions.
+_PERIOD_RE = re.compile(
+    r"\b("
+    + "|".join(_MONTHS)
+    + r")\s+(\d{1,2})\s*-\s*(?:("
+    + "|".join(_MONTHS)
+    + r")\s+)?(\d{1,2})\b",
+    re.IGNORECASE,
+)
+ET = ZoneInfo("America/New_York")
 _REACH_RE = re.compile(r"\b(?:reach|hit|above|over|exceed)\w*\s+(?:of\s+)?" + _AMOUNT, re.I)
 _DIP_RE = re.compile(r"\b(?:dip|drop|fall|below|under)\w*\s+(?:to\s+|below\s+)?" + _AMOUNT, re.I)
 
@@ -146,8 +171,37 @@ def _from_text(text: str, group_title: str | None) -> tuple[str, str, float, flo
     return None
 
 
+def hit_period_start(question: str, expiry: datetime | None) -> datetime | None:
+    """Start (00:00 ET, as naive UTC) of the period named in a "reach/dip … March 2-8?"
+    question; the year is the expiry's (the previous one when that would be after expiry)."""
+    match = _PERIOD_RE.search(question or "")
+    if match is None or expiry is None:
+        return None
+    month = _MONTHS.index(match.group(1).lower()) + 1
+    day = int(match.group(2))
+    for year in (expiry.year, expiry.year - 1):
+        try:
+            start = datetime(year, month, day, tzinfo=ET).astimezone(UTC).replace(tzinfo=None)
+        except ValueError:
+            return None
+        if start < expiry:
+            return start
+    return None
+
+
 def parse_market_terms(m: GammaMarket) -> MarketTerms:
-    """Parse a market's contract terms (see module docstring for the order of sources)."""
+    """Parse a market's contract terms (see module docstring for the order of sources).
+
+    Barrier markets (reach/dip) get ``reference_start`` = the start of the period their
+    question names, from which touches count; others keep None.
+    """
+    terms = _parse_terms(m)
+    if terms.family in ("reach", "dip"):
+        terms = replace(terms, reference_start=hit_period_start(m.question, m.end_date))
+    return terms
+
+
+def _parse_terms(m: GammaMarket) -> MarketTerms:
     updown = _updown(m)
     if updown is not None:
         return updown

@@ -32,6 +32,12 @@ def dump(path: str) -> dict[str, list[tuple]]:
 def test_one_window_writes_every_table(resources):
     result = dg.materialize(ASSETS, partition_key=KEY, resources=resources)
     assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {
+        "prices_in_unit_interval": True,
+        "outcome_prices_sum_to_one": True,
+        "coverage": True,
+    }
     tables = dump(resources["warehouse"].path)
     tracked, snaps = tables["tracked_markets"], tables["market_snapshots"]
     assert len(tracked) > 20

@@ -100,3 +100,15 @@ def test_rules_text_wins_over_title(template):
 )
 def test_parse_amount(text, suffix, value):
     assert parse_amount(text, suffix) == value
+
+
+def test_barrier_markets_count_touches_from_the_period_in_their_question(template):
+    m = replace(
+        template,
+        question="Will Bitcoin reach $90,000 March 2-8?",
+        end_date=datetime(2026, 3, 9, 4, 0),
+    )
+    terms = parse_market_terms(m)
+    assert (terms.family, terms.strike) == ("reach", 90_000)
+    # Monday March 2, 00:00 America/New_York (EST) = 05:00 UTC.
+    assert terms.reference_start == datetime(2026, 3, 2, 5, 0)

@@ -1,5 +1,7 @@
 """Polymarket assets: which BTC markets are open in a window, and their quotes."""
 
+from datetime import timedelta
+
 import dagster as dg
 import polars as pl
 from pydantic import Field
@@ -102,6 +104,15 @@ def tracked_markets(
     )
 
 
+PRICES_CHECK = "prices_in_unit_interval"
+SUM_CHECK = "outcome_prices_sum_to_one"
+COVERAGE_CHECK = "coverage"
+# A window is covered when at least this share of its tracked markets got a quote.
+MIN_COVERAGE = 0.9
+# |yes + no - 1| above this in a binary market's quote is suspicious (ticks are 0.01).
+SUM_TOLERANCE = 0.02
+
+
 @dg.asset(
     deps=[tracked_markets],
     partitions_def=fifteen_minute_partitions,
@@ -110,6 +121,24 @@ def tracked_markets(
     kinds={"polymarket", "duckdb"},
     owners=OWNERS,
     pool=DUCKDB_WRITE_POOL,
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(minutes=45), warn_window=timedelta(minutes=20)
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            PRICES_CHECK, asset="market_snapshots", description="Every price is in [0, 1]."
+        ),
+        dg.AssetCheckSpec(
+            SUM_CHECK,
+            asset="market_snapshots",
+            description=f"YES + NO prices are within {SUM_TOLERANCE} of 1.",
+        ),
+        dg.AssetCheckSpec(
+            COVERAGE_CHECK,
+            asset="market_snapshots",
+            description=f"At least {MIN_COVERAGE:.0%} of tracked markets quoted in every window.",
+        ),
+    ],
 )
 def market_snapshots(
     context: dg.AssetExecutionContext,
@@ -162,6 +191,7 @@ def market_snapshots(
         }
 
     total = 0
+    coverage: list[tuple[str, float]] = []
     with warehouse.connect() as conn:
         for i, (ws, we) in enumerate(windows):
             record = RunRecord("market_snapshots", ws, we, context.run_id)
@@ -171,6 +201,7 @@ def market_snapshots(
             in_window = tracked.filter(pl.col("window_start") == ws)
             frame = frames[ws]
             record.markets_tried, record.markets_ok = in_window.height, frame.height
+            coverage.append((f"{ws:%Y-%m-%d %H:%M}", frame.height / max(in_window.height, 1)))
             quoted = set(frame["market_id"].to_list())
             for market_id, token in in_window.select("market_id", "yes_token_id").iter_rows():
                 if market_id in quoted:
@@ -187,6 +218,7 @@ def market_snapshots(
         )
     last = frames[windows[-1][0]]
     return dg.MaterializeResult(
+        check_results=snapshot_checks(pl.concat(frames.values()), coverage),
         metadata={
             **window_metadata(windows),
             "row_count": dg.MetadataValue.int(total),
@@ -196,5 +228,47 @@ def market_snapshots(
             "preview": preview(
                 last.select("market_id", "yes_price", "best_bid", "best_ask", "quote_ts", "source")
             ),
-        }
+        },
     )
+
+
+def snapshot_checks(
+    frame: pl.DataFrame, coverage: list[tuple[str, float]]
+) -> list[dg.AssetCheckResult]:
+    """Price range, YES+NO ≈ 1, and per-window coverage of the rows just written."""
+    outside = frame.filter(
+        ~pl.col("yes_price").is_between(0.0, 1.0) | ~pl.col("no_price").is_between(0.0, 1.0)
+    )
+    off_sum = frame.filter(((pl.col("yes_price") + pl.col("no_price")) - 1.0).abs() > SUM_TOLERANCE)
+    thin = [(w, c) for w, c in coverage if c < MIN_COVERAGE]
+    worst = min(coverage, key=lambda wc: wc[1]) if coverage else ("", 1.0)
+    return [
+        dg.AssetCheckResult(
+            check_name=PRICES_CHECK,
+            passed=outside.is_empty(),
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "rows_outside": len(outside),
+                "markets": ", ".join(outside["market_id"].unique().sort().head(20)),
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name=SUM_CHECK,
+            passed=off_sum.is_empty(),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "rows_off": len(off_sum),
+                "markets": ", ".join(off_sum["market_id"].unique().sort().head(20)),
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name=COVERAGE_CHECK,
+            passed=not thin,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "lowest_coverage": dg.MetadataValue.float(round(worst[1], 4)),
+                "lowest_window": worst[0],
+                "windows_below": len(thin),
+            },
+        ),
+    ]
