@@ -1,0 +1,320 @@
+"""Resolution labels: which BTC markets settled in a window, who won, and a check of
+each label against BTC/USDT 1-minute klines. Pure code, no Dagster import.
+
+A market is *resolved* when Gamma shows it closed with one-hot ``outcomePrices``
+(docs/apis.md §1.7); ``umaResolutionStatus`` confirms that but is often absent, so it
+is recorded, never required. Closed markets with 50/50 or all-zero prices are
+*void*; any other closed market (e.g. prices still 0.995/0.005) is *unsettled*.
+
+The settle time is ``closedTime`` (``endDate`` when Gamma omits it). Listing is one
+keyset pass over a whole range of windows; each window then takes the markets whose
+settle time falls in it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import polars as pl
+
+from btc_tracker_pipeline.collect.discovery import BITCOIN_TAG_ID, is_btc_market
+from btc_tracker_pipeline.features.market_terms import parse_market_terms
+from btc_tracker_pipeline.sources.gamma import GammaClient
+from btc_tracker_pipeline.sources.models import GammaMarket
+
+ResolutionStatus = Literal["resolved", "void", "unsettled"]
+
+# docs/apis.md §1.7: one price >= 0.999 and the rest <= 0.001 counts as one-hot
+# (nautilus_trader's strict rule); 0.995/0.005 is a pre-settlement drift, not a result.
+WINNER_MIN = 0.999
+LOSER_MAX = 0.001
+SOURCE = "gamma"
+UPDOWN_FAMILIES = ("updown_5m", "updown_15m", "updown_1h", "updown_4h", "updown_daily")
+# docs/apis.md §1.8: these settle on Chainlink BTC/USD, so Binance klines are a proxy.
+CHAINLINK_FAMILIES = ("updown_5m", "updown_15m", "updown_4h")
+MINUTE = timedelta(minutes=1)
+
+RESOLUTION_SCHEMA: dict[str, pl.DataType] = {
+    "window_start": pl.Datetime("us"),
+    "window_end": pl.Datetime("us"),
+    "market_id": pl.String(),
+    "condition_id": pl.String(),
+    "family": pl.String(),
+    "question": pl.String(),
+    "expiry": pl.Datetime("us"),
+    "settled_at": pl.Datetime("us"),
+    "status": pl.String(),
+    "winner_outcome": pl.String(),
+    "winning_token_id": pl.String(),
+    "yes_won": pl.Boolean(),
+    "outcome_prices": pl.String(),
+    "uma_resolution_status": pl.String(),
+    "source": pl.String(),
+}
+
+CROSSCHECK_SCHEMA: dict[str, pl.DataType] = {
+    "market_id": pl.String(),
+    "family": pl.String(),
+    "rule": pl.String(),
+    "label_yes_won": pl.Boolean(),
+    "klines_yes_won": pl.Boolean(),
+    "agrees": pl.Boolean(),
+    "detail": pl.String(),
+}
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def classify_resolution(m: GammaMarket) -> tuple[ResolutionStatus, int | None] | None:
+    """``(status, winner index)`` of a closed market, None when it is not closed.
+
+    ``resolved`` with the index of the single price >= 0.999 when every other price is
+    <= 0.001; ``void`` for 50/50 or all-zero prices; ``unsettled`` otherwise (§1.7).
+    """
+    if not m.closed:
+        return None
+    prices = m.outcome_prices or ()
+    winners = [i for i, p in enumerate(prices) if p >= WINNER_MIN]
+    if len(winners) == 1 and all(p <= LOSER_MAX for i, p in enumerate(prices) if i != winners[0]):
+        return "resolved", winners[0]
+    if prices and all(p <= LOSER_MAX for p in prices):
+        return "void", None  # §0: legacy ["0","0"]
+    if len(prices) == 2 and all(abs(p - 0.5) <= LOSER_MAX for p in prices):
+        return "void", None  # §0: ["0.5","0.5"] is a 50/50 (void) settlement
+    return "unsettled", None
+
+
+def settle_time(m: GammaMarket) -> datetime | None:
+    """When the market settled for windowing: ``closedTime``, else ``endDate``."""
+    return m.closed_time or m.end_date
+
+
+def settled_in_window(m: GammaMarket, window_start: datetime, window_end: datetime) -> bool:
+    """True when the market's settle time (:func:`settle_time`) is in [start, end)."""
+    settled = settle_time(m)
+    return settled is not None and window_start <= settled < window_end
+
+
+def settled_at(m: GammaMarket) -> datetime | None:
+    """The recorded settle instant: ``closedTime``, else ``umaEndDate``, else None."""
+    # GammaMarket has no umaEndDate field yet; read it when parse_market provides it.
+    return m.closed_time or getattr(m, "uma_end_date", None)
+
+
+def _price_text(p: float) -> str:
+    text = repr(p)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def outcome_prices_json(m: GammaMarket) -> str | None:
+    """The outcome prices as a JSON list of strings, Gamma style (``["0", "1"]``)."""
+    if m.outcome_prices is None:
+        return None
+    return json.dumps([_price_text(p) for p in m.outcome_prices])
+
+
+def resolution_row(m: GammaMarket, window_start: datetime, window_end: datetime) -> dict[str, Any]:
+    """One ``market_resolutions`` row for a closed market (ValueError if it is open)."""
+    classified = classify_resolution(m)
+    if classified is None:
+        raise ValueError(f"market {m.id} is not closed: no resolution")
+    status, winner = classified
+    won = winner is not None
+    return {
+        "window_start": window_start,
+        "window_end": window_end,
+        "market_id": m.id,
+        "condition_id": m.condition_id,
+        "family": parse_market_terms(m).family,
+        "question": m.question,
+        "expiry": m.end_date,
+        "settled_at": settled_at(m),
+        "status": status,
+        "winner_outcome": m.outcomes[winner] if won and winner < len(m.outcomes) else None,
+        "winning_token_id": m.token_ids[winner] if won and winner < len(m.token_ids) else None,
+        "yes_won": (winner == 0) if won else None,
+        "outcome_prices": outcome_prices_json(m),
+        "uma_resolution_status": m.uma_resolution_status,
+        "source": SOURCE,
+    }
+
+
+def resolutions_frame(
+    markets: Iterable[GammaMarket], window_start: datetime, window_end: datetime
+) -> pl.DataFrame:
+    """``market_resolutions`` rows (RESOLUTION_SCHEMA) of the closed markets among
+    ``markets`` whose settle time is in [window_start, window_end), by market id."""
+    chosen = {
+        m.id: m for m in markets if m.closed and settled_in_window(m, window_start, window_end)
+    }
+    rows = [
+        resolution_row(chosen[i], window_start, window_end) for i in sorted(chosen, key=_id_key)
+    ]
+    return pl.DataFrame(rows, schema=RESOLUTION_SCHEMA)
+
+
+def _id_key(market_id: str) -> tuple[int, str]:
+    # Gamma ids are decimal strings: order them as numbers.
+    return len(market_id), market_id
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def find_resolutions(
+    gamma: GammaClient,
+    range_start: datetime,
+    range_end: datetime,
+    *,
+    max_settle_lag: timedelta = timedelta(days=9),
+    max_early_close: timedelta = timedelta(days=8),
+    market_ids: Sequence[str] = (),
+) -> tuple[list[GammaMarket], list[str]]:
+    """Closed BTC markets whose settle time is in [range_start, range_end), by id, and
+    the messages of market objects that did not parse (skipped, never fatal).
+
+    One ``closed=true`` keyset listing by the bitcoin tag covers the whole range:
+    ``end_date_min = range_start - max_settle_lag`` (settlement can lag ``endDate`` by
+    UMA disputes) and ``end_date_max = range_end + max_early_close``. The second margin
+    exists because barrier markets ("reach"/"dip", "immediately resolve") close before
+    their ``endDate``; with ``max_early_close=0`` a weekly reach market that hit early
+    would never be labelled. Explicit ``market_ids`` replace the tag listing.
+    """
+    skipped: list[str] = []
+
+    def skip(raw: object, exc: Exception) -> None:
+        market_id = raw.get("id", "?") if isinstance(raw, dict) else "?"
+        skipped.append(f"market {market_id}: skipped, {exc}")
+
+    if market_ids:
+        listed: Iterable[GammaMarket] = gamma.get_markets_by_ids(list(market_ids), skip)
+    else:
+        # §0/§1.2: closed markets are hidden unless closed=true is sent.
+        listed = gamma.iter_markets(
+            skip,
+            closed=True,
+            tag_id=BITCOIN_TAG_ID,
+            end_date_min=range_start - max_settle_lag,
+            end_date_max=range_end + max_early_close,
+        )
+    found: dict[str, GammaMarket] = {}
+    for m in listed:
+        if m.closed and settled_in_window(m, range_start, range_end) and is_btc_market(m):
+            found[m.id] = m
+    return [found[i] for i in sorted(found, key=_id_key)], skipped
+
+
+# --------------------------------------------------------------------------- cross-check
+
+
+def _fmt(ts: datetime | None) -> str:
+    return "?" if ts is None else ts.strftime("%Y-%m-%d %H:%M")
+
+
+def _candle_lookup(klines: pl.DataFrame) -> dict[datetime, tuple[float, float]]:
+    frame = klines.select("open_time", "open", "close").unique("open_time", keep="last")
+    return {t: (o, c) for t, o, c in frame.iter_rows()}
+
+
+def _check_one(
+    family: str,
+    strike: float | None,
+    reference_start: datetime | None,
+    expiry: datetime | None,
+    candles: dict[datetime, tuple[float, float]],
+) -> tuple[str, bool | None, str]:
+    """(rule, yes by the klines or None if not checkable, detail)."""
+    end = None if expiry is None else expiry.replace(second=0, microsecond=0)
+    if family == "updown_daily":
+        # §1.8 (reported, not in the simulated world): the Binance 1m close at 12:00 ET
+        # (the candle opening at E) against the same candle of the day before (at R).
+        rule = "close(E) >= close(R)"
+        if reference_start is None or end is None:
+            return rule, None, "no reference start or expiry"
+        first, last = candles.get(reference_start), candles.get(end)
+        if first is None or last is None:
+            return rule, None, f"no 1m candle at {_fmt(reference_start if first is None else end)}"
+        detail = f"close {first[1]} at {_fmt(reference_start)}, close {last[1]} at {_fmt(end)}"
+        return rule, last[1] >= first[1], detail
+    if family in UPDOWN_FAMILIES:
+        # §1.8: "Up" if the end price >= the start price. On 1m candles: the close of
+        # the candle opening at E - 1 min (the price at E) vs the open of the candle
+        # opening at R (the price at R) — exactly a Binance 1h candle's close vs open.
+        rule = "close(E-1m) >= open(R)"
+        if reference_start is None or end is None:
+            return rule, None, "no reference start or expiry"
+        first, last = candles.get(reference_start), candles.get(end - MINUTE)
+        if first is None or last is None:
+            gap = reference_start if first is None else end - MINUTE
+            return rule, None, f"no 1m candle at {_fmt(gap)}"
+        detail = (
+            f"open {first[0]} at {_fmt(reference_start)}, close {last[1]} at {_fmt(end - MINUTE)}"
+        )
+        if family in CHAINLINK_FAMILIES:
+            detail += " (settles on Chainlink; Binance is a proxy)"
+        return rule, last[1] >= first[0], detail
+    if family in ("above", "below"):
+        # Ladder rules text: the Binance 1m candle *at* 12:00 ET (opening at endDate),
+        # its final "Close" strictly higher than the strike; "below" mirrors it.
+        rule = "close(E) > K" if family == "above" else "close(E) < K"
+        if strike is None or end is None:
+            return rule, None, "no strike or expiry"
+        candle = candles.get(end)
+        if candle is None:
+            return rule, None, f"no 1m candle at {_fmt(end)}"
+        close = candle[1]
+        yes = close > strike if family == "above" else close < strike
+        return rule, yes, f"close {close} at {_fmt(end)} vs strike {strike:g}"
+    if family in ("reach", "dip"):
+        return "barrier", None, "barrier over the whole week/month: not cross-checked"
+    return "none", None, f"family {family!r}: no klines rule"
+
+
+def crosscheck(
+    resolutions: pl.DataFrame, tracked_terms: pl.DataFrame, klines: pl.DataFrame
+) -> pl.DataFrame:
+    """Each resolved market's label against the rule recomputed from 1m klines
+    (CROSSCHECK_SCHEMA), one row per resolved market, by market id.
+
+    Rules (R = reference_start, E = expiry, K = strike; "at T" = the candle opening at T):
+    up/down ``close(E-1m) >= open(R)``; daily up/down ``close(E) >= close(R)``;
+    above ``close(E) > K``; below ``close(E) < K``; reach/dip are not checked.
+
+    ``tracked_terms``: ``market_id, family, strike, reference_start, expiry`` (any
+    number of rows per market); ``klines``: ``open_time, open, close`` (1m candles).
+    Rows that cannot be checked (no terms, no candle, barrier or unknown family) have
+    ``klines_yes_won`` and ``agrees`` null and say why in ``detail``. Up/down markets of
+    the Chainlink families are checked on Binance as a proxy (near-ties may differ).
+    """
+    resolved = (
+        resolutions.filter(pl.col("status") == "resolved")
+        .select("market_id", "family", "yes_won")
+        .unique("market_id", keep="first", maintain_order=True)
+    )
+    terms = {
+        row["market_id"]: row
+        for row in tracked_terms.select(
+            "market_id", "family", "strike", "reference_start", "expiry"
+        )
+        .unique("market_id", keep="last", maintain_order=True)
+        .iter_rows(named=True)
+    }
+    candles = _candle_lookup(klines)
+    rows = []
+    for market_id, family, label in resolved.iter_rows():
+        term = terms.get(market_id)
+        if term is None:
+            rows.append((market_id, family, "none", label, None, None, "no tracked terms"))
+            continue
+        family = term["family"] or family
+        rule, yes, detail = _check_one(
+            family, term["strike"], term["reference_start"], term["expiry"], candles
+        )
+        agrees = None if yes is None or label is None else yes == label
+        rows.append((market_id, family, rule, label, yes, agrees, detail))
+    rows.sort(key=lambda row: _id_key(row[0]))
+    return pl.DataFrame(rows, schema=CROSSCHECK_SCHEMA, orient="row")

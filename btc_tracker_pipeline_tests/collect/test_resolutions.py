@@ -1,0 +1,446 @@
+"""Resolution labels: classification on real and synthetic Gamma objects, the one-pass
+listing and the klines cross-check against the simulated world through the replay server."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import polars as pl
+import pytest
+
+from btc_tracker_pipeline.collect.resolutions import (
+    CROSSCHECK_SCHEMA,
+    RESOLUTION_SCHEMA,
+    classify_resolution,
+    crosscheck,
+    find_resolutions,
+    resolution_row,
+    resolutions_frame,
+    settled_at,
+    settled_in_window,
+)
+from btc_tracker_pipeline.collect.spot import klines_frame
+from btc_tracker_pipeline.features.market_terms import parse_market_terms
+from btc_tracker_pipeline.replay import ReplayServer
+from btc_tracker_pipeline.replay.recorded import RecordedWorld
+from btc_tracker_pipeline.replay.simulated import SimulatedWorld
+from btc_tracker_pipeline.sources.binance import BinanceClient
+from btc_tracker_pipeline.sources.gamma import GammaClient, parse_market
+from btc_tracker_pipeline.sources.http import HttpSettings, JsonHttp, make_client
+from btc_tracker_pipeline.sources.models import GammaMarket
+
+DAY_START, DAY_END = datetime(2026, 2, 28), datetime(2026, 3, 1)
+TERMS_SCHEMA = {
+    "market_id": pl.String(),
+    "family": pl.String(),
+    "strike": pl.Float64(),
+    "reference_start": pl.Datetime("us"),
+    "expiry": pl.Datetime("us"),
+}
+
+
+def load(fixtures_dir, name: str) -> dict:
+    return json.loads((fixtures_dir / name).read_text())
+
+
+def variant(fixtures_dir, **changes) -> GammaMarket:
+    """The closed Katana market with some raw fields replaced (None removes a key)."""
+    raw = load(fixtures_dir, "gamma_market_resolved_katana_fdv.json") | changes
+    return parse_market({k: v for k, v in raw.items() if v is not None})
+
+
+def terms_frame(markets: list[GammaMarket]) -> pl.DataFrame:
+    rows = []
+    for m in markets:
+        t = parse_market_terms(m)
+        rows.append((m.id, t.family, t.strike, t.reference_start, t.expiry))
+    return pl.DataFrame(rows, schema=TERMS_SCHEMA, orient="row")
+
+
+# --------------------------------------------------------------------------- real fixtures
+
+
+def test_resolved_fixture_names_the_no_winner(fixtures_dir):
+    m = parse_market(load(fixtures_dir, "gamma_market_resolved_katana_fdv.json"))
+    assert classify_resolution(m) == ("resolved", 1)
+    row = resolution_row(m, datetime(2026, 3, 19, 23, 15), datetime(2026, 3, 19, 23, 30))
+    assert row["winner_outcome"] == "No" and row["yes_won"] is False
+    assert row["winning_token_id"] == m.token_ids[1]
+    assert row["settled_at"] == datetime(2026, 3, 19, 23, 20, 15)
+    assert row["expiry"] == datetime(2028, 1, 1, 5, 0)
+    assert row["uma_resolution_status"] == "resolved"
+    assert json.loads(row["outcome_prices"]) == ["0", "1"]
+    assert row["source"] == "gamma" and row["status"] == "resolved"
+
+
+def test_settled_market_without_uma_status_is_resolved(fixtures_dir):
+    m = parse_market(load(fixtures_dir, "gamma_market_closed_no_uma_status.json"))
+    assert m.uma_resolution_status is None
+    assert classify_resolution(m) == ("resolved", 0)
+    row = resolution_row(m, datetime(2026, 5, 9), datetime(2026, 5, 10))
+    assert (row["winner_outcome"], row["yes_won"], row["uma_resolution_status"]) == (
+        "Yes",
+        True,
+        None,
+    )
+
+
+def test_active_markets_are_not_resolutions(fixtures_dir):
+    markets = [
+        parse_market(raw) for raw in load(fixtures_dir, "gamma_markets_btc_15m_active_nested.json")
+    ]
+    assert all(classify_resolution(m) is None for m in markets)
+    wide = resolutions_frame(markets, datetime(2026, 1, 1), datetime(2027, 1, 1))
+    assert wide.is_empty() and wide.schema == RESOLUTION_SCHEMA
+    with pytest.raises(ValueError, match="not closed"):
+        resolution_row(markets[0], datetime(2026, 1, 1), datetime(2027, 1, 1))
+
+
+# --------------------------------------------------------------------------- synthetic variants
+
+
+@pytest.mark.parametrize(
+    ("prices", "expected"),
+    [
+        ('["0.5", "0.5"]', ("void", None)),
+        ('["0", "0"]', ("void", None)),
+        ('["0.995", "0.005"]', ("unsettled", None)),
+        ('["0.9995", "0.0005"]', ("resolved", 0)),
+        ('["0.0005", "0.9995"]', ("resolved", 1)),
+        ('["1", "1"]', ("unsettled", None)),
+        ('["0.6", "0.4"]', ("unsettled", None)),
+        (None, ("unsettled", None)),
+    ],
+)
+def test_classification_follows_the_one_hot_rule(fixtures_dir, prices, expected):
+    assert classify_resolution(variant(fixtures_dir, outcomePrices=prices)) == expected
+
+
+def test_open_market_with_one_hot_prices_is_no_resolution(fixtures_dir):
+    assert (
+        classify_resolution(variant(fixtures_dir, closed=False, outcomePrices='["1", "0"]')) is None
+    )
+
+
+def test_void_and_unsettled_rows_carry_no_winner(fixtures_dir):
+    ws, we = datetime(2026, 3, 19, 23), datetime(2026, 3, 20)
+    markets = [
+        variant(fixtures_dir, id="1", outcomePrices='["0.5", "0.5"]'),
+        variant(fixtures_dir, id="2", outcomePrices='["0.995", "0.005"]'),
+        variant(fixtures_dir, id="3", outcomePrices='["0.9995", "0.0005"]'),
+    ]
+    frame = resolutions_frame(markets, ws, we)
+    assert frame.schema == RESOLUTION_SCHEMA
+    assert frame.select("market_id", "status", "winner_outcome", "yes_won").rows() == [
+        ("1", "void", None, None),
+        ("2", "unsettled", None, None),
+        ("3", "resolved", "Yes", True),
+    ]
+    assert json.loads(frame["outcome_prices"][1]) == ["0.995", "0.005"]
+
+
+def test_settle_time_is_closed_time_else_end_date(fixtures_dir):
+    closed = variant(fixtures_dir)  # closedTime 2026-03-19 23:20:15, endDate 2028-01-01 05:00
+    assert settled_in_window(closed, datetime(2026, 3, 19, 23, 15), datetime(2026, 3, 19, 23, 30))
+    assert not settled_in_window(closed, datetime(2028, 1, 1, 5), datetime(2028, 1, 1, 5, 15))
+    no_close = variant(fixtures_dir, closedTime=None, umaEndDate=None)
+    assert settled_in_window(no_close, datetime(2028, 1, 1, 5), datetime(2028, 1, 1, 5, 15))
+    # [start, end): a settle time on the end bound belongs to the next window.
+    assert not settled_in_window(no_close, datetime(2028, 1, 1, 4, 45), datetime(2028, 1, 1, 5))
+    assert settled_at(no_close) is None
+
+
+def test_settled_at_falls_back_to_uma_end_date(fixtures_dir):
+    @dataclass(frozen=True)
+    class WithUmaEnd(GammaMarket):
+        uma_end_date: datetime | None = None
+
+    base = variant(fixtures_dir, closedTime=None)
+    fields = {name: getattr(base, name) for name in base.__dataclass_fields__}
+    m = WithUmaEnd(**fields, uma_end_date=datetime(2026, 3, 19, 23, 20, 15))
+    assert settled_at(m) == datetime(2026, 3, 19, 23, 20, 15)
+
+
+# --------------------------------------------------------------------------- simulated world
+
+
+@pytest.fixture(scope="module")
+def sim():
+    world = SimulatedWorld(seed=7, days=2, now=datetime(2026, 3, 1))
+    with ReplayServer(world) as server:
+        http = JsonHttp(make_client(HttpSettings()), HttpSettings())
+        yield world, server, GammaClient(http, f"{server.url}/gamma")
+        http.close()
+
+
+@pytest.fixture(scope="module")
+def day(sim):
+    """find_resolutions over 2026-02-28, the replay stats of that call, the 1m klines."""
+    world, server, gamma = sim
+    server.reset_stats()
+    markets, skipped = find_resolutions(gamma, DAY_START, DAY_END)
+    stats = server.stats()
+    binance = BinanceClient(base_url=f"{server.url}/binance")
+    klines = klines_frame(binance.klines(world.start, DAY_END))
+    return markets, skipped, stats, klines
+
+
+def _raw_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
+
+
+def test_finds_every_btc_market_that_closed_that_day_in_one_listing(sim, day):
+    world, _, _ = sim
+    markets, skipped, stats, _ = day
+    raw = world.gamma_markets()
+    expected = {
+        r["id"] for r in raw if r["closed"] and DAY_START <= _raw_time(r["closedTime"]) < DAY_END
+    }
+    assert skipped == []
+    assert {m.id for m in markets} == expected
+    families = {parse_market_terms(m).family for m in markets}
+    assert families == {"updown_15m", "updown_1h", "above"}
+    # One keyset listing: exactly the pages its matches need, no other Gamma route.
+    lo, hi = DAY_START - timedelta(days=9), DAY_END + timedelta(days=8)
+    listed = [
+        r
+        for r in raw
+        if r["closed"]
+        and lo <= _raw_time(r["endDate"]) <= hi
+        and any(t["id"] == "235" for t in r["events"][0]["tags"])
+    ]
+    assert stats["routes"] == {"/gamma/markets/keyset": math.ceil(len(listed) / 100)}
+
+
+def test_every_label_matches_the_world(sim, day):
+    world, _, _ = sim
+    markets, _, _, _ = day
+    frame = resolutions_frame(markets, DAY_START, DAY_END)
+    assert frame.height == len(markets) and set(frame["status"]) == {"resolved"}
+    for market_id, winner, yes_won in frame.select(
+        "market_id", "winner_outcome", "yes_won"
+    ).iter_rows():
+        truth = world.resolution_of(market_id)
+        assert winner == truth
+        assert yes_won == (truth in ("Up", "Yes"))
+
+
+def test_crosscheck_agrees_for_every_simulated_market(day):
+    markets, _, _, klines = day
+    frame = resolutions_frame(markets, DAY_START, DAY_END)
+    checked = crosscheck(frame, terms_frame(markets), klines)
+    assert checked.schema == CROSSCHECK_SCHEMA
+    assert checked.height == frame.height
+    assert checked["agrees"].null_count() == 0, checked.filter(pl.col("agrees").is_null())
+    assert checked["agrees"].all()
+    rules = dict(checked.select("family", "rule").unique().iter_rows())
+    assert rules == {
+        "updown_15m": "close(E-1m) >= open(R)",
+        "updown_1h": "close(E-1m) >= open(R)",
+        "above": "close(E) > K",
+    }
+
+
+def test_crosscheck_details_name_the_compared_prices(sim, day):
+    world, _, _ = sim
+    markets, _, _, klines = day
+    hourly = next(m for m in markets if parse_market_terms(m).family == "updown_1h")
+    terms = parse_market_terms(hourly)
+    checked = crosscheck(
+        resolutions_frame([hourly], DAY_START, DAY_END), terms_frame([hourly]), klines
+    )
+    detail = checked["detail"][0]
+    close = world.btc_close_at(terms.expiry - timedelta(minutes=1))
+    assert f"close {close} at {terms.expiry - timedelta(minutes=1):%Y-%m-%d %H:%M}" in detail
+    assert f"at {terms.reference_start:%Y-%m-%d %H:%M}" in detail
+
+
+def test_flipped_label_is_reported_as_disagreement(day):
+    markets, _, _, klines = day
+    frame = resolutions_frame(markets, DAY_START, DAY_END)
+    victim = frame["market_id"][5]
+    flipped = frame.with_columns(
+        pl.when(pl.col("market_id") == victim)
+        .then(~pl.col("yes_won"))
+        .otherwise(pl.col("yes_won"))
+        .alias("yes_won")
+    )
+    checked = crosscheck(flipped, terms_frame(markets), klines)
+    assert checked.filter(~pl.col("agrees"))["market_id"].to_list() == [victim]
+
+
+def test_explicit_ids_keep_only_the_closed_ones_settled_in_range(sim, day):
+    world, _, gamma = sim
+    markets, _, _, _ = day
+    in_range = markets[0].id
+    still_open = next(r["id"] for r in world.gamma_markets() if not r["closed"])
+    found, skipped = find_resolutions(gamma, DAY_START, DAY_END, market_ids=[in_range, still_open])
+    assert [m.id for m in found] == [in_range] and skipped == []
+
+
+# --------------------------------------------------------------------------- crosscheck, pure
+
+
+def _candles(*rows: tuple[datetime, float, float]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(t, o, max(o, c), min(o, c), c, 1.0) for t, o, c in rows],
+        schema=["open_time", "open", "high", "low", "close", "volume"],
+        orient="row",
+    )
+
+
+def _resolved(*rows: tuple[str, str, bool]) -> pl.DataFrame:
+    data = [
+        {"market_id": mid, "family": fam, "status": "resolved", "yes_won": yes}
+        for mid, fam, yes in rows
+    ]
+    return pl.DataFrame(data, schema={k: RESOLUTION_SCHEMA[k] for k in data[0]})
+
+
+def test_crosscheck_without_data_marks_rows_uncheckable():
+    noon = datetime(2026, 3, 2, 17)
+    resolutions = _resolved(
+        ("1", "above", True),  # candle at expiry missing
+        ("2", "reach", True),  # barrier: not cross-checked
+        ("3", "above", False),  # no tracked terms
+        ("4", "below", False),  # close == strike: neither above nor below
+        ("5", "above", False),
+    )
+    terms = pl.DataFrame(
+        [
+            ("1", "above", 70000.0, None, noon - timedelta(minutes=5)),
+            ("2", "reach", 90000.0, None, noon),
+            ("4", "below", 68000.0, None, noon),
+            ("5", "above", 68000.0, None, noon),
+        ],
+        schema=TERMS_SCHEMA,
+        orient="row",
+    )
+    klines = _candles((noon, 67990.0, 68000.0))
+    checked = crosscheck(resolutions, terms, klines)
+    got = {r["market_id"]: r for r in checked.iter_rows(named=True)}
+    assert got["1"]["agrees"] is None and "no 1m candle at 2026-03-02 16:55" in got["1"]["detail"]
+    assert got["2"]["agrees"] is None and "not cross-checked" in got["2"]["detail"]
+    assert got["3"]["agrees"] is None and got["3"]["detail"] == "no tracked terms"
+    assert (got["4"]["rule"], got["4"]["klines_yes_won"], got["4"]["agrees"]) == (
+        "close(E) < K",
+        False,
+        True,
+    )
+    assert got["5"]["detail"] == "close 68000.0 at 2026-03-02 17:00 vs strike 68000"
+    assert got["5"]["agrees"] is True
+
+
+def test_crosscheck_ignores_void_and_unsettled_rows():
+    frame = pl.DataFrame(
+        {
+            "market_id": ["1", "2"],
+            "family": ["above", "above"],
+            "status": ["void", "unsettled"],
+            "yes_won": [None, None],
+        },
+        schema={k: RESOLUTION_SCHEMA[k] for k in ("market_id", "family", "status", "yes_won")},
+    )
+    empty_terms = pl.DataFrame(schema=TERMS_SCHEMA)
+    assert crosscheck(frame, empty_terms, _candles()).is_empty()
+
+
+# --------------------------------------------------------------------------- listing quirks
+
+
+def _recorded_market(mid: str, *, end: str, closed_time: str | None, **extra) -> dict:
+    raw = {
+        "id": mid,
+        "question": f"Will Bitcoin reach ${mid},000 March 2-8?",
+        "slug": f"will-bitcoin-reach-{mid}k-march-2-8",
+        "conditionId": "0x" + mid.rjust(64, "0"),
+        "outcomes": '["Yes", "No"]',
+        "outcomePrices": '["1", "0"]',
+        "clobTokenIds": json.dumps([mid + "1" * 70, mid + "2" * 70]),
+        "startDate": "2026-02-27T05:00:00Z",
+        "endDate": end,
+        "active": True,
+        "closed": True,
+        "events": [
+            {
+                "id": "9",
+                "slug": "x",
+                "title": "What price will Bitcoin hit March 2-8?",
+                "tags": [{"id": "235", "label": "Bitcoin", "slug": "bitcoin"}],
+            }
+        ],
+    }
+    if closed_time:
+        raw["closedTime"] = closed_time
+    return raw | extra
+
+
+def test_listing_catches_late_and_early_settlements_and_skips_bad_objects(tmp_path):
+    lines = [
+        # reach market that hit early: closed on Wednesday, endDate the next Monday
+        _recorded_market("95", end="2026-03-09T04:00:00Z", closed_time="2026-03-04 10:05:00+00"),
+        # settled by UMA 5 days after its endDate
+        _recorded_market("96", end="2026-02-27T05:00:00Z", closed_time="2026-03-04 10:20:00+00"),
+        # closed the day before: not in range
+        _recorded_market("97", end="2026-03-03T05:00:00Z", closed_time="2026-03-03 06:00:00+00"),
+        _recorded_market(
+            "98",
+            end="2026-03-04T10:00:00Z",
+            closed_time="2026-03-04 10:10:00+00",
+            volumeNum={"not": "a number"},
+        ),
+    ]
+    (tmp_path / "markets.jsonl").write_text("\n".join(json.dumps(m) for m in lines) + "\n")
+    (tmp_path / "klines.csv").write_text(
+        "open_time_ms,open,high,low,close,volume\n"
+        "1772618400000,80000,80010,79990,80005,1.5\n"
+        "1772618460000,80005,80020,80000,80010,2.0\n"
+    )
+    now = datetime(2026, 3, 4, 12)
+    with ReplayServer(RecordedWorld(tmp_path, now=now)) as server:
+        http = JsonHttp(make_client(HttpSettings()), HttpSettings())
+        gamma = GammaClient(http, f"{server.url}/gamma")
+        rs, re = datetime(2026, 3, 4, 10), datetime(2026, 3, 4, 10, 30)
+        found, skipped = find_resolutions(gamma, rs, re)
+        strict, _ = find_resolutions(gamma, rs, re, max_early_close=timedelta(0))
+        http.close()
+    assert [m.id for m in found] == ["95", "96"]
+    assert [m.id for m in strict] == ["96"]  # end_date_max=range_end alone misses the early close
+    assert len(skipped) == 1 and skipped[0].startswith("market 98: skipped")
+    assert "volumeNum" in skipped[0]
+
+
+def test_crosscheck_updown_rules_on_synthetic_candles():
+    r, e = datetime(2026, 3, 2, 10), datetime(2026, 3, 2, 10, 15)
+    day_r, day_e = datetime(2026, 3, 1, 17), datetime(2026, 3, 2, 17)
+    resolutions = _resolved(("1", "updown_15m", True), ("2", "updown_daily", False))
+    terms = pl.DataFrame(
+        [("1", "updown_15m", None, r, e), ("2", "updown_daily", None, day_r, day_e)],
+        schema=TERMS_SCHEMA,
+        orient="row",
+    )
+    klines = _candles(
+        (r, 84123.5, 84150.0),
+        (e - timedelta(minutes=1), 84190.0, 84123.5),  # tie with the open: Up
+        (e, 84123.5, 83000.0),  # the candle at E is not part of a 15m window
+        (day_r, 80000.0, 80100.0),
+        (day_e, 80200.0, 80050.0),  # daily: close at E below close at R: Down
+    )
+    got = {
+        row["market_id"]: row
+        for row in crosscheck(resolutions, terms, klines).iter_rows(named=True)
+    }
+    assert got["1"]["klines_yes_won"] is True and got["1"]["agrees"] is True
+    assert got["1"]["detail"].startswith(
+        "open 84123.5 at 2026-03-02 10:00, close 84123.5 at 2026-03-02 10:14"
+    )
+    assert (got["2"]["rule"], got["2"]["klines_yes_won"], got["2"]["agrees"]) == (
+        "close(E) >= close(R)",
+        False,
+        True,
+    )
