@@ -121,6 +121,11 @@ def _print_summary(path: Path) -> None:
     table.add_row("btc_spot_windows rows", str(s.spot_windows))
     table.add_row("collection_runs", ", ".join(f"{k}: {v}" for k, v in s.runs_by_status.items()))
     table.add_row("families", ", ".join(f"{k}: {v}" for k, v in s.families.items()))
+    table.add_row(
+        "market_resolutions", ", ".join(f"{k}: {v}" for k, v in s.labels_by_status.items()) or "0"
+    )
+    quality = f", mean quality {s.mean_quality:.2f}" if s.mean_quality is not None else ""
+    table.add_row("market_indicators rows", f"{s.indicator_rows}{quality}")
     console.print(table)
 
 
@@ -198,37 +203,73 @@ def demo(
         raise typer.Exit(1)
 
 
+def _market_config(market_ids: str | None) -> dict | None:
+    if not market_ids:
+        return None
+    ids = [i.strip() for i in market_ids.split(",") if i.strip()]
+    bad = [i for i in ids if not i.isdigit()]
+    if bad or not ids:
+        raise _fail(
+            f"--market-ids: not Gamma market ids (digits only): {', '.join(bad) or '(none)'}"
+        )
+    return {"ops": {"tracked_markets": {"config": {"market_ids": ids}}}}
+
+
+def _keys(first: str, last: str) -> list[str]:
+    from btc_tracker_pipeline.runner import partition_keys
+
+    try:
+        return partition_keys(first, last)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+
+
+MARKET_IDS_HELP = "Comma-separated Gamma market ids instead of all BTC markets."
+
+
 @app.command()
 def collect(
     partition: Annotated[
         str | None, typer.Option(help="Window key YYYY-MM-DD-HH:MM (default: newest complete).")
     ] = None,
-    to: Annotated[str | None, typer.Option(help="Last window key of a range.")] = None,
-    market_ids: Annotated[
-        str | None,
-        typer.Option(help="Comma-separated Gamma market ids instead of all BTC markets."),
-    ] = None,
+    market_ids: Annotated[str | None, typer.Option(help=MARKET_IDS_HELP)] = None,
 ) -> None:
-    """Collect one window (or a range) now, in this process, against the configured APIs.
+    """Collect one window now, in this process (the schedule's tick, by hand).
 
     Example: btc-tracker collect --partition 2026-02-28-23:30 --market-ids 1344329,1344330
     """
-    from btc_tracker_pipeline.runner import partition_keys
-
+    run_config = _market_config(market_ids)
+    key = partition or key_of(floor_to_window(datetime.now(UTC)) - WINDOW)
+    keys = _keys(key, key)
     environment.prepare_dagster_environment()
-    first = partition or key_of(floor_to_window(datetime.now(UTC)) - WINDOW)
-    try:
-        keys = partition_keys(first, to or first)
-    except ValueError as exc:
-        raise _fail(str(exc)) from exc
-    run_config = None
-    if market_ids:
-        ids = [i.strip() for i in market_ids.split(",") if i.strip()]
-        bad = [i for i in ids if not i.isdigit()]
-        if bad:
-            raise _fail(f"--market-ids: not Gamma market ids (digits only): {', '.join(bad)}")
-        run_config = {"ops": {"tracked_markets": {"config": {"market_ids": ids}}}}
     failures = _run_with_progress(keys, run_config)
+    _print_summary(environment.warehouse_path())
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def backfill(
+    from_key: Annotated[str, typer.Option("--from", help="First window key YYYY-MM-DD-HH:MM.")],
+    to_key: Annotated[str, typer.Option("--to", help="Last window key (inclusive).")],
+    market_ids: Annotated[str | None, typer.Option(help=MARKET_IDS_HELP)] = None,
+) -> None:
+    """Backfill a range of windows through Dagster: one run per day of windows.
+
+    Same job, assets and runs as a UI backfill (BackfillPolicy of 96 windows), run in
+    this process and recorded in the instance. Rerunning a range replaces its windows.
+
+    Example: btc-tracker backfill --from 2026-02-25-00:00 --to 2026-02-28-23:45
+    """
+    run_config = _market_config(market_ids)
+    keys = _keys(from_key, to_key)
+    environment.prepare_dagster_environment()
+    started = time.monotonic()
+    failures = _run_with_progress(keys, run_config)
+    elapsed = time.monotonic() - started
+    console.print(
+        f"{len(keys)} windows in {elapsed:.1f} s ({len(keys) / max(elapsed, 1e-9):.1f} windows/s)"
+    )
     _print_summary(environment.warehouse_path())
     if failures:
         raise typer.Exit(1)

@@ -22,6 +22,9 @@ class WarehouseSummary:
     spot_windows: int
     runs_by_status: dict[str, int]
     families: dict[str, int]
+    labels_by_status: dict[str, int]
+    indicator_rows: int
+    mean_quality: float | None
 
 
 def summarize(path: Path) -> WarehouseSummary:
@@ -47,6 +50,14 @@ def summarize(path: Path) -> WarehouseSummary:
                 "GROUP BY family ORDER BY family"
             ).fetchall()
         )
+        labels = dict(
+            conn.execute(
+                "SELECT status, count(*) FROM market_resolutions GROUP BY status ORDER BY status"
+            ).fetchall()
+        )
+        indicator_rows, mean_quality = one(
+            "SELECT count(*), avg(quality_score) FROM market_indicators"
+        )
         return WarehouseSummary(
             windows=int(windows),
             first_window=f"{first:%Y-%m-%d %H:%M}" if first else None,
@@ -58,4 +69,7 @@ def summarize(path: Path) -> WarehouseSummary:
             spot_windows=int(one("SELECT count(*) FROM btc_spot_windows")[0]),
             runs_by_status={str(k): int(v) for k, v in runs.items()},
             families={str(k): int(v) for k, v in families.items()},
+            labels_by_status={str(k): int(v) for k, v in labels.items()},
+            indicator_rows=int(indicator_rows),
+            mean_quality=float(mean_quality) if mean_quality is not None else None,
         )

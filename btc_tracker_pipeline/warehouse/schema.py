@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each entry: (version, list of statements). Append new versions; never edit old ones.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -134,6 +134,70 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             """,
             "CREATE INDEX IF NOT EXISTS idx_snapshots_market ON market_snapshots (market_id)",
             "CREATE INDEX IF NOT EXISTS idx_runs_window ON collection_runs (window_start)",
+        ],
+    ),
+    (
+        2,
+        [
+            """
+            CREATE TABLE IF NOT EXISTS market_resolutions (
+                window_start TIMESTAMP NOT NULL,
+                window_end TIMESTAMP NOT NULL,
+                market_id VARCHAR NOT NULL,
+                condition_id VARCHAR,
+                family VARCHAR,
+                question VARCHAR,
+                expiry TIMESTAMP,
+                settled_at TIMESTAMP,
+                status VARCHAR NOT NULL,
+                winner_outcome VARCHAR,
+                winning_token_id VARCHAR,
+                yes_won BOOLEAN,
+                outcome_prices VARCHAR,
+                uma_resolution_status VARCHAR,
+                source VARCHAR NOT NULL,
+                label_check VARCHAR,
+                label_check_detail VARCHAR,
+                PRIMARY KEY (window_start, market_id)
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS idx_resolutions_market ON market_resolutions (market_id)",
+            """
+            CREATE TABLE IF NOT EXISTS market_indicators (
+                window_start TIMESTAMP NOT NULL,
+                window_end TIMESTAMP NOT NULL,
+                market_id VARCHAR NOT NULL,
+                family VARCHAR,
+                snapshot_ts TIMESTAMP,
+                source VARCHAR,
+                market_probability DOUBLE,
+                volume DOUBLE,
+                liquidity DOUBLE,
+                btc_spot_price DOUBLE,
+                btc_24h_change_pct DOUBLE,
+                price_momentum_15m DOUBLE,
+                price_momentum_1h DOUBLE,
+                volume_spike DOUBLE,
+                price_volatility DOUBLE,
+                rsi_14 DOUBLE,
+                market_edge DOUBLE,
+                time_to_expiry_hours DOUBLE,
+                strike DOUBLE,
+                strike_high DOUBLE,
+                reference_price DOUBLE,
+                realized_vol DOUBLE,
+                log_moneyness DOUBLE,
+                barrier_touched BOOLEAN,
+                structural_probability DOUBLE,
+                q_fields TINYINT,
+                q_fresh TINYINT,
+                q_spread TINYINT,
+                q_two_sided TINYINT,
+                q_spot TINYINT,
+                quality_score DOUBLE,
+                PRIMARY KEY (window_start, market_id)
+            )
+            """,
         ],
     ),
 ]

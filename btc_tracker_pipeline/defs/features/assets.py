@@ -1,0 +1,134 @@
+"""Features: the seed's 12 indicators, structural probabilities and a quality score."""
+
+import dagster as dg
+import polars as pl
+
+from btc_tracker_pipeline.collect.runs import RunRecord
+from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
+from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
+from btc_tracker_pipeline.defs.resources import WarehouseResource
+from btc_tracker_pipeline.defs.shared import (
+    DAILY_BACKFILL,
+    DUCKDB_WRITE_POOL,
+    OWNERS,
+    preview,
+    run_windows,
+    window_metadata,
+)
+from btc_tracker_pipeline.features.indicators import (
+    KLINE_LOOKBACK,
+    LOOKBACK_WINDOWS,
+    compute_indicators,
+)
+from btc_tracker_pipeline.partitions import WINDOW, fifteen_minute_partitions
+from btc_tracker_pipeline.warehouse import TableWrite, append_rows, write_window
+
+SEED_FEATURES = [
+    "market_probability",
+    "volume",
+    "liquidity",
+    "btc_spot_price",
+    "btc_24h_change_pct",
+    "price_momentum_15m",
+    "price_momentum_1h",
+    "volume_spike",
+    "price_volatility",
+    "rsi_14",
+    "market_edge",
+    "time_to_expiry_hours",
+]
+
+
+@dg.asset(
+    deps=[market_snapshots, tracked_markets, btc_spot_prices],
+    partitions_def=fifteen_minute_partitions,
+    backfill_policy=DAILY_BACKFILL,
+    group_name="features",
+    kinds={"polars", "duckdb"},
+    owners=OWNERS,
+    pool=DUCKDB_WRITE_POOL,
+)
+def market_indicators(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """The seed's 12 features, structural probabilities and a quality score per snapshot.
+
+    Computed with polars over a bounded lookback (LOOKBACK_WINDOWS windows of snapshots,
+    KLINE_LOOKBACK of 1m klines), using only data timestamped before each window's end:
+    a window recomputed later, or in a backfill, gives identical values.
+    """
+    windows = run_windows(context)
+    range_start, range_end = windows[0][0], windows[-1][1]
+    lookback_start = range_start - LOOKBACK_WINDOWS * WINDOW
+    with warehouse.connect() as conn:
+
+        def read(sql: str, *params: object) -> pl.DataFrame:
+            return conn.sql(sql, params=list(params)).pl()
+
+        snapshots = read(
+            "SELECT * FROM market_snapshots WHERE window_start >= ? AND window_start < ?"
+            " ORDER BY window_start, market_id",
+            lookback_start,
+            range_end,
+        )
+        tracked = read(
+            "SELECT * FROM tracked_markets WHERE window_start >= ? AND window_start < ?"
+            " ORDER BY window_start, market_id",
+            range_start,
+            range_end,
+        )
+        spot = read(
+            "SELECT * FROM btc_spot_windows WHERE window_start >= ? AND window_start < ?",
+            range_start,
+            range_end,
+        )
+        klines = read(
+            "SELECT open_time, open, high, low, close, volume FROM btc_spot_prices "
+            "WHERE open_time >= ? AND open_time < ? ORDER BY open_time",
+            range_start - KLINE_LOOKBACK,
+            range_end,
+        )
+        indicators = compute_indicators(snapshots, tracked, spot, klines, [w[0] for w in windows])
+        total, empty = 0, 0
+        for ws, we in windows:
+            frame = indicators.filter(pl.col("window_start") == ws)
+            record = RunRecord("market_indicators", ws, we, context.run_id)
+            record.markets_tried = snapshots.filter(pl.col("window_start") == ws).height
+            record.markets_ok = frame.height
+            if frame.is_empty():
+                record.errors.append("no snapshots to compute indicators from; kept existing rows")
+                empty += 1
+            write_window(conn, [TableWrite("market_indicators", frame, on_empty="keep")], ws, we)
+            append_rows(conn, "collection_runs", record.frame())
+            total += frame.height
+    if empty == len(windows):
+        raise dg.Failure(
+            "market_snapshots has no rows for these windows: materialize it first "
+            "(existing indicators were kept)"
+        )
+    non_null = indicators.select(
+        [pl.col(c).is_not_null().mean().round(3).alias(c) for c in SEED_FEATURES]
+    )
+    last = indicators.filter(pl.col("window_start") == windows[-1][0])
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(windows),
+            "row_count": dg.MetadataValue.int(total),
+            "non_null_share": preview(
+                non_null.transpose(include_header=True, column_names=["share"]), rows=20
+            ),
+            "mean_quality_score": dg.MetadataValue.float(
+                float(indicators["quality_score"].mean() or 0.0)
+            ),
+            "preview": preview(
+                last.select(
+                    "market_id",
+                    "family",
+                    "market_probability",
+                    "structural_probability",
+                    "rsi_14",
+                    "quality_score",
+                )
+            ),
+        }
+    )
