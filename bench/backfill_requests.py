@@ -1,0 +1,106 @@
+"""Backfill cost against the replay server: wall time and requests versus the minimum.
+
+Runs the same code path as `btc-tracker backfill` (runner.run_windows, one Dagster run
+per day of windows) over a simulated world, then prints one table.
+
+    .venv/bin/python bench/backfill_requests.py --days 4 --world-days 5
+
+Minimum requests (docs/apis.md §1.1, §2.1, §3.6), per run-chunk of ≤96 windows:
+prices-history one call per YES token tracked in the chunk (a chunk spans ≤15 days),
+klines ceil((24 h lookback + chunk minutes) / 1000) pages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from rich.console import Console
+from rich.table import Table
+
+from btc_tracker_pipeline.partitions import key_of
+from btc_tracker_pipeline.replay import ReplayServer
+from btc_tracker_pipeline.replay.simulated import SimulatedWorld
+from btc_tracker_pipeline.runner import chunks, partition_keys, run_windows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=4, help="days of windows to backfill")
+    parser.add_argument("--world-days", type=int, default=5, help="days of simulated history")
+    parser.add_argument("--now", default="2026-03-01T00:00:00", help="world clock (UTC)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    now = datetime.fromisoformat(args.now)
+    first = now - timedelta(days=args.days)
+    keys = partition_keys(key_of(first), key_of(now - timedelta(minutes=15)))
+    tmp = Path(tempfile.mkdtemp(prefix="btc-bench-"))
+    world = SimulatedWorld(seed=args.seed, days=args.world_days, now=now)
+    with ReplayServer(world) as server:
+        os.environ.update(
+            {
+                "BTC_TRACKER_GAMMA_URL": f"{server.url}/gamma",
+                "BTC_TRACKER_CLOB_URL": f"{server.url}/clob",
+                "BTC_TRACKER_BINANCE_URL": f"{server.url}/binance",
+                "BTC_TRACKER_WAREHOUSE": str(tmp / "warehouse.duckdb"),
+            }
+        )
+        (tmp / "dagster").mkdir()
+        with dg.instance_for_test(temp_dir=str(tmp / "dagster")) as instance:
+            started = time.perf_counter()
+            outcomes = run_windows(keys, instance=instance)
+            elapsed = time.perf_counter() - started
+        stats = server.stats()["routes"]
+
+    with duckdb.connect(str(tmp / "warehouse.duckdb"), read_only=True) as conn:
+        tokens_per_chunk = conn.execute(
+            "SELECT sum(n) FROM (SELECT count(DISTINCT yes_token_id) AS n FROM tracked_markets "
+            "GROUP BY date_trunc('day', window_start))"
+        ).fetchone()[0]
+        rows = {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in (
+                "tracked_markets",
+                "market_snapshots",
+                "market_resolutions",
+                "market_indicators",
+                "btc_spot_prices",
+            )
+        }
+    n_chunks = len(chunks(keys))
+    kline_min = sum(math.ceil((24 * 60 + len(c) * 15) / 1000) for c in chunks(keys))
+
+    console = Console()
+    table = Table(title=f"Backfill of {len(keys)} windows ({args.days} days), seed {args.seed}")
+    for col in ("measure", "value", "minimum", "ratio"):
+        table.add_column(col, justify="right" if col != "measure" else "left")
+    table.add_row("runs (one per day)", str(len(outcomes)), str(n_chunks), "")
+    table.add_row("runs failed", str(sum(not o.success for o in outcomes)), "0", "")
+    table.add_row("wall time (s)", f"{elapsed:.1f}", "", "")
+    table.add_row("windows per second", f"{len(keys) / elapsed:.2f}", "", "")
+    ph = stats.get("/clob/prices-history", 0)
+    table.add_row(
+        "CLOB prices-history requests",
+        str(ph),
+        str(tokens_per_chunk),
+        f"{ph / tokens_per_chunk:.3f}",
+    )
+    kl = stats.get("/binance/api/v3/klines", 0)
+    table.add_row("Binance klines requests", str(kl), str(kline_min), f"{kl / kline_min:.3f}")
+    gk = stats.get("/gamma/markets/keyset", 0)
+    table.add_row("Gamma keyset pages", str(gk), "", "")
+    for name, count in rows.items():
+        table.add_row(f"rows {name}", str(count), "", "")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
