@@ -1,0 +1,263 @@
+"""The labelled dataset: one row per (resolved market, snapshot taken before its outcome).
+
+``build_dataset`` joins ``market_indicators`` rows to ``market_resolutions`` labels and
+the markets' static info, and keeps only rows a model may learn from
+(docs/modeling.md §2.1, §5):
+
+1. **Labels.** A market is used only if its resolution ``status`` is ``"resolved"``,
+   ``yes_won`` is not null and ``label_check`` is not ``"disagrees"`` (a label the
+   1-minute klines contradict is doubtful; ``uncheckable`` and null are kept). Void,
+   unsettled and disputed markets are dropped whole. A market with several
+   resolution rows keeps the latest (by ``settled_at``, then ``window_start``).
+2. **Before the outcome is known.** Only rows with ``snapshot_ts`` < ``expiry`` and,
+   when the market settled early, ``snapshot_ts`` < ``settled_at``. ``expiry`` is the
+   earlier of the static info's and the resolution's (parsed terms) when both exist,
+   else whichever exists; a market with neither is dropped (the rule cannot be
+   applied).
+3. **No touched barriers.** A row whose ``barrier_touched`` is true is dropped: the
+   reach/dip market is already decided (p = 1), so it carries no forecast.
+4. **A price to beat.** Rows without ``market_probability`` or ``snapshot_ts`` are
+   dropped: the market price is the baseline every score is measured against.
+5. **Up/down windows that have opened.** An up/down row before its window opens
+   (``reference_price`` still null) is dropped: the outcome is then a fair coin for
+   market, structure and model alike (docs/modeling.md §3.1, "any edge sits inside
+   the window"), and thousands of such rows would only dilute every score.
+
+Columns of the result:
+
+- ids: ``market_id``, ``event_id`` (``event_slug``, else ``market_id``), ``family``
+  (the indicator row's, else the resolution's, else ``other``), ``snapshot_ts``,
+  ``start_date``, ``expiry``, ``resolved_at`` (``settled_at``, else ``expiry``: when the
+  label became known, which orders the walk-forward), ``cluster`` (= ``event_id``: a
+  ladder's strikes share one BTC path and one expiry, so they are one outcome for
+  error bars; up/down windows are their own events);
+- ``y``: the label, Int8 (1 = YES won);
+- ``market_prob``: ``market_probability``, baseline B0;
+- ``structural_probability``: baseline B1 (may be null);
+- ``weight``: 1 / (rows of that market), so every market weighs 1 in training and in
+  every metric, however many snapshots it has;
+- every column of ``FEATURES`` (Float64; null = missing, which XGBoost handles).
+
+Rows are sorted by ``resolved_at, event_id, market_id, snapshot_ts``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+# The seed tracker's 12 features, as ``market_indicators`` computes them.
+SEED_FEATURES: list[str] = [
+    "market_probability",
+    "volume",
+    "liquidity",
+    "btc_spot_price",
+    "btc_24h_change_pct",
+    "price_momentum_15m",
+    "price_momentum_1h",
+    "volume_spike",
+    "price_volatility",
+    "rsi_14",
+    "market_edge",
+    "time_to_expiry_hours",
+]
+# Price and structure on the scale a logistic model works in (docs/modeling.md §3, §5).
+DERIVED_FEATURES: list[str] = [
+    "logit_p",
+    "structural_probability",
+    "logit_struct",
+    "realized_vol",
+    "log_moneyness",
+]
+# Fixed on purpose (a copy of features.market_terms.FAMILIES, checked by a test): the
+# feature list must not change under a saved model. A family outside it gets all zeros.
+FAMILIES: tuple[str, ...] = (
+    "updown_5m",
+    "updown_15m",
+    "updown_1h",
+    "updown_4h",
+    "updown_daily",
+    "above",
+    "below",
+    "range",
+    "reach",
+    "dip",
+    "other",
+)
+FAMILY_FEATURES: list[str] = [f"fam_{family}" for family in FAMILIES]
+FEATURES: list[str] = SEED_FEATURES + DERIVED_FEATURES + FAMILY_FEATURES
+
+# logit is taken of probabilities clipped to [0.005, 0.995]: ±5.3, half a cent from 0/1.
+LOGIT_CLIP = 0.005
+
+ID_COLUMNS: list[str] = [
+    "market_id",
+    "event_id",
+    "family",
+    "snapshot_ts",
+    "start_date",
+    "expiry",
+    "resolved_at",
+    "cluster",
+]
+# ``structural_probability`` (baseline B1) is one of FEATURES.
+DATASET_COLUMNS: list[str] = [*ID_COLUMNS, "y", "market_prob", "weight", *FEATURES]
+
+_US = pl.Datetime("us")
+
+
+def logit(expr: pl.Expr, clip: float = LOGIT_CLIP) -> pl.Expr:
+    """ln(p / (1 − p)) of ``expr`` clipped to [clip, 1 − clip]; null stays null."""
+    p = expr.cast(pl.Float64).clip(clip, 1.0 - clip)
+    return (p / (1.0 - p)).log()
+
+
+def _naive_utc(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Datetime columns as naive UTC microseconds (tz-aware ones converted to UTC)."""
+    exprs = []
+    for name in columns:
+        if name not in frame.columns:
+            continue
+        dtype = frame.schema[name]
+        col = pl.col(name)
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+            col = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        exprs.append(col.cast(_US).alias(name))
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def add_features(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (``market_indicators`` columns) with every FEATURES column as Float64.
+
+    ``logit_p`` = logit(``market_probability``), ``logit_struct`` =
+    logit(``structural_probability``), both clipped to [0.005, 0.995];
+    ``fam_<f>`` = 1.0 if ``family`` is f else 0.0. Absent seed or structural columns
+    become null. Used for training rows and for scoring live, unlabelled rows alike.
+    """
+    base = [*SEED_FEATURES, "structural_probability", "realized_vol", "log_moneyness"]
+    absent = [pl.lit(None, dtype=pl.Float64).alias(n) for n in base if n not in frame.columns]
+    if "family" not in frame.columns:
+        absent.append(pl.lit(None, dtype=pl.String).alias("family"))
+    frame = frame.with_columns(absent) if absent else frame
+    family = pl.col("family").cast(pl.String)
+    return frame.with_columns(
+        *[pl.col(name).cast(pl.Float64) for name in base],
+        logit(pl.col("market_probability")).alias("logit_p"),
+        logit(pl.col("structural_probability")).alias("logit_struct"),
+        *[
+            (family == name).fill_null(False).cast(pl.Float64).alias(f"fam_{name}")
+            for name in FAMILIES
+        ],
+    )
+
+
+def build_dataset(
+    indicators: pl.DataFrame, resolutions: pl.DataFrame, markets: pl.DataFrame
+) -> pl.DataFrame:
+    """Labelled training/evaluation rows; the rules and columns are in the module docstring.
+
+    ``indicators``: ``market_indicators`` rows (``INDICATOR_SCHEMA``); ``resolutions``:
+    ``market_resolutions`` rows; ``markets``: one row per market with ``market_id,
+    event_slug, start_date, expiry`` (extra columns are ignored). Datetimes are naive
+    UTC (tz-aware ones are converted). Returns an empty frame with the same columns
+    when nothing qualifies.
+    """
+    resolutions = _naive_utc(resolutions, ["expiry", "settled_at", "window_start"])
+    markets = _naive_utc(markets, ["start_date", "expiry"])
+    indicators = _naive_utc(indicators, ["snapshot_ts", "window_start", "window_end"])
+
+    order = [c for c in ("settled_at", "window_start") if c in resolutions.columns]
+    labels = resolutions
+    if "label_check" not in labels.columns:
+        labels = labels.with_columns(pl.lit(None, dtype=pl.String).alias("label_check"))
+    labels = (
+        labels.sort(order, nulls_last=False)
+        .unique("market_id", keep="last", maintain_order=True)
+        .filter(
+            (pl.col("status") == "resolved")
+            & pl.col("yes_won").is_not_null()
+            & (pl.col("label_check").cast(pl.String).fill_null("") != "disagrees")
+        )
+        .select(
+            "market_id",
+            pl.col("family").cast(pl.String).alias("_res_family"),
+            pl.col("expiry").alias("_res_expiry"),
+            "settled_at",
+            pl.col("yes_won").cast(pl.Int8).alias("y"),
+        )
+    )
+    static = markets.unique("market_id", keep="first", maintain_order=True).select(
+        "market_id",
+        pl.col("event_slug").cast(pl.String),
+        pl.col("start_date"),
+        pl.col("expiry").alias("_static_expiry"),
+    )
+
+    rows = (
+        indicators.join(labels, on="market_id", how="inner")
+        .join(static, on="market_id", how="left")
+        .with_columns(
+            pl.min_horizontal("_static_expiry", "_res_expiry").alias("expiry"),
+            pl.coalesce(pl.col("family").cast(pl.String), "_res_family", pl.lit("other")).alias(
+                "family"
+            ),
+            pl.coalesce(pl.col("event_slug"), pl.col("market_id")).alias("event_id"),
+        )
+        .with_columns(pl.coalesce("settled_at", "expiry").alias("resolved_at"))
+        .filter(
+            pl.col("expiry").is_not_null()
+            & pl.col("snapshot_ts").is_not_null()
+            & pl.col("market_probability").is_not_null()
+            & (pl.col("snapshot_ts") < pl.col("expiry"))
+            & (pl.col("settled_at").is_null() | (pl.col("snapshot_ts") < pl.col("settled_at")))
+            & ~pl.col("barrier_touched").fill_null(False)
+            & (
+                ~pl.col("family").str.starts_with("updown")
+                | pl.col("reference_price").is_not_null()
+            )
+        )
+    )
+    rows = add_features(rows).with_columns(
+        pl.col("event_id").alias("cluster"),
+        pl.col("market_probability").alias("market_prob"),
+        (1.0 / pl.len().over("market_id")).alias("weight"),
+    )
+    return rows.select(DATASET_COLUMNS).sort(
+        ["resolved_at", "event_id", "market_id", "snapshot_ts"]
+    )
+
+
+def dataset_summary(ds: pl.DataFrame) -> dict:
+    """What a dataset holds, for a model card: rows, markets, events, the snapshot and
+    resolution windows (ISO strings), and markets/rows/YES rate per family."""
+
+    def iso(value: object) -> str | None:
+        return value.isoformat() if value is not None else None  # type: ignore[attr-defined]
+
+    per_family = (
+        ds.group_by("family")
+        .agg(
+            pl.col("market_id").n_unique().alias("n_markets"),
+            pl.len().alias("n_rows"),
+            (pl.col("y") * pl.col("weight")).sum().alias("_yes"),
+        )
+        .sort("family")
+    )
+    return {
+        "n_rows": ds.height,
+        "n_markets": ds["market_id"].n_unique(),
+        "n_events": ds["event_id"].n_unique(),
+        "first_snapshot": iso(ds["snapshot_ts"].min()),
+        "last_snapshot": iso(ds["snapshot_ts"].max()),
+        "first_resolved": iso(ds["resolved_at"].min()),
+        "last_resolved": iso(ds["resolved_at"].max()),
+        "families": {
+            row["family"]: {
+                "n_markets": row["n_markets"],
+                "n_rows": row["n_rows"],
+                "yes_rate": row["_yes"] / row["n_markets"] if row["n_markets"] else math.nan,
+            }
+            for row in per_family.iter_rows(named=True)
+        },
+    }

@@ -1,0 +1,137 @@
+"""Model artifacts: JSON round trip, newest wins, one-line errors for unusable folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import xgboost as xgb
+
+from btc_tracker_pipeline.model import artifact
+from btc_tracker_pipeline.model.artifact import (
+    ARTIFACT_VERSION,
+    ModelArtifactError,
+    load_latest,
+    model_dirs,
+    save_model,
+)
+from btc_tracker_pipeline.model.dataset import FEATURES, build_dataset
+from btc_tracker_pipeline.model.train import Model, train_final
+from btc_tracker_pipeline_tests.model import synthetic_tables
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[Model, pl.DataFrame]:
+    ds = build_dataset(*synthetic_tables(bias=0.5, days=3, markets_per_hour=4, seed=1))
+    return train_final(ds), ds
+
+
+CARD = {"data_window": {"last_snapshot": "2026-01-04T00:00:00"}, "n_markets": 288}
+
+
+def test_round_trip_gives_identical_predictions(trained, tmp_path):
+    model, ds = trained
+    folder = save_model(model, CARD, tmp_path / "models")
+    assert folder.parent == tmp_path / "models"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "booster.json",
+        "calibrator.json",
+        "card.json",
+    ]
+    for path in folder.iterdir():  # JSON only, no pickle
+        json.loads(path.read_text())
+    loaded, card = load_latest(tmp_path / "models")
+    assert np.array_equal(loaded.predict(ds), model.predict(ds))
+    assert loaded.features == FEATURES
+    assert (loaded.platt_coef, loaded.platt_intercept) == (model.platt_coef, model.platt_intercept)
+    assert loaded.feature_importance().equals(model.feature_importance())
+    assert card["n_markets"] == 288 and card["data_window"] == CARD["data_window"]
+    assert card["features"] == FEATURES
+    assert card["versions"]["artifact"] == ARTIFACT_VERSION
+    assert card["versions"]["xgboost"] == xgb.__version__
+    assert card["versions"]["btc_tracker"]
+    assert card["created_at"].endswith("+00:00")
+    assert card["info"]["n_train_markets"] == model.info["n_train_markets"]
+
+
+def test_newest_folder_wins_and_staging_is_ignored(trained, tmp_path):
+    model, _ = trained
+    first = save_model(model, {"n": 1}, tmp_path)
+    second = save_model(model, {"n": 2}, tmp_path)
+    assert first.name < second.name
+    (tmp_path / ".tmp-99999999T000000000000Z-abcd").mkdir()  # a crashed save
+    (tmp_path / "notes").mkdir()
+    assert model_dirs(tmp_path) == [first, second]
+    assert load_latest(tmp_path)[1]["n"] == 2
+
+
+def test_failed_save_leaves_nothing(trained, tmp_path, monkeypatch):
+    model, _ = trained
+
+    def boom(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(artifact, "_write_json", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(model, CARD, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_model_yet(tmp_path):
+    with pytest.raises(ModelArtifactError, match="run price_model first"):
+        load_latest(tmp_path / "missing")
+    with pytest.raises(ModelArtifactError, match="run price_model first"):
+        load_latest(tmp_path)
+
+
+def edit_card(folder: Path, **changes) -> None:
+    card = json.loads((folder / "card.json").read_text())
+    card.update(changes)
+    (folder / "card.json").write_text(json.dumps(card))
+
+
+def one_line(exc: pytest.ExceptionInfo) -> str:
+    message = str(exc.value)
+    assert "\n" not in message
+    return message
+
+
+def test_other_artifact_version(trained, tmp_path):
+    folder = save_model(trained[0], CARD, tmp_path)
+    edit_card(folder, versions={"artifact": ARTIFACT_VERSION + 1})
+    with pytest.raises(ModelArtifactError) as exc:
+        load_latest(tmp_path)
+    message = one_line(exc)
+    assert f"artifact version {ARTIFACT_VERSION + 1}" in message
+    assert "retrain: btc-tracker" in message
+
+
+def test_unknown_features(trained, tmp_path):
+    folder = save_model(trained[0], CARD, tmp_path)
+    edit_card(folder, features=[*FEATURES[:-1], "moon_phase"])
+    with pytest.raises(ModelArtifactError, match=r"moon_phase.*retrain: btc-tracker") as exc:
+        load_latest(tmp_path)
+    one_line(exc)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("booster.json", "{not json"), ("calibrator.json", "{}"), ("card.json", "[")],
+)
+def test_unreadable_files(trained, tmp_path, name, content):
+    folder = save_model(trained[0], CARD, tmp_path)
+    (folder / name).write_text(content)
+    with pytest.raises(ModelArtifactError, match="unreadable") as exc:
+        load_latest(tmp_path)
+    one_line(exc)
+
+
+def test_missing_booster(trained, tmp_path):
+    folder = save_model(trained[0], CARD, tmp_path)
+    (folder / "booster.json").unlink()
+    with pytest.raises(ModelArtifactError, match="unreadable") as exc:
+        load_latest(tmp_path)
+    one_line(exc)
