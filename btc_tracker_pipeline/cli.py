@@ -160,13 +160,17 @@ def _run_with_progress(keys: list[str], run_config: dict | None = None) -> int:
 
 @app.command()
 def demo(
-    days: Annotated[float, typer.Option(help="Days of 15-minute windows to collect.")] = 2.0,
+    days: Annotated[float, typer.Option(help="Days of 15-minute windows to collect.")] = 4.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 7,
+    bias: Annotated[
+        float, typer.Option(help="Favourite-longshot distortion of the world (0 = efficient).")
+    ] = 0.0,
     port: Annotated[int, typer.Option(help="Replay server port (0 = any free port).")] = 0,
 ) -> None:
-    """Run the pipeline offline: a replay server, then `days` of windows through Dagster.
+    """Run the pipeline offline: a replay server, `days` of windows through Dagster, then
+    the model (walk-forward evaluated), paper trading and the newest window's edge report.
 
-    Example: btc-tracker demo --days 2
+    Example: btc-tracker demo --days 4
     """
     from btc_tracker_pipeline.replay import ReplayServer
     from btc_tracker_pipeline.replay.simulated import SimulatedWorld
@@ -175,7 +179,7 @@ def demo(
         raise _fail("--days must be positive")
     environment.prepare_dagster_environment()
     now = datetime.now(UTC).replace(tzinfo=None).replace(second=0, microsecond=0)
-    world = SimulatedWorld(seed=seed, days=days + 2, now=now)
+    world = SimulatedWorld(seed=seed, days=days + 2, now=now, bias=bias)
     server = ReplayServer(world, port=port)
     server.start()
     try:
@@ -190,17 +194,192 @@ def demo(
         # History (CLOB prices-history) for the past, then the newest window as a live tick
         # (it is live when it ended at most 10 minutes ago).
         failures = _run_with_progress(keys[:-1]) if len(keys) > 1 else 0
+        trained = _train()
         failures += _run_with_progress(keys[-1:])
         console.print(f"done in {time.monotonic() - started:.1f} s")
     finally:
         server.stop()
     _print_summary(environment.warehouse_path())
+    if trained:
+        _print_model_card()
+        _print_edges(min_edge=None, limit=10)
     console.print(
         "Open the Dagster UI on these runs, with a replay server behind the schedule: "
         "[bold]btc-tracker ui --replay[/] (then http://127.0.0.1:3000)"
     )
     if failures:
         raise typer.Exit(1)
+
+
+def _train() -> bool:
+    """Run train_job (price_model + paper_trades); print why when it cannot train."""
+    from btc_tracker_pipeline.runner import run_job
+
+    with console.status("training and evaluating the model (walk-forward)…"):
+        result = run_job("train_job")
+    if result.success:
+        return True
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            message = event.step_failure_data.error.message.strip().splitlines()[0]
+            err_console.print(f"[yellow]{event.step_key}:[/] {message}")
+    return False
+
+
+def _print_model_card() -> None:
+    from btc_tracker_pipeline.model.artifact import ModelArtifactError, load_latest
+
+    try:
+        _, card = load_latest(environment.models_path())
+    except ModelArtifactError as exc:
+        raise _fail(str(exc)) from exc
+    table = Table(title="model (walk-forward, out of sample)")
+    for col in (
+        "slice",
+        "markets",
+        "Brier model",
+        "Brier market",
+        "BSS vs market [95 % CI]",
+        "ECE",
+        "AUC model / market",
+    ):
+        table.add_column(col, justify="right")
+    report = card["metrics"]
+    for name, b in [("overall", report["overall"]), *sorted(report["by_family"].items())]:
+        lo, hi = b.get("bss_vs_market_ci") or (None, None)
+        ci = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None else ""
+        table.add_row(
+            name,
+            str(b["n_markets"]),
+            f"{b['brier_model']:.4f}",
+            f"{b['brier_market']:.4f}",
+            f"{b['bss_vs_market']:+.3f}{ci}" if b.get("bss_vs_market") is not None else "",
+            f"{b['ece_model']:.3f}" if b.get("ece_model") is not None else "",
+            f"{b['auc_model'] or 0:.3f} / {b['auc_market'] or 0:.3f}",
+        )
+    console.print(table)
+
+
+def _latest_edges(min_edge: float | None) -> tuple[str | None, list[dict]]:
+    from btc_tracker_pipeline.warehouse import WarehouseError, warehouse
+
+    try:
+        with warehouse(environment.warehouse_path(), read_only=True, wait_s=30) as conn:
+            latest = conn.execute("SELECT max(window_start) FROM edge_report").fetchone()[0]
+            if latest is None:
+                return None, []
+            frame = conn.sql(
+                "SELECT * FROM edge_report WHERE window_start = ? ORDER BY net_edge DESC",
+                params=[latest],
+            ).pl()
+    except WarehouseError as exc:
+        raise _fail(str(exc)) from exc
+    if min_edge is not None:
+        # Recompute from the stored inputs: PASS for other reasons (expired, touched) stays PASS.
+        from btc_tracker_pipeline.model.edges import INPUT_SCHEMA, EdgeConfig, edge_report
+
+        frame = edge_report(frame.select(list(INPUT_SCHEMA)), EdgeConfig(min_edge=min_edge))
+    return f"{latest:%Y-%m-%d %H:%M}", frame.to_dicts()
+
+
+def _print_edges(min_edge: float | None, limit: int) -> None:
+    window, rows = _latest_edges(min_edge)
+    if window is None:
+        console.print("no edge report yet: run a collection after price_model has trained")
+        return
+    buys = [r for r in rows if r["recommendation"] != "PASS"]
+    table = Table(title=f"edge report, window {window} UTC: {len(buys)} of {len(rows)} markets")
+    for col in (
+        "market",
+        "family",
+        "side",
+        "mid",
+        "ask/bid",
+        "model",
+        "struct",
+        "net edge",
+        "stake",
+        "flags",
+    ):
+        table.add_column(col)
+    for r in (buys or rows)[:limit]:
+        price = r["ask"] if r["side"] == "YES" else r["bid"]
+        table.add_row(
+            r["market_id"],
+            r["family"] or "",
+            r["recommendation"],
+            f"{r['market_prob']:.3f}",
+            f"{price:.3f}" if price is not None else "",
+            f"{r['model_prob']:.3f}" if r["model_prob"] is not None else "",
+            f"{r['structural_probability']:.3f}" if r["structural_probability"] is not None else "",
+            f"{r['net_edge']:+.3f}" if r["net_edge"] is not None else "",
+            f"{r['stake']:.2f}" if r["stake"] is not None else "",
+            r["flags"] or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def model(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the model card as JSON.")] = False,
+) -> None:
+    """The newest trained model's card: features, data window, walk-forward metrics with
+    95 % intervals, versions.
+
+    Example: btc-tracker model --json
+    """
+    import json
+
+    from btc_tracker_pipeline.model.artifact import ModelArtifactError, load_latest, model_dirs
+
+    try:
+        _, card = load_latest(environment.models_path())
+    except ModelArtifactError as exc:
+        raise _fail(str(exc)) from exc
+    card = {"model_version": model_dirs(environment.models_path())[-1].name, **card}
+    if as_json:
+        print(json.dumps(card, indent=2, default=str))
+        return
+    console.print(
+        f"model {card['model_version']}: {card['n_markets']} markets, {card['n_rows']} rows, "
+        f"data {card['data_window']['first_snapshot']} … {card['data_window']['last_snapshot']}"
+    )
+    _print_model_card()
+
+
+@app.command()
+def train() -> None:
+    """Retrain and evaluate the model now (train_job: price_model + paper_trades).
+
+    Example: btc-tracker train
+    """
+    environment.prepare_dagster_environment()
+    if not _train():
+        raise typer.Exit(1)
+    _print_model_card()
+
+
+@app.command()
+def edges(
+    min_edge: Annotated[
+        float | None, typer.Option(help="Only recommend net edges at least this large.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
+) -> None:
+    """The newest edge report: market vs model, net edge after fees, recommendation, stake.
+
+    Example: btc-tracker edges --min-edge 0.05
+    """
+    import json
+
+    if min_edge is not None and not 0 <= min_edge < 1:
+        raise _fail("--min-edge must be in [0, 1)")
+    if as_json:
+        window, rows = _latest_edges(min_edge)
+        print(json.dumps({"window_start": window, "rows": rows[:limit]}, default=str, indent=2))
+        return
+    _print_edges(min_edge, limit)
 
 
 def _market_config(market_ids: str | None) -> dict | None:

@@ -13,6 +13,7 @@ ENV_CLOB = "BTC_TRACKER_CLOB_URL"
 ENV_BINANCE = "BTC_TRACKER_BINANCE_URL"
 ENV_WAREHOUSE = "BTC_TRACKER_WAREHOUSE"
 ENV_STORAGE = "BTC_TRACKER_DAGSTER_STORAGE"
+ENV_MODELS = "BTC_TRACKER_MODELS"
 
 
 def project_root() -> Path:
@@ -26,6 +27,12 @@ def warehouse_path() -> Path:
     return Path(value).expanduser().resolve() if value else project_root() / "data/warehouse.duckdb"
 
 
+def models_path() -> Path:
+    """``BTC_TRACKER_MODELS`` or ``data/models`` under the project root."""
+    value = os.environ.get(ENV_MODELS)
+    return Path(value).expanduser().resolve() if value else project_root() / "data/models"
+
+
 def prepare_dagster_environment() -> None:
     """Point Dagster at the project's instance with absolute storage paths (idempotent).
 
@@ -37,6 +44,7 @@ def prepare_dagster_environment() -> None:
     os.environ.setdefault("DAGSTER_HOME", str(root))
     os.environ.setdefault(ENV_STORAGE, str(root / "data" / "dagster"))
     os.environ[ENV_WAREHOUSE] = str(warehouse_path())
+    os.environ[ENV_MODELS] = str(models_path())
     Path(os.environ[ENV_STORAGE]).mkdir(parents=True, exist_ok=True)
 
 

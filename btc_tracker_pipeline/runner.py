@@ -103,3 +103,20 @@ def run_windows(
         if on_chunk:
             on_chunk(outcome)
     return outcomes
+
+
+def run_job(
+    job_name: str,
+    *,
+    run_config: dict[str, Any] | None = None,
+    instance: dg.DagsterInstance | None = None,
+    log_level: str = "WARNING",
+) -> dg.ExecuteInProcessResult:
+    """Run an unpartitioned job (e.g. ``train_job``) in this process, recorded in the instance."""
+    from btc_tracker_pipeline.definitions import defs
+
+    job = defs().resolve_job_def(job_name)
+    config = {"loggers": {"console": {"config": {"log_level": log_level}}}} | (run_config or {})
+    return job.execute_in_process(
+        instance=instance or dg.DagsterInstance.get(), run_config=config, raise_on_error=False
+    )

@@ -24,6 +24,7 @@ DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
 DEFAULT_CLOB_URL = "https://clob.polymarket.com"
 DEFAULT_BINANCE_URL = "https://api.binance.com"
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
+DEFAULT_MODELS = "data/models"
 
 
 class PolymarketResource(dg.ConfigurableResource):
@@ -95,6 +96,12 @@ class WarehouseResource(dg.ConfigurableResource):
             conn.close()
 
 
+class ModelStoreResource(dg.ConfigurableResource):
+    """Where trained model artifacts live (one folder per training, newest wins)."""
+
+    models_dir: str = DEFAULT_MODELS
+
+
 def _env_or(name: str, default: str) -> str | dg.EnvVar:
     # Only a variable that is set is bound through EnvVar: an unset EnvVar fails at run time.
     return dg.EnvVar(name) if os.environ.get(name) else default
@@ -114,6 +121,9 @@ def resources() -> dg.Definitions:
             ),
             "warehouse": WarehouseResource(
                 path=_env_or("BTC_TRACKER_WAREHOUSE", DEFAULT_WAREHOUSE)
+            ),
+            "model_store": ModelStoreResource(
+                models_dir=_env_or("BTC_TRACKER_MODELS", DEFAULT_MODELS)
             ),
         }
     )

@@ -8,6 +8,7 @@ from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.features.assets import market_indicators
 from btc_tracker_pipeline.defs.labels.assets import market_resolutions
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
+from btc_tracker_pipeline.defs.model.assets import edge_report, paper_trades, price_model
 
 collect_job = dg.define_asset_job(
     "collect_job",
@@ -17,11 +18,27 @@ collect_job = dg.define_asset_job(
         btc_spot_prices,
         market_resolutions,
         market_indicators,
+        edge_report,
     ],
-    description="One 15-minute tick: markets, quotes, BTC spot, settlements, indicators.",
+    description="One 15-minute tick: markets, quotes, BTC spot, settlements, indicators, edges.",
 )
 
 # Cron */15 inferred from the partitions; the tick at 10:15 requests window 10:00.
 collect_schedule = dg.build_schedule_from_partitioned_job(
     collect_job, default_status=dg.DefaultScheduleStatus.RUNNING
+)
+
+
+train_job = dg.define_asset_job(
+    "train_job",
+    selection=[price_model, paper_trades],
+    description="Daily: retrain and evaluate the model walk-forward, then paper-trade it.",
+)
+
+# Retrained daily, not every 15 minutes: labels arrive slowly and training reads all of them.
+train_schedule = dg.ScheduleDefinition(
+    job=train_job,
+    cron_schedule="30 0 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry: (version, list of statements). Append new versions; never edit old ones.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -196,6 +196,88 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 q_spot TINYINT,
                 quality_score DOUBLE,
                 PRIMARY KEY (window_start, market_id)
+            )
+            """,
+        ],
+    ),
+    (
+        3,
+        [
+            """
+            CREATE TABLE IF NOT EXISTS edge_report (
+                window_start TIMESTAMP NOT NULL,
+                window_end TIMESTAMP NOT NULL,
+                market_id VARCHAR NOT NULL,
+                model_version VARCHAR,
+                in_sample BOOLEAN,
+                family VARCHAR,
+                question VARCHAR,
+                cluster VARCHAR,
+                market_prob DOUBLE,
+                best_bid DOUBLE,
+                best_ask DOUBLE,
+                model_prob DOUBLE,
+                structural_probability DOUBLE,
+                fees_enabled BOOLEAN,
+                fee_rate DOUBLE,
+                fee_exponent DOUBLE,
+                time_to_expiry_hours DOUBLE,
+                q_spot TINYINT,
+                parse_source VARCHAR,
+                barrier_touched BOOLEAN,
+                bid DOUBLE,
+                ask DOUBLE,
+                edge DOUBLE,
+                ev DOUBLE,
+                fee_yes DOUBLE,
+                fee_no DOUBLE,
+                net_edge_yes DOUBLE,
+                net_edge_no DOUBLE,
+                side VARCHAR,
+                net_edge DOUBLE,
+                recommendation VARCHAR,
+                cost DOUBLE,
+                kelly DOUBLE,
+                stake DOUBLE,
+                ev_per_dollar DOUBLE,
+                flags VARCHAR,
+                PRIMARY KEY (window_start, market_id)
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS model_predictions (
+                model_version VARCHAR NOT NULL,
+                fold INTEGER,
+                market_id VARCHAR NOT NULL,
+                event_id VARCHAR,
+                family VARCHAR,
+                cluster VARCHAR,
+                snapshot_ts TIMESTAMP NOT NULL,
+                resolved_at TIMESTAMP,
+                y TINYINT,
+                weight DOUBLE,
+                market_prob DOUBLE,
+                structural_probability DOUBLE,
+                model_prob DOUBLE
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS paper_trades (
+                model_version VARCHAR NOT NULL,
+                market_id VARCHAR NOT NULL,
+                cluster VARCHAR,
+                window_start TIMESTAMP,
+                side VARCHAR,
+                price DOUBLE,
+                fee DOUBLE,
+                cost DOUBLE,
+                shares DOUBLE,
+                stake DOUBLE,
+                predicted_ev DOUBLE,
+                settled_at TIMESTAMP,
+                won BOOLEAN,
+                pnl DOUBLE,
+                roi DOUBLE
             )
             """,
         ],

@@ -1,0 +1,326 @@
+"""Model assets: the calibrated XGBoost model, the edge report, paper trading."""
+
+import base64
+import io
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from btc_tracker_pipeline.defs.features.assets import market_indicators
+from btc_tracker_pipeline.defs.labels.assets import market_resolutions
+from btc_tracker_pipeline.defs.model.inputs import edge_inputs, training_tables
+from btc_tracker_pipeline.defs.resources import ModelStoreResource, WarehouseResource
+from btc_tracker_pipeline.defs.shared import (
+    DAILY_BACKFILL,
+    DUCKDB_WRITE_POOL,
+    OWNERS,
+    preview,
+    run_windows,
+    window_metadata,
+)
+from btc_tracker_pipeline.model.artifact import (
+    ModelArtifactError,
+    load_latest,
+    model_dirs,
+    save_model,
+)
+from btc_tracker_pipeline.model.dataset import add_features, build_dataset
+from btc_tracker_pipeline.model.edges import (
+    INPUT_SCHEMA,
+    EdgeConfig,
+    top_opportunities_markdown,
+)
+from btc_tracker_pipeline.model.edges import (
+    edge_report as compute_edge_report,
+)
+from btc_tracker_pipeline.model.paper import PaperConfig, simulate
+from btc_tracker_pipeline.model.train import (
+    MIN_RESOLVED_MARKETS,
+    InsufficientDataError,
+    train_final,
+    walk_forward_evaluate,
+)
+from btc_tracker_pipeline.partitions import WINDOW as _WINDOW
+from btc_tracker_pipeline.partitions import fifteen_minute_partitions
+from btc_tracker_pipeline.warehouse import TableWrite, write_window
+
+EDGE_CONFIG = EdgeConfig()
+PAPER_CONFIG = PaperConfig(edge=EDGE_CONFIG)
+
+
+class TrainingSettings(dg.Config):
+    """How much history training needs and how the walk-forward is cut."""
+
+    min_resolved_markets: int = Field(
+        MIN_RESOLVED_MARKETS,
+        description="Refuse to train below this many usable resolved markets (default 200:"
+        " below it a calibration curve and a skill interval are noise, docs/modeling.md §4).",
+    )
+    test_span_hours: float = Field(24.0, description="Length of each walk-forward test window.")
+    embargo_hours: float = Field(1.0, description="Gap between training labels and a test window.")
+
+
+class EdgeSettings(dg.Config):
+    """The seed's --min-edge (applied to the net edge after fees and spread)."""
+
+    min_edge: float = EDGE_CONFIG.min_edge
+
+
+def _cell(block: dict, key: str, digits: int = 3) -> str:
+    value = block.get(key)
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _metrics_markdown(report: dict) -> str:
+    """The walk-forward metrics, overall and per family, as a Markdown table."""
+    rows = [
+        "| slice | markets | Brier model | Brier market | BSS vs market (95 % CI) | "
+        "BSS vs structural | ECE model / market | AUC model / market | accuracy | precision |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    blocks = [("overall", report["overall"]), *sorted(report.get("by_family", {}).items())]
+    for name, b in blocks:
+        lo, hi = b.get("bss_vs_market_ci") or [None, None]
+        ci = "" if lo is None else f" [{lo:+.3f}, {hi:+.3f}]"
+        rows.append(
+            f"| {name} | {b.get('n_markets', '')} | {_cell(b, 'brier_model', 4)} | "
+            f"{_cell(b, 'brier_market', 4)} | {_cell(b, 'bss_vs_market')}{ci} | "
+            f"{_cell(b, 'bss_vs_struct')} | {_cell(b, 'ece_model')} / {_cell(b, 'ece_market')} | "
+            f"{_cell(b, 'auc_model')} / {_cell(b, 'auc_market')} | {_cell(b, 'accuracy')} | "
+            f"{_cell(b, 'precision')} |"
+        )
+    return "\n".join(rows)
+
+
+def _reliability_png(report: dict) -> str | None:
+    """A reliability plot as a Markdown image (base64 PNG), or None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    table = report["overall"].get("reliability") or []
+    xs = [r["mean_p"] for r in table if r.get("n")]
+    ys = [r["observed"] for r in table if r.get("n")]
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
+    ax.plot(xs, ys, "o-", label="model (walk-forward)")
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed frequency")
+    ax.legend(loc="upper left")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return f"![reliability](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+
+
+@dg.asset(
+    deps=[market_indicators, market_resolutions],
+    group_name="model",
+    kinds={"xgboost", "duckdb"},
+    owners=OWNERS,
+    pool=DUCKDB_WRITE_POOL,
+)
+def price_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingSettings,
+    warehouse: WarehouseResource,
+    model_store: ModelStoreResource,
+) -> dg.MaterializeResult:
+    """XGBoost on labelled indicators, calibrated, evaluated walk-forward against the market.
+
+    Evaluation: walk-forward by resolution time, grouped by market and event, purged and
+    embargoed; Brier / log-loss skill against the market price and the structural
+    probability with cluster-bootstrap 95 % intervals. Then a final model on all data
+    is saved under data/models/ with a JSON card. Retrained daily (train_job schedule).
+    """
+    with warehouse.connect() as conn:
+        indicators, resolutions, markets = training_tables(conn)
+    dataset = build_dataset(indicators, resolutions, markets)
+    try:
+        predictions, report = walk_forward_evaluate(
+            dataset,
+            min_markets=config.min_resolved_markets,
+            test_span=timedelta(hours=config.test_span_hours),
+            embargo=timedelta(hours=config.embargo_hours),
+        )
+        model = train_final(dataset, min_markets=config.min_resolved_markets)
+    except InsufficientDataError as exc:
+        raise dg.Failure(f"not training: {exc}") from exc
+    card = {
+        "data_window": {
+            "first_snapshot": str(dataset["snapshot_ts"].min()),
+            "last_snapshot": str(dataset["snapshot_ts"].max()),
+            "last_resolution": str(dataset["resolved_at"].max()),
+        },
+        "n_markets": dataset["market_id"].n_unique(),
+        "n_rows": dataset.height,
+        "metrics": report,
+    }
+    folder = save_model(model, card, Path(model_store.models_dir))
+    version = folder.name
+    with warehouse.connect() as conn:
+        frame = predictions.with_columns(pl.lit(version).alias("model_version"))
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute("DELETE FROM model_predictions")
+            conn.register("_preds", frame.to_arrow())
+            conn.execute("INSERT INTO model_predictions BY NAME SELECT * FROM _preds")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.unregister("_preds")
+    importance = model.feature_importance().head(15)
+    plot = _reliability_png(report)
+    overall = report["overall"]
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": version,
+            "artifact": dg.MetadataValue.path(str(folder)),
+            "n_markets": dg.MetadataValue.int(card["n_markets"]),
+            "n_rows": dg.MetadataValue.int(card["n_rows"]),
+            "bss_vs_market": dg.MetadataValue.float(float(overall.get("bss_vs_market") or 0.0)),
+            "metrics": dg.MetadataValue.md(_metrics_markdown(report)),
+            "feature_importance": preview(importance, rows=15),
+            **({"reliability_plot": dg.MetadataValue.md(plot)} if plot else {}),
+            "report": dg.MetadataValue.json(json.loads(json.dumps(report, default=str))),
+        }
+    )
+
+
+@dg.asset(
+    deps=[price_model],
+    group_name="model",
+    kinds={"polars", "duckdb"},
+    owners=OWNERS,
+    pool=DUCKDB_WRITE_POOL,
+)
+def paper_trades(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Simulated fills of the walk-forward (out-of-sample) recommendations, settled on resolution.
+
+    Fills YES at the ask and NO at 1 − bid with the market's taker fee, sized by
+    fractional Kelly on a compounding bankroll (caps per market and per event), one
+    trade per market; configuration frozen in PAPER_CONFIG. Only predictions the model
+    made before seeing the market's outcome are traded (price_model's walk-forward folds).
+    """
+    with warehouse.connect() as conn:
+        predictions = conn.sql("SELECT * FROM model_predictions").pl()
+        if predictions.is_empty():
+            raise dg.Failure("no walk-forward predictions yet: materialize price_model first")
+        start = predictions["snapshot_ts"].min()
+        end = predictions["snapshot_ts"].max()
+        inputs = edge_inputs(conn, start - _WINDOW, end)
+        resolutions = conn.sql(
+            "SELECT market_id, yes_won, settled_at FROM market_resolutions "
+            "WHERE status = 'resolved'"
+        ).pl()
+    rows = inputs.join(
+        predictions.select("market_id", "snapshot_ts", "model_prob"),
+        on=["market_id", "snapshot_ts"],
+        how="inner",
+    )
+    report = compute_edge_report(rows.select(list(INPUT_SCHEMA)), PAPER_CONFIG.edge)
+    trades, metrics = simulate(report, resolutions, PAPER_CONFIG)
+    version = predictions["model_version"][0]
+    with warehouse.connect() as conn:
+        frame = trades.with_columns(pl.lit(version).alias("model_version"))
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute("DELETE FROM paper_trades")
+            if not frame.is_empty():
+                conn.register("_trades", frame.to_arrow())
+                conn.execute("INSERT INTO paper_trades BY NAME SELECT * FROM _trades")
+                conn.unregister("_trades")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    table = pl.DataFrame(
+        {
+            "metric": list(metrics),
+            "value": [None if v is None else float(v) for v in metrics.values()],
+        }
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": version,
+            "n_trades": dg.MetadataValue.int(int(metrics.get("n_trades") or 0)),
+            "roi_per_dollar": dg.MetadataValue.float(float(metrics.get("roi_per_dollar") or 0.0)),
+            "metrics": preview(table, rows=30),
+            "paper_metrics": dg.MetadataValue.json(
+                {k: (None if v is None else float(v)) for k, v in metrics.items()}
+            ),
+            "config": dg.MetadataValue.json(PAPER_CONFIG.model_dump()),
+        }
+    )
+
+
+@dg.asset(
+    deps=[market_indicators, price_model],
+    partitions_def=fifteen_minute_partitions,
+    backfill_policy=DAILY_BACKFILL,
+    group_name="report",
+    kinds={"xgboost", "duckdb"},
+    owners=OWNERS,
+    pool=DUCKDB_WRITE_POOL,
+)
+def edge_report(
+    context: dg.AssetExecutionContext,
+    config: EdgeSettings,
+    warehouse: WarehouseResource,
+    model_store: ModelStoreResource,
+) -> dg.MaterializeResult:
+    """Per open market: market vs model probability, net edge after fees and spread,
+    BUY YES / BUY NO / PASS at the seed's min_edge, fractional-Kelly stake, flags.
+
+    Uses the newest saved model; windows the model was trained on are marked in_sample
+    (use paper_trades for honest backtests). Without a model every row is PASS (no_model).
+    """
+    windows = run_windows(context)
+    range_start, range_end = windows[0][0], windows[-1][1]
+    try:
+        model, card = load_latest(Path(model_store.models_dir))
+        version = model_dirs(Path(model_store.models_dir))[-1].name
+        last_seen = datetime.fromisoformat(card["data_window"]["last_snapshot"])
+    except ModelArtifactError as exc:
+        context.log.warning(f"edge_report without a model: {exc}")
+        model, version, last_seen = None, None, None
+    with warehouse.connect() as conn:
+        rows = edge_inputs(conn, range_start, range_end)
+        if model is not None and not rows.is_empty():
+            rows = rows.with_columns(pl.Series("model_prob", model.predict(add_features(rows))))
+        else:
+            rows = rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("model_prob"))
+        settings = EDGE_CONFIG.model_copy(update={"min_edge": config.min_edge})
+        report = compute_edge_report(rows.select(list(INPUT_SCHEMA)), settings).with_columns(
+            (pl.col("window_start") + _WINDOW).alias("window_end"),
+            pl.lit(version, dtype=pl.String).alias("model_version"),
+            (
+                pl.lit(last_seen is not None)
+                & (pl.col("window_start") + _WINDOW <= pl.lit(last_seen, dtype=pl.Datetime("us")))
+            ).alias("in_sample"),
+        )
+        for ws, we in windows:
+            frame = report.filter(pl.col("window_start") == ws)
+            write_window(conn, [TableWrite("edge_report", frame, on_empty="keep")], ws, we)
+    last = report.filter(pl.col("window_start") == windows[-1][0])
+    counts = report.group_by("recommendation").len().sort("recommendation")
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(windows),
+            "row_count": dg.MetadataValue.int(report.height),
+            "model_version": str(version),
+            "recommendations": preview(counts),
+            "top_opportunities": dg.MetadataValue.md(top_opportunities_markdown(last)),
+        }
+    )

@@ -1,0 +1,38 @@
+"""Warehouse reads shared by the model assets: labelled data and edge-report inputs."""
+
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+# One row per (window, market): indicators + the book + the market's fee schedule.
+EDGE_INPUTS_SQL = """
+SELECT i.*, t.question, coalesce(t.event_slug, i.market_id) AS cluster,
+       i.market_probability AS market_prob, s.best_bid, s.best_ask,
+       t.fees_enabled, t.fee_rate, t.fee_exponent, t.parse_source
+FROM market_indicators i
+JOIN market_snapshots s USING (window_start, market_id)
+JOIN tracked_markets t USING (window_start, market_id)
+WHERE i.window_start >= ? AND i.window_start < ?
+ORDER BY i.window_start, i.market_id
+"""
+
+
+def edge_inputs(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pl.DataFrame:
+    """Indicator rows of [start, end) with what an edge report needs beside them."""
+    return conn.sql(EDGE_INPUTS_SQL, params=[start, end]).pl()
+
+
+def training_tables(
+    conn: duckdb.DuckDBPyConnection,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(indicators of resolved markets, resolutions, one static row per market)."""
+    resolutions = conn.sql("SELECT * FROM market_resolutions").pl()
+    indicators = conn.sql(
+        "SELECT * FROM market_indicators WHERE market_id IN "
+        "(SELECT market_id FROM market_resolutions WHERE status = 'resolved')"
+    ).pl()
+    markets = conn.sql(
+        "SELECT market_id, event_slug, start_date, end_date AS expiry FROM markets"
+    ).pl()
+    return indicators, resolutions, markets
