@@ -84,9 +84,8 @@ def main() -> None:
         "--min-markets", type=int, default=200, help="price_model's min_resolved_markets"
     )
     args = parser.parse_args()
-    rows = [
-        run_world(b, args.days, args.seed, datetime.fromisoformat(args.now)) for b in args.biases
-    ]
+    now = datetime.fromisoformat(args.now)
+    rows = [run_world(b, args.days, args.seed, now, args.min_markets) for b in args.biases]
     table = Table(title=f"Walk-forward evaluation, {args.days} days per world, seed {args.seed}")
     for col in (
         "bias",

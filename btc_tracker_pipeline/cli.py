@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from btc_tracker_pipeline import environment
+from btc_tracker_pipeline import cli_read, environment
 from btc_tracker_pipeline.partitions import WINDOW, floor_to_window, key_of
 
 app = typer.Typer(
@@ -382,6 +382,36 @@ def edges(
     _print_edges(min_edge, limit)
 
 
+@app.command()
+def dataset(
+    out: Annotated[Path, typer.Option(help="Output file: .parquet or .csv.")],
+) -> None:
+    """Write the ML dataset the model trains on (features + labels, one row per
+    market snapshot, the price_model rules applied).
+
+    Example: btc-tracker dataset --out dataset.parquet
+    """
+    from btc_tracker_pipeline.defs.model.inputs import training_tables
+    from btc_tracker_pipeline.model.dataset import build_dataset
+    from btc_tracker_pipeline.warehouse import WarehouseError, warehouse
+
+    if out.suffix not in (".parquet", ".csv"):
+        raise _fail(f"--out {out}: use a .parquet or .csv file name")
+    try:
+        with warehouse(environment.warehouse_path(), read_only=True, wait_s=30) as conn:
+            frame = build_dataset(*training_tables(conn))
+    except WarehouseError as exc:
+        raise _fail(str(exc)) from exc
+    if out.suffix == ".parquet":
+        frame.write_parquet(out)
+    else:
+        frame.write_csv(out)
+    console.print(
+        f"{frame.height:,} rows, {frame['market_id'].n_unique():,} resolved markets, "
+        f"{frame.width} columns written to {out}"
+    )
+
+
 def _market_config(market_ids: str | None) -> dict | None:
     if not market_ids:
         return None
@@ -517,6 +547,12 @@ def _run_stoppable(cmd: list[str], cwd: Path) -> int:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+app.command(name="markets")(cli_read.markets_command)
+app.command(name="stats")(cli_read.stats_command)
+app.command(name="history")(cli_read.history_command)
+app.command(name="export")(cli_read.export_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

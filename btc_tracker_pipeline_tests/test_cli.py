@@ -14,7 +14,20 @@ from typer.testing import CliRunner
 from btc_tracker_pipeline.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["replay", "demo", "collect", "backfill", "ui"]
+COMMANDS = [
+    "replay",
+    "demo",
+    "collect",
+    "backfill",
+    "ui",
+    "train",
+    "model",
+    "edges",
+    "markets",
+    "stats",
+    "history",
+    "export",
+]
 runner = CliRunner()
 
 
