@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
-from btc_tracker_pipeline.partitions import WINDOWS_PER_RUN, windows_between
+from btc_tracker_pipeline.partitions import (
+    WINDOWS_PER_RUN,
+    fifteen_minute_partitions,
+    windows_between,
+)
 
 # Every asset that writes DuckDB is in this pool; dagster.yaml limits pools to 1
 # (docs/dagster.md §2: DuckDB has one writer).
 DUCKDB_WRITE_POOL = "duckdb_write"
 OWNERS = ["team:btc-tracker"]
 DAILY_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=WINDOWS_PER_RUN)
+
+
+def window_asset(*, group_name: str, kinds: set[str], **kwargs: Any) -> Any:
+    """``dg.asset`` for a 15-minute asset that writes DuckDB: the one partition
+    definition, a day of windows per backfill run, the writer pool, the owners."""
+    return dg.asset(
+        partitions_def=fifteen_minute_partitions,
+        backfill_policy=DAILY_BACKFILL,
+        group_name=group_name,
+        kinds=kinds,
+        owners=OWNERS,
+        pool=DUCKDB_WRITE_POOL,
+        **kwargs,
+    )
 
 
 def naive_utc(ts: datetime) -> datetime:

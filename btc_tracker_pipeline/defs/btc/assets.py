@@ -6,24 +6,17 @@ from btc_tracker_pipeline.collect.runs import RunRecord, is_live, utcnow
 from btc_tracker_pipeline.collect.spot import DAY, klines_frame, window_klines, window_stats
 from btc_tracker_pipeline.defs.resources import BinanceResource, WarehouseResource
 from btc_tracker_pipeline.defs.shared import (
-    DAILY_BACKFILL,
-    DUCKDB_WRITE_POOL,
-    OWNERS,
     preview,
     run_windows,
+    window_asset,
     window_metadata,
 )
-from btc_tracker_pipeline.partitions import fifteen_minute_partitions
 from btc_tracker_pipeline.warehouse import TableWrite, append_rows, write_window
 
 
-@dg.asset(
-    partitions_def=fifteen_minute_partitions,
-    backfill_policy=DAILY_BACKFILL,
+@window_asset(
     group_name="btc",
     kinds={"binance", "duckdb"},
-    owners=OWNERS,
-    pool=DUCKDB_WRITE_POOL,
 )
 def btc_spot_prices(
     context: dg.AssetExecutionContext,

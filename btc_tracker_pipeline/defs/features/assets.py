@@ -8,11 +8,9 @@ from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
 from btc_tracker_pipeline.defs.resources import WarehouseResource
 from btc_tracker_pipeline.defs.shared import (
-    DAILY_BACKFILL,
-    DUCKDB_WRITE_POOL,
-    OWNERS,
     preview,
     run_windows,
+    window_asset,
     window_metadata,
 )
 from btc_tracker_pipeline.features.indicators import (
@@ -20,33 +18,15 @@ from btc_tracker_pipeline.features.indicators import (
     LOOKBACK_WINDOWS,
     compute_indicators,
 )
-from btc_tracker_pipeline.partitions import WINDOW, fifteen_minute_partitions
+from btc_tracker_pipeline.model.dataset import SEED_FEATURES
+from btc_tracker_pipeline.partitions import WINDOW
 from btc_tracker_pipeline.warehouse import TableWrite, append_rows, write_window
 
-SEED_FEATURES = [
-    "market_probability",
-    "volume",
-    "liquidity",
-    "btc_spot_price",
-    "btc_24h_change_pct",
-    "price_momentum_15m",
-    "price_momentum_1h",
-    "volume_spike",
-    "price_volatility",
-    "rsi_14",
-    "market_edge",
-    "time_to_expiry_hours",
-]
 
-
-@dg.asset(
+@window_asset(
     deps=[market_snapshots, tracked_markets, btc_spot_prices],
-    partitions_def=fifteen_minute_partitions,
-    backfill_policy=DAILY_BACKFILL,
     group_name="features",
     kinds={"polars", "duckdb"},
-    owners=OWNERS,
-    pool=DUCKDB_WRITE_POOL,
 )
 def market_indicators(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource

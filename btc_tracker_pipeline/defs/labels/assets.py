@@ -17,14 +17,11 @@ from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.markets.assets import tracked_markets
 from btc_tracker_pipeline.defs.resources import PolymarketResource, WarehouseResource
 from btc_tracker_pipeline.defs.shared import (
-    DAILY_BACKFILL,
-    DUCKDB_WRITE_POOL,
-    OWNERS,
     preview,
     run_windows,
+    window_asset,
     window_metadata,
 )
-from btc_tracker_pipeline.partitions import fifteen_minute_partitions
 from btc_tracker_pipeline.warehouse import TableWrite, append_rows, write_window
 
 INTEGRITY_CHECK = "label_integrity"
@@ -109,14 +106,10 @@ def _label_checks(frame: pl.DataFrame, checked: pl.DataFrame) -> list[dg.AssetCh
     ]
 
 
-@dg.asset(
+@window_asset(
     deps=[tracked_markets, btc_spot_prices],
-    partitions_def=fifteen_minute_partitions,
-    backfill_policy=DAILY_BACKFILL,
     group_name="labels",
     kinds={"polymarket", "duckdb"},
-    owners=OWNERS,
-    pool=DUCKDB_WRITE_POOL,
     check_specs=[
         dg.AssetCheckSpec(
             INTEGRITY_CHECK,

@@ -16,14 +16,11 @@ from btc_tracker_pipeline.collect.snapshots import (
 )
 from btc_tracker_pipeline.defs.resources import PolymarketResource, WarehouseResource
 from btc_tracker_pipeline.defs.shared import (
-    DAILY_BACKFILL,
-    DUCKDB_WRITE_POOL,
-    OWNERS,
     preview,
     run_windows,
+    window_asset,
     window_metadata,
 )
-from btc_tracker_pipeline.partitions import fifteen_minute_partitions
 from btc_tracker_pipeline.sources.errors import ApiError
 from btc_tracker_pipeline.warehouse import TableWrite, append_rows, upsert_rows, write_window
 
@@ -37,13 +34,9 @@ class MarketSelection(dg.Config):
     )
 
 
-@dg.asset(
-    partitions_def=fifteen_minute_partitions,
-    backfill_policy=DAILY_BACKFILL,
+@window_asset(
     group_name="markets",
     kinds={"polymarket", "duckdb"},
-    owners=OWNERS,
-    pool=DUCKDB_WRITE_POOL,
 )
 def tracked_markets(
     context: dg.AssetExecutionContext,
@@ -113,14 +106,10 @@ MIN_COVERAGE = 0.9
 SUM_TOLERANCE = 0.02
 
 
-@dg.asset(
+@window_asset(
     deps=[tracked_markets],
-    partitions_def=fifteen_minute_partitions,
-    backfill_policy=DAILY_BACKFILL,
     group_name="markets",
     kinds={"polymarket", "duckdb"},
-    owners=OWNERS,
-    pool=DUCKDB_WRITE_POOL,
     freshness_policy=dg.FreshnessPolicy.time_window(
         fail_window=timedelta(minutes=45), warn_window=timedelta(minutes=20)
     ),

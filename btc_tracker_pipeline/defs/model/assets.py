@@ -15,11 +15,11 @@ from btc_tracker_pipeline.defs.labels.assets import market_resolutions
 from btc_tracker_pipeline.defs.model.inputs import edge_inputs, training_tables
 from btc_tracker_pipeline.defs.resources import ModelStoreResource, WarehouseResource
 from btc_tracker_pipeline.defs.shared import (
-    DAILY_BACKFILL,
     DUCKDB_WRITE_POOL,
     OWNERS,
     preview,
     run_windows,
+    window_asset,
     window_metadata,
 )
 from btc_tracker_pipeline.model.artifact import (
@@ -45,7 +45,6 @@ from btc_tracker_pipeline.model.train import (
     walk_forward_evaluate,
 )
 from btc_tracker_pipeline.partitions import WINDOW as _WINDOW
-from btc_tracker_pipeline.partitions import fifteen_minute_partitions
 from btc_tracker_pipeline.warehouse import TableWrite, write_window
 
 EDGE_CONFIG = EdgeConfig()
@@ -265,14 +264,10 @@ def paper_trades(
     )
 
 
-@dg.asset(
+@window_asset(
     deps=[market_indicators, price_model],
-    partitions_def=fifteen_minute_partitions,
-    backfill_policy=DAILY_BACKFILL,
     group_name="report",
     kinds={"xgboost", "duckdb"},
-    owners=OWNERS,
-    pool=DUCKDB_WRITE_POOL,
 )
 def edge_report(
     context: dg.AssetExecutionContext,
