@@ -158,6 +158,10 @@ def _run_with_progress(keys: list[str], run_config: dict | None = None) -> int:
     return failures
 
 
+# A few days of the simulated world hold ~35 usable resolved markets a day.
+DEMO_MIN_MARKETS = 40
+
+
 @app.command()
 def demo(
     days: Annotated[float, typer.Option(help="Days of 15-minute windows to collect.")] = 4.0,
@@ -194,7 +198,11 @@ def demo(
         # History (CLOB prices-history) for the past, then the newest window as a live tick
         # (it is live when it ended at most 10 minutes ago).
         failures = _run_with_progress(keys[:-1]) if len(keys) > 1 else 0
-        trained = _train()
+        console.print(
+            f"training with a minimum of {DEMO_MIN_MARKETS} resolved markets (a small demo "
+            "world; the default for real data is 200)"
+        )
+        trained = _train(DEMO_MIN_MARKETS)
         failures += _run_with_progress(keys[-1:])
         console.print(f"done in {time.monotonic() - started:.1f} s")
     finally:
@@ -211,12 +219,15 @@ def demo(
         raise typer.Exit(1)
 
 
-def _train() -> bool:
+def _train(min_markets: int | None = None) -> bool:
     """Run train_job (price_model + paper_trades); print why when it cannot train."""
     from btc_tracker_pipeline.runner import run_job
 
+    config = None
+    if min_markets is not None:
+        config = {"ops": {"price_model": {"config": {"min_resolved_markets": min_markets}}}}
     with console.status("training and evaluating the model (walk-forward)…"):
-        result = run_job("train_job")
+        result = run_job("train_job", run_config=config)
     if result.success:
         return True
     for event in result.all_events:
@@ -348,13 +359,18 @@ def model(
 
 
 @app.command()
-def train() -> None:
+def train(
+    min_markets: Annotated[
+        int | None,
+        typer.Option(help="Train with fewer resolved markets than the default 200 (small data)."),
+    ] = None,
+) -> None:
     """Retrain and evaluate the model now (train_job: price_model + paper_trades).
 
     Example: btc-tracker train
     """
     environment.prepare_dagster_environment()
-    if not _train():
+    if not _train(min_markets):
         raise typer.Exit(1)
     _print_model_card()
 
