@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 from rich.console import Console
 from rich.table import Table
 
 from btc_tracker_pipeline.partitions import key_of
-from btc_tracker_pipeline.replay import ReplayServer
+from btc_tracker_pipeline.replay.session import replay_session
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import chunks, partition_keys, run_windows
 
@@ -44,21 +42,11 @@ def main() -> None:
     keys = partition_keys(key_of(first), key_of(now - timedelta(minutes=15)))
     tmp = Path(tempfile.mkdtemp(prefix="btc-bench-"))
     world = SimulatedWorld(seed=args.seed, days=args.world_days, now=now)
-    with ReplayServer(world) as server:
-        os.environ.update(
-            {
-                "BTC_TRACKER_GAMMA_URL": f"{server.url}/gamma",
-                "BTC_TRACKER_CLOB_URL": f"{server.url}/clob",
-                "BTC_TRACKER_BINANCE_URL": f"{server.url}/binance",
-                "BTC_TRACKER_WAREHOUSE": str(tmp / "warehouse.duckdb"),
-            }
-        )
-        (tmp / "dagster").mkdir()
-        with dg.instance_for_test(temp_dir=str(tmp / "dagster")) as instance:
-            started = time.perf_counter()
-            outcomes = run_windows(keys, instance=instance)
-            elapsed = time.perf_counter() - started
-        stats = server.stats()["routes"]
+    with replay_session(world, tmp) as session:
+        started = time.perf_counter()
+        outcomes = run_windows(keys, instance=session.instance)
+        elapsed = time.perf_counter() - started
+        stats = session.server.stats()["routes"]
 
     with duckdb.connect(str(tmp / "warehouse.duckdb"), read_only=True) as conn:
         tokens_per_chunk = conn.execute(
@@ -78,7 +66,7 @@ def main() -> None:
     n_chunks = len(chunks(keys))
     kline_min = sum(math.ceil((24 * 60 + len(c) * 15) / 1000) for c in chunks(keys))
 
-    console = Console()
+    console = Console(width=160)
     table = Table(title=f"Backfill of {len(keys)} windows ({args.days} days), seed {args.seed}")
     for col in ("measure", "value", "minimum", "ratio"):
         table.add_column(col, justify="right" if col != "measure" else "left")

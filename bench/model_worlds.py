@@ -13,18 +13,16 @@ a distorted one (favourite-longshot bias) must show both.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import dagster as dg
 from rich.console import Console
 from rich.table import Table
 
 from btc_tracker_pipeline.partitions import key_of
-from btc_tracker_pipeline.replay import ReplayServer
+from btc_tracker_pipeline.replay.session import replay_session
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import partition_keys, run_job, run_windows
 
@@ -34,27 +32,16 @@ def run_world(bias: float, days: int, seed: int, now: datetime, min_markets: int
     tmp = Path(tempfile.mkdtemp(prefix=f"btc-bias{bias}-"))
     world = SimulatedWorld(seed=seed, days=days + 1, now=now, bias=bias)
     keys = partition_keys(key_of(now - timedelta(days=days)), key_of(now - timedelta(minutes=15)))
-    with ReplayServer(world) as server:
-        os.environ.update(
-            {
-                "BTC_TRACKER_GAMMA_URL": f"{server.url}/gamma",
-                "BTC_TRACKER_CLOB_URL": f"{server.url}/clob",
-                "BTC_TRACKER_BINANCE_URL": f"{server.url}/binance",
-                "BTC_TRACKER_WAREHOUSE": str(tmp / "warehouse.duckdb"),
-                "BTC_TRACKER_MODELS": str(tmp / "models"),
-            }
-        )
-        (tmp / "dagster").mkdir()
-        with dg.instance_for_test(temp_dir=str(tmp / "dagster")) as instance:
-            started = time.perf_counter()
-            outcomes = run_windows(keys, instance=instance)
-            collected = time.perf_counter() - started
-            assert all(o.success for o in outcomes), [o.error for o in outcomes]
-            started = time.perf_counter()
-            config = {"ops": {"price_model": {"config": {"min_resolved_markets": min_markets}}}}
-            train = run_job("train_job", instance=instance, run_config=config)
-            assert train.success, "train_job failed"
-            trained = time.perf_counter() - started
+    with replay_session(world, tmp) as session:
+        started = time.perf_counter()
+        outcomes = run_windows(keys, instance=session.instance)
+        collected = time.perf_counter() - started
+        assert all(o.success for o in outcomes), [o.error for o in outcomes]
+        started = time.perf_counter()
+        config = {"ops": {"price_model": {"config": {"min_resolved_markets": min_markets}}}}
+        train = run_job("train_job", instance=session.instance, run_config=config)
+        assert train.success, "train_job failed"
+        trained = time.perf_counter() - started
     meta = {}
     for event in train.get_asset_materialization_events():
         meta[event.asset_key.to_user_string()] = event.materialization.metadata
@@ -109,7 +96,7 @@ def main() -> None:
             f"{r['collect_s']:.0f}",
             f"{r['train_s']:.0f}",
         )
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ idempotent reruns and no look-ahead."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +14,7 @@ import duckdb
 import pytest
 
 from btc_tracker_pipeline.replay import ReplayServer
+from btc_tracker_pipeline.replay.session import replay_session
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import ChunkOutcome, partition_keys, run_windows
 
@@ -50,26 +50,16 @@ class Backfill:
 def backfill(tmp_path_factory) -> Iterator[Backfill]:
     tmp = tmp_path_factory.mktemp("backfill")
     world = SimulatedWorld(seed=7, days=5, now=datetime(2026, 3, 1))
-    saved = dict(os.environ)
-    with ReplayServer(world) as server:
-        os.environ.update(
-            {
-                "BTC_TRACKER_GAMMA_URL": f"{server.url}/gamma",
-                "BTC_TRACKER_CLOB_URL": f"{server.url}/clob",
-                "BTC_TRACKER_BINANCE_URL": f"{server.url}/binance",
-                "BTC_TRACKER_WAREHOUSE": str(tmp / "warehouse.duckdb"),
-            }
+    with replay_session(world, tmp) as session:
+        outcomes = run_windows(partition_keys(FIRST, LAST), instance=session.instance)
+        yield Backfill(
+            world,
+            session.server,
+            session.warehouse,
+            session.instance,
+            outcomes,
+            session.server.stats(),
         )
-        (tmp / "dagster").mkdir()
-        try:
-            with dg.instance_for_test(temp_dir=str(tmp / "dagster")) as instance:
-                outcomes = run_windows(partition_keys(FIRST, LAST), instance=instance)
-                yield Backfill(
-                    world, server, tmp / "warehouse.duckdb", instance, outcomes, server.stats()
-                )
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
 
 
 def test_every_window_materialized_in_one_run_per_day(backfill):

@@ -6,7 +6,6 @@ a writer holding the lock)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import polars as pl
 import pytest
@@ -26,6 +24,7 @@ from typer.testing import CliRunner
 
 from btc_tracker_pipeline import cli_read
 from btc_tracker_pipeline.replay import ReplayServer
+from btc_tracker_pipeline.replay.session import replay_session
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import partition_keys, run_windows
 
@@ -67,25 +66,10 @@ class Built:
 def built(tmp_path_factory) -> Iterator[Built]:
     tmp = tmp_path_factory.mktemp("read")
     world = SimulatedWorld(seed=7, days=2, now=datetime(2026, 3, 1))
-    saved = dict(os.environ)
-    with ReplayServer(world) as server:
-        os.environ.update(
-            {
-                "BTC_TRACKER_GAMMA_URL": f"{server.url}/gamma",
-                "BTC_TRACKER_CLOB_URL": f"{server.url}/clob",
-                "BTC_TRACKER_BINANCE_URL": f"{server.url}/binance",
-                "BTC_TRACKER_WAREHOUSE": str(tmp / "warehouse.duckdb"),
-            }
-        )
-        (tmp / "dagster").mkdir()
-        try:
-            with dg.instance_for_test(temp_dir=str(tmp / "dagster")) as instance:
-                outcomes = run_windows(partition_keys(FIRST, LAST), instance=instance)
-            assert all(o.success for o in outcomes)
-            yield Built(server, tmp / "warehouse.duckdb")
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+    with replay_session(world, tmp) as session:
+        outcomes = run_windows(partition_keys(FIRST, LAST), instance=session.instance)
+        assert all(o.success for o in outcomes)
+        yield Built(session.server, session.warehouse)
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ ones with the defaults.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +21,7 @@ from typer.testing import CliRunner
 
 from btc_tracker_pipeline.cli import app
 from btc_tracker_pipeline.replay import ReplayServer
+from btc_tracker_pipeline.replay.session import replay_session
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import partition_keys, run_job, run_windows
 
@@ -42,38 +42,22 @@ class World:
 
 def _backfill_and_train(bias: float, tmp: Path) -> Iterator[World]:
     world = SimulatedWorld(seed=7, days=4, now=NOW, bias=bias)
-    saved = dict(os.environ)
-    with ReplayServer(world) as server:
-        os.environ.update(
-            {
-                "BTC_TRACKER_GAMMA_URL": f"{server.url}/gamma",
-                "BTC_TRACKER_CLOB_URL": f"{server.url}/clob",
-                "BTC_TRACKER_BINANCE_URL": f"{server.url}/binance",
-                "BTC_TRACKER_WAREHOUSE": str(tmp / "warehouse.duckdb"),
-                "BTC_TRACKER_MODELS": str(tmp / "models"),
-            }
+    with replay_session(world, tmp) as session:
+        keys = partition_keys("2026-02-26-00:00", "2026-02-28-23:45")
+        assert all(o.success for o in run_windows(keys, instance=session.instance))
+        train = run_job("train_job", instance=session.instance, run_config=TRAIN_CONFIG)
+        assert train.success
+        meta = {
+            e.asset_key.to_user_string(): e.materialization.metadata
+            for e in train.get_asset_materialization_events()
+        }
+        yield World(
+            bias,
+            tmp,
+            meta["price_model"]["report"].value["overall"],
+            meta["paper_trades"]["paper_metrics"].value,
+            session.instance,
         )
-        (tmp / "dagster").mkdir()
-        try:
-            with dg.instance_for_test(temp_dir=str(tmp / "dagster")) as instance:
-                keys = partition_keys("2026-02-26-00:00", "2026-02-28-23:45")
-                assert all(o.success for o in run_windows(keys, instance=instance))
-                train = run_job("train_job", instance=instance, run_config=TRAIN_CONFIG)
-                assert train.success
-                meta = {
-                    e.asset_key.to_user_string(): e.materialization.metadata
-                    for e in train.get_asset_materialization_events()
-                }
-                yield World(
-                    bias,
-                    tmp,
-                    meta["price_model"]["report"].value["overall"],
-                    meta["paper_trades"]["paper_metrics"].value,
-                    instance,
-                )
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
@@ -118,12 +102,16 @@ def test_model_card_and_edge_report_use_the_trained_model(distorted, monkeypatch
         outcome = run_windows(["2026-02-28-23:45"], instance=distorted.instance)
     assert outcome[0].success
     with duckdb.connect(str(distorted.tmp / "warehouse.duckdb"), read_only=True) as conn:
-        rows, with_model, recs = conn.execute(
+        rows, with_model, unscored_strikes, unscored_traded, recs = conn.execute(
             "SELECT count(*), count(model_prob), "
+            "count(*) FILTER (WHERE model_prob IS NULL AND family NOT LIKE 'updown%'), "
+            "count(*) FILTER (WHERE model_prob IS NULL AND recommendation != 'PASS'), "
             "list(DISTINCT recommendation ORDER BY recommendation) FROM edge_report "
             "WHERE window_start = '2026-02-28 23:45'"
         ).fetchone()
-    assert rows > 20 and with_model == rows
+    # Only up/down markets whose window has not opened go unscored (and are PASS).
+    assert rows > 20 and with_model > 10
+    assert unscored_strikes == 0 and unscored_traded == 0
     assert set(recs) <= {"BUY YES", "BUY NO", "PASS"}
     result = CliRunner().invoke(app, ["edges", "--json", "--min-edge", "0.02"])
     assert result.exit_code == 0, result.output

@@ -293,7 +293,18 @@ def edge_report(
     with warehouse.connect() as conn:
         rows = edge_inputs(conn, range_start, range_end)
         if model is not None and not rows.is_empty():
-            rows = rows.with_columns(pl.Series("model_prob", model.predict(add_features(rows))))
+            rows = rows.with_columns(
+                pl.Series("model_prob", model.predict(add_features(rows)))
+            ).with_columns(
+                # The model never trains on up/down rows before their window opens (a fair
+                # coin, model/dataset.py rule 5), so it has no say there: no_model → PASS.
+                pl.when(
+                    pl.col("family").str.starts_with("updown") & pl.col("reference_price").is_null()
+                )
+                .then(None)
+                .otherwise(pl.col("model_prob"))
+                .alias("model_prob")
+            )
         else:
             rows = rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("model_prob"))
         settings = EDGE_CONFIG.model_copy(update={"min_edge": config.min_edge})

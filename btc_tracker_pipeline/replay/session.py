@@ -1,0 +1,47 @@
+"""A replay server with a throwaway warehouse and Dagster instance, for tests and benches."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from btc_tracker_pipeline import environment
+from btc_tracker_pipeline.replay.server import ReplayServer
+from btc_tracker_pipeline.replay.world import World
+
+
+@dataclass(frozen=True)
+class ReplaySession:
+    """What a session runs against: the server, the instance, the warehouse and models."""
+
+    server: ReplayServer
+    instance: dg.DagsterInstance
+    warehouse: Path
+    models: Path
+
+
+@contextlib.contextmanager
+def replay_session(world: World, folder: Path) -> Iterator[ReplaySession]:
+    """Serve ``world`` on loopback, point the BTC_TRACKER_* variables at it and at
+    ``folder`` (warehouse, models), and open a temporary Dagster instance in ``folder``.
+    The environment is restored and the server stopped on exit."""
+    folder = Path(folder)
+    saved = dict(os.environ)
+    with ReplayServer(world) as server:
+        environment.point_at_replay(server.url)
+        os.environ[environment.ENV_WAREHOUSE] = str(folder / "warehouse.duckdb")
+        os.environ[environment.ENV_MODELS] = str(folder / "models")
+        (folder / "dagster").mkdir(parents=True, exist_ok=True)
+        try:
+            with dg.instance_for_test(temp_dir=str(folder / "dagster")) as instance:
+                yield ReplaySession(
+                    server, instance, folder / "warehouse.duckdb", folder / "models"
+                )
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
