@@ -252,8 +252,11 @@ def test_sharpe_and_its_standard_error_on_a_hand_made_path():
     assert sharpe_ratio([0.01]) == (None, None)
     assert sharpe_ratio([0.01, 0.01]) == (None, None)
     # docs/modeling.md §2.4: a true Sharpe of 1.5 needs ≈ 650 days to reach t = 2.
-    s = 1.5 / math.sqrt(365)
-    assert 1.5 / (math.sqrt(365) * math.sqrt((1 + s**2 / 2) / 650)) == pytest.approx(2.0, abs=0.01)
+    unit = math.sqrt(649 / 650)  # alternating ±unit has sample std 1 over 650 days
+    days = [1.5 / math.sqrt(365) + (unit if i % 2 else -unit) for i in range(650)]
+    sharpe, se = sharpe_ratio(days)
+    assert sharpe == pytest.approx(1.5, rel=1e-6)
+    assert sharpe / se == pytest.approx(2.0, abs=0.01)
 
 
 def test_equity_path_metrics_from_settlements():
