@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from btc_tracker_pipeline import environment
+from btc_tracker_pipeline.replay.faults import FaultSpec
 from btc_tracker_pipeline.replay.server import ReplayServer
 from btc_tracker_pipeline.replay.world import World
 
@@ -26,13 +27,16 @@ class ReplaySession:
 
 
 @contextlib.contextmanager
-def replay_session(world: World, folder: Path) -> Iterator[ReplaySession]:
-    """Serve ``world`` on loopback, point the BTC_TRACKER_* variables at it and at
-    ``folder`` (warehouse, models), and open a temporary Dagster instance in ``folder``.
-    The environment is restored and the server stopped on exit."""
+def replay_session(
+    world: World, folder: Path, faults: FaultSpec | None = None
+) -> Iterator[ReplaySession]:
+    """Serve ``world`` on loopback (with ``faults`` injected, if given), point the
+    BTC_TRACKER_* variables at it and at ``folder`` (warehouse, models), and open a
+    temporary Dagster instance in ``folder``. The environment is restored and the server
+    stopped on exit."""
     folder = Path(folder)
     saved = dict(os.environ)
-    with ReplayServer(world) as server:
+    with ReplayServer(world, faults=faults) as server:
         environment.point_at_replay(server.url)
         os.environ[environment.ENV_WAREHOUSE] = str(folder / "warehouse.duckdb")
         os.environ[environment.ENV_MODELS] = str(folder / "models")
