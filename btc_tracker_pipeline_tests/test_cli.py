@@ -132,3 +132,23 @@ def test_dagster_cli_materializes_a_window_twice_with_identical_rows(tmp_path):
     assert len(dumps[0]["market_snapshots"]) > 20
     assert len(dumps[0]["btc_spot_prices"]) == 15
     assert dumps[0] == dumps[1]
+
+
+def test_broken_recorded_data_is_a_one_line_error_naming_file_and_line(tmp_path):
+    (tmp_path / "markets.jsonl").write_text("{not json}\n")
+    (tmp_path / "klines.csv").write_text(
+        "open_time_ms,open,high,low,close,volume\n"
+        "1773259200000,80000,80010,79990,80005,1.5\n"
+        "1773259260000,80005,80020,80000,80010,2.0\n"
+    )
+    result = runner.invoke(app, ["replay", "--data", str(tmp_path), "--port", "0"])
+    assert result.exit_code == 1
+    assert "markets.jsonl:1" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_model_command_without_a_model_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("BTC_TRACKER_MODELS", str(tmp_path / "models"))
+    result = runner.invoke(app, ["model", "--json"])
+    assert result.exit_code == 1
+    assert "run price_model first" in result.output
