@@ -10,6 +10,8 @@ from btc_tracker_pipeline.warehouse.write import (
     EmptyWindowError,
     TableWrite,
     append_rows,
+    registered,
+    replace_table,
     upsert_rows,
     write_window,
 )
@@ -21,6 +23,8 @@ __all__ = [
     "WarehouseError",
     "append_rows",
     "open_warehouse",
+    "registered",
+    "replace_table",
     "upsert_rows",
     "warehouse",
     "write_window",

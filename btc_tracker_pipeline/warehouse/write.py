@@ -7,8 +7,9 @@ matched by name not position (docs/dagster.md §2 pitfalls 1-3).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -60,9 +61,7 @@ def write_window(
                 f"{window_end:%H:%M}; existing rows were left untouched"
             )
     results: list[WriteResult] = []
-    registered: list[str] = []
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(conn):
         for w in writes:
             if w.frame.is_empty() and w.on_empty == "keep":
                 results.append(WriteResult(w.table, 0, 0, kept_existing=True))
@@ -73,38 +72,42 @@ def write_window(
             ).fetchone()
             written = 0
             if not w.frame.is_empty():
-                name = f"_btc_write_{next(_names)}"
-                conn.register(name, w.frame.to_arrow())
-                registered.append(name)
-                conn.execute(f"INSERT INTO {w.table} BY NAME SELECT * FROM {name}")
+                with registered(conn, w.frame) as name:
+                    conn.execute(f"INSERT INTO {w.table} BY NAME SELECT * FROM {name}")
                 written = w.frame.height
             results.append(WriteResult(w.table, written, int(deleted[0]) if deleted else 0, False))
+    return results
+
+
+@contextlib.contextmanager
+def _transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN … COMMIT, or ROLLBACK on any exception (KeyboardInterrupt included)."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+@contextlib.contextmanager
+def registered(conn: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> Iterator[str]:
+    """Expose ``frame`` to SQL under a fresh view name for the duration of the block."""
+    name = f"_btc_frame_{next(_names)}"
+    conn.register(name, frame.to_arrow())
+    try:
+        yield name
     finally:
-        for name in registered:
-            conn.unregister(name)
-    return results
+        conn.unregister(name)
 
 
 def append_rows(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
     """Append ``frame`` to ``table`` by column name in one transaction (e.g. collection_runs)."""
     if frame.is_empty():
         return 0
-    name = f"_btc_append_{next(_names)}"
-    conn.register(name, frame.to_arrow())
-    try:
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    finally:
-        conn.unregister(name)
+    with registered(conn, frame) as name, _transaction(conn):
+        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
     return frame.height
 
 
@@ -112,17 +115,19 @@ def upsert_rows(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
     """Insert or replace rows of a keyed dimension table (e.g. ``markets``) by ``key``."""
     if frame.is_empty():
         return 0
-    name = f"_btc_upsert_{next(_names)}"
-    conn.register(name, frame.unique(subset=[key], keep="last").to_arrow())
-    try:
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            conn.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {name})")
-            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    finally:
-        conn.unregister(name)
+    unique = frame.unique(subset=[key], keep="last")
+    with registered(conn, unique) as name, _transaction(conn):
+        conn.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {name})")
+        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
+    return frame.height
+
+
+def replace_table(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
+    """Replace every row of ``table`` with ``frame`` in one transaction (tables a daily
+    asset rewrites whole, e.g. model_predictions, paper_trades)."""
+    with _transaction(conn):
+        conn.execute(f"DELETE FROM {table}")
+        if not frame.is_empty():
+            with registered(conn, frame) as name:
+                conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
     return frame.height

@@ -22,7 +22,7 @@ from btc_tracker_pipeline.defs.shared import (
     window_asset,
     window_metadata,
 )
-from btc_tracker_pipeline.warehouse import TableWrite, append_rows, write_window
+from btc_tracker_pipeline.warehouse import TableWrite, append_rows, registered, write_window
 
 INTEGRITY_CHECK = "label_integrity"
 KLINES_CHECK = "labels_match_klines"
@@ -36,17 +36,13 @@ def _terms_and_klines(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The tracked terms of ``market_ids`` (their latest tracked row) and the 1m klines
     spanning their reference starts to one minute past their expiries."""
-    conn.register(
-        "_ids", pl.DataFrame({"market_id": market_ids}, schema={"market_id": pl.String}).to_arrow()
-    )
-    try:
+    ids = pl.DataFrame({"market_id": market_ids}, schema={"market_id": pl.String})
+    with registered(conn, ids) as name:
         terms = conn.sql(
             "SELECT market_id, family, strike, reference_start, expiry FROM tracked_markets "
-            "WHERE market_id IN (SELECT market_id FROM _ids) "
+            f"WHERE market_id IN (SELECT market_id FROM {name}) "
             "QUALIFY row_number() OVER (PARTITION BY market_id ORDER BY window_start DESC) = 1"
         ).pl()
-    finally:
-        conn.unregister("_ids")
     if terms.is_empty():
         return terms, pl.DataFrame(
             schema={"open_time": pl.Datetime("us"), "open": pl.Float64, "close": pl.Float64}

@@ -45,7 +45,7 @@ from btc_tracker_pipeline.model.train import (
     walk_forward_evaluate,
 )
 from btc_tracker_pipeline.partitions import WINDOW as _WINDOW
-from btc_tracker_pipeline.warehouse import TableWrite, write_window
+from btc_tracker_pipeline.warehouse import TableWrite, replace_table, write_window
 
 EDGE_CONFIG = EdgeConfig()
 PAPER_CONFIG = PaperConfig(edge=EDGE_CONFIG)
@@ -166,17 +166,7 @@ def price_model(
     version = folder.name
     with warehouse.connect() as conn:
         frame = predictions.with_columns(pl.lit(version).alias("model_version"))
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            conn.execute("DELETE FROM model_predictions")
-            conn.register("_preds", frame.to_arrow())
-            conn.execute("INSERT INTO model_predictions BY NAME SELECT * FROM _preds")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.unregister("_preds")
+        replace_table(conn, "model_predictions", frame)
     importance = model.feature_importance().head(15)
     plot = _reliability_png(report)
     overall = report["overall"]
@@ -233,17 +223,7 @@ def paper_trades(
     version = predictions["model_version"][0]
     with warehouse.connect() as conn:
         frame = trades.with_columns(pl.lit(version).alias("model_version"))
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            conn.execute("DELETE FROM paper_trades")
-            if not frame.is_empty():
-                conn.register("_trades", frame.to_arrow())
-                conn.execute("INSERT INTO paper_trades BY NAME SELECT * FROM _trades")
-                conn.unregister("_trades")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        replace_table(conn, "paper_trades", frame)
     table = pl.DataFrame(
         {
             "metric": list(metrics),
