@@ -109,3 +109,29 @@ def synthetic_tables(
         }
     )
     return indicators, resolutions, markets
+
+
+def edge_row(**overrides: object) -> dict:
+    """A clean, tradeable edge-report input row: structured parse, fresh spot, 1¢ book
+    at 50¢, fees on, a day to expiry (shared by test_edges and test_paper)."""
+    base = {
+        "window_start": datetime(2026, 3, 1, 10, 0),
+        "market_id": "m1",
+        "family": "above",
+        "question": "Will the price of Bitcoin be above $64,000 on March 11?",
+        "cluster": "e1",
+        "market_prob": 0.50,
+        "best_bid": 0.49,
+        "best_ask": 0.51,
+        "model_prob": 0.50,
+        "structural_probability": 0.52,
+        "fees_enabled": True,
+        "fee_rate": 0.07,
+        "fee_exponent": 1.0,
+        "time_to_expiry_hours": 24.0,
+        "q_spot": 1,
+        "parse_source": "structured",
+        "barrier_touched": False,
+    }
+    base.update(overrides)
+    return base

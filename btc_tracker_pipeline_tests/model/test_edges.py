@@ -20,6 +20,7 @@ from btc_tracker_pipeline.model.edges import (
     fee_per_share_expr,
     top_opportunities_markdown,
 )
+from btc_tracker_pipeline_tests.model import edge_row
 
 W0 = datetime(2026, 3, 1, 10, 0)
 # No caps: stake = κ·f*·bankroll.
@@ -28,27 +29,7 @@ UNCAPPED = EdgeConfig(max_stake_per_market=1.0, max_stake_per_cluster=1.0)
 
 def row(**overrides: object) -> dict:
     """A clean, tradeable row: structured parse, fresh spot, 1¢ book at 50¢, fees on."""
-    base = {
-        "window_start": W0,
-        "market_id": "m1",
-        "family": "above",
-        "question": "Will the price of Bitcoin be above $64,000 on March 11?",
-        "cluster": "e1",
-        "market_prob": 0.50,
-        "best_bid": 0.49,
-        "best_ask": 0.51,
-        "model_prob": 0.50,
-        "structural_probability": 0.52,
-        "fees_enabled": True,
-        "fee_rate": 0.07,
-        "fee_exponent": 1.0,
-        "time_to_expiry_hours": 24.0,
-        "q_spot": 1,
-        "parse_source": "structured",
-        "barrier_touched": False,
-    }
-    base.update(overrides)
-    return base
+    return edge_row(**overrides)
 
 
 def report(*rows: dict, config: EdgeConfig | None = None) -> pl.DataFrame:

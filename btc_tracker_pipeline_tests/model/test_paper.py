@@ -20,6 +20,7 @@ from btc_tracker_pipeline.model.paper import (
     simulate,
     trade_metrics,
 )
+from btc_tracker_pipeline_tests.model import edge_row
 
 W0 = datetime(2026, 3, 1, 10, 0)
 RESOLUTION_SCHEMA = {"market_id": pl.String, "yes_won": pl.Boolean, "settled_at": pl.Datetime("us")}
@@ -29,27 +30,7 @@ FEE_NO = 0.07 * 0.55 * 0.45  # NO at 1 − 45¢ bid
 
 def row(**overrides: object) -> dict:
     """A tradeable row: 1¢ book at 50¢, fees on, a day to expiry."""
-    base = {
-        "window_start": W0,
-        "market_id": "m1",
-        "family": "above",
-        "question": "Will the price of Bitcoin be above $64,000 on March 11?",
-        "cluster": "e1",
-        "market_prob": 0.50,
-        "best_bid": 0.49,
-        "best_ask": 0.51,
-        "model_prob": 0.50,
-        "structural_probability": 0.50,
-        "fees_enabled": True,
-        "fee_rate": 0.07,
-        "fee_exponent": 1.0,
-        "time_to_expiry_hours": 24.0,
-        "q_spot": 1,
-        "parse_source": "structured",
-        "barrier_touched": False,
-    }
-    base.update(overrides)
-    return base
+    return edge_row(**{"structural_probability": 0.50, **overrides})
 
 
 def yes_row(market: str, cluster: str, start: datetime = W0, **overrides: object) -> dict:
