@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from btc_tracker_pipeline import cli_read, environment
+from btc_tracker_pipeline import cli_read, environment, stopping
 from btc_tracker_pipeline.partitions import WINDOW, floor_to_window, key_of
 
 app = typer.Typer(
@@ -130,22 +130,44 @@ def _print_summary(path: Path) -> None:
     console.print(table)
 
 
+def _announce_stop(name: str) -> None:
+    console.print(
+        f"[yellow]{name}: finishing the window being written, then stopping "
+        "(press Ctrl+C again to stop at once)[/]"
+    )
+
+
+def _announce_orphan(orphan) -> None:
+    console.print(
+        f"[yellow]run {orphan.run_id[:8]} ({orphan.job_name}) was orphaned: {orphan.why}; "
+        "marked failed and its pool slot freed[/]"
+    )
+
+
 def _run_with_progress(keys: list[str], run_config: dict | None = None) -> int:
+    """Run windows with a progress bar; on Ctrl+C/SIGTERM stop cleanly and exit 130/143."""
     from btc_tracker_pipeline.runner import chunks, run_windows
 
     failures = 0
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("windows"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    stopped_at: str | None = None
+    with (
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("windows"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
+        stopping.graceful_signals(_announce_stop),
+    ):
         task = progress.add_task("collecting", total=len(keys))
 
         def on_chunk(outcome) -> None:
-            nonlocal failures
+            nonlocal failures, stopped_at
+            if stopping.requested() and not outcome.success:
+                stopped_at = outcome.first_key
+                return
             progress.advance(task, outcome.windows)
             if not outcome.success:
                 failures += 1
@@ -154,7 +176,19 @@ def _run_with_progress(keys: list[str], run_config: dict | None = None) -> int:
                     f"failed:[/] {outcome.error}"
                 )
 
-        run_windows(keys, run_config=run_config, on_chunk=on_chunk)
+        outcomes = run_windows(
+            keys, run_config=run_config, on_chunk=on_chunk, on_orphan=_announce_orphan
+        )
+    if stopping.requested():
+        done = sum(o.windows for o in outcomes if o.success)
+        resume = stopped_at or (keys[done] if done < len(keys) else None)
+        console.print(
+            f"[yellow]stopped by {stopping.requested()}[/]: {done} of {len(keys)} "
+            "windows written by complete runs; every window is whole (old or new rows)."
+        )
+        if resume is not None:
+            console.print(f"resume with: btc-tracker backfill --from {resume} --to {keys[-1]}")
+        raise typer.Exit(stopping.exit_code())
     console.print(f"{len(chunks(keys))} run(s), {failures} failed")
     return failures
 
@@ -227,8 +261,14 @@ def _train(min_markets: int | None = None) -> bool:
     config = None
     if min_markets is not None:
         config = {"ops": {"price_model": {"config": {"min_resolved_markets": min_markets}}}}
-    with console.status("training and evaluating the model (walk-forward)…"):
+    with (
+        console.status("training and evaluating the model (walk-forward)…"),
+        stopping.graceful_signals(_announce_stop),
+    ):
         result = run_job("train_job", run_config=config)
+    if stopping.requested():
+        console.print(f"[yellow]stopped by {stopping.requested()}[/] after training")
+        raise typer.Exit(stopping.exit_code())
     if result.success:
         return True
     for event in result.all_events:

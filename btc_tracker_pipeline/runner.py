@@ -14,6 +14,8 @@ from typing import Any
 
 import dagster as dg
 
+from btc_tracker_pipeline import stopping
+from btc_tracker_pipeline.orphans import OrphanedRun, free_orphaned_runs, owner_tags
 from btc_tracker_pipeline.partitions import WINDOWS_PER_RUN, fifteen_minute_partitions
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -62,6 +64,36 @@ def _failure_text(result: dg.ExecuteInProcessResult) -> str:
     return "run failed"
 
 
+def _execute(
+    job: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    config: dict[str, Any],
+    tags: dict[str, str],
+    partition_key: str | None = None,
+) -> dg.ExecuteInProcessResult:
+    """One in-process run, tagged with this process, in a worker thread (see ``stopping``)."""
+    return stopping.in_worker_thread(
+        lambda: job.execute_in_process(
+            instance=instance,
+            run_config=config,
+            raise_on_error=False,
+            partition_key=partition_key,
+            tags=tags | owner_tags(),
+        )
+    )
+
+
+def free_orphans(
+    instance: dg.DagsterInstance, on_orphan: Callable[[OrphanedRun], None] | None = None
+) -> list[OrphanedRun]:
+    """Free the pool slots of runs whose process died (see ``orphans``), reporting each."""
+    freed = free_orphaned_runs(instance)
+    for orphan in freed:
+        if on_orphan:
+            on_orphan(orphan)
+    return freed
+
+
 def run_windows(
     keys: Sequence[str],
     *,
@@ -69,12 +101,15 @@ def run_windows(
     run_config: dict[str, Any] | None = None,
     chunk_size: int = WINDOWS_PER_RUN,
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
+    on_orphan: Callable[[OrphanedRun], None] | None = None,
     instance: dg.DagsterInstance | None = None,
     log_level: str = "WARNING",
 ) -> list[ChunkOutcome]:
     """Materialize ``job_name`` for ``keys`` in runs of ``chunk_size`` windows.
 
     A failing run is reported and the next one still runs (nothing healthy is skipped).
+    Runs orphaned by a killed process are freed first. After a stop request
+    (``stopping``) no further run starts.
     """
     from btc_tracker_pipeline.definitions import defs
 
@@ -82,15 +117,16 @@ def run_windows(
     # Dagster's console logger prints every event of every window; keep warnings only.
     config = {"loggers": {"console": {"config": {"log_level": log_level}}}} | (run_config or {})
     instance = instance or dg.DagsterInstance.get()
+    free_orphans(instance, on_orphan)
     outcomes = []
     for chunk in chunks(keys, chunk_size):
+        if stopping.requested():
+            break
         if len(chunk) == 1:
-            where: dict[str, Any] = {"partition_key": chunk[0]}
+            result = _execute(job, instance, config, {}, partition_key=chunk[0])
         else:
-            where = {"tags": {RANGE_START_TAG: chunk[0], RANGE_END_TAG: chunk[-1]}}
-        result = job.execute_in_process(
-            instance=instance, run_config=config, raise_on_error=False, **where
-        )
+            tags = {RANGE_START_TAG: chunk[0], RANGE_END_TAG: chunk[-1]}
+            result = _execute(job, instance, config, tags)
         outcome = ChunkOutcome(
             chunk[0],
             chunk[-1],
@@ -117,6 +153,6 @@ def run_job(
 
     job = defs().resolve_job_def(job_name)
     config = {"loggers": {"console": {"config": {"log_level": log_level}}}} | (run_config or {})
-    return job.execute_in_process(
-        instance=instance or dg.DagsterInstance.get(), run_config=config, raise_on_error=False
-    )
+    instance = instance or dg.DagsterInstance.get()
+    free_orphans(instance)
+    return _execute(job, instance, config, {})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
+from btc_tracker_pipeline import stopping
 from btc_tracker_pipeline.partitions import (
     WINDOWS_PER_RUN,
     fifteen_minute_partitions,
@@ -44,6 +46,25 @@ def run_windows(context: dg.AssetExecutionContext) -> list[tuple[datetime, datet
     """The 15-minute windows this run covers (one for a tick, up to a day in a backfill)."""
     tw = context.partition_time_window
     return windows_between(naive_utc(tw.start), naive_utc(tw.end))
+
+
+def each_window(
+    windows: Sequence[tuple[datetime, datetime]],
+) -> Iterator[tuple[int, tuple[datetime, datetime]]]:
+    """``enumerate(windows)`` that stops between windows when a stop was requested
+    (Ctrl+C / SIGTERM on the CLI, see ``stopping``): the window being written is
+    finished, the run fails with "stopped", later windows keep their previous rows."""
+    for i, window in enumerate(windows):
+        signal_name = stopping.requested()
+        if signal_name is not None:
+            raise dg.Failure(
+                description=(
+                    f"stopped by {signal_name} before window {window[0]:%Y-%m-%d %H:%M} UTC; "
+                    f"{i} earlier window(s) of this run are complete, later ones unchanged"
+                ),
+                allow_retries=False,
+            )
+        yield i, window
 
 
 def preview(frame: pl.DataFrame, rows: int = 8) -> dg.MetadataValue:

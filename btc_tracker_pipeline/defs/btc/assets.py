@@ -6,6 +6,7 @@ from btc_tracker_pipeline.collect.runs import RunRecord, is_live, utcnow
 from btc_tracker_pipeline.collect.spot import DAY, klines_frame, window_klines, window_stats
 from btc_tracker_pipeline.defs.resources import BinanceResource, WarehouseResource
 from btc_tracker_pipeline.defs.shared import (
+    each_window,
     preview,
     run_windows,
     window_asset,
@@ -41,7 +42,7 @@ def btc_spot_prices(
     rows, empty = 0, 0
     last_stats = None
     with warehouse.connect() as conn:
-        for i, (ws, we) in enumerate(windows):
+        for i, (ws, we) in each_window(windows):
             record = first if i == 0 else RunRecord("btc_spot_prices", ws, we, context.run_id)
             klines = window_klines(all_klines, ws, we)
             stats = window_stats(all_klines, ws, we, ticker)

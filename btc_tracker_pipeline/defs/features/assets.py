@@ -8,6 +8,7 @@ from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
 from btc_tracker_pipeline.defs.resources import WarehouseResource
 from btc_tracker_pipeline.defs.shared import (
+    each_window,
     preview,
     run_windows,
     window_asset,
@@ -70,7 +71,7 @@ def market_indicators(
         )
         indicators = compute_indicators(snapshots, tracked, spot, klines, [w[0] for w in windows])
         total, empty = 0, 0
-        for ws, we in windows:
+        for _, (ws, we) in each_window(windows):
             frame = indicators.filter(pl.col("window_start") == ws)
             record = RunRecord("market_indicators", ws, we, context.run_id)
             record.markets_tried = snapshots.filter(pl.col("window_start") == ws).height

@@ -17,6 +17,7 @@ from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.markets.assets import tracked_markets
 from btc_tracker_pipeline.defs.resources import PolymarketResource, WarehouseResource
 from btc_tracker_pipeline.defs.shared import (
+    each_window,
     preview,
     run_windows,
     window_asset,
@@ -153,7 +154,7 @@ def market_resolutions(
             pl.col("detail").alias("label_check_detail"),
         )
         total = 0
-        for i, (ws, we) in enumerate(windows):
+        for i, (ws, we) in each_window(windows):
             frame = frames[ws].join(verdict, on="market_id", how="left").select(list(LABEL_SCHEMA))
             record = RunRecord("market_resolutions", ws, we, context.run_id)
             if i == 0:

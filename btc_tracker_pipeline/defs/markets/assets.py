@@ -16,6 +16,7 @@ from btc_tracker_pipeline.collect.snapshots import (
 )
 from btc_tracker_pipeline.defs.resources import PolymarketResource, WarehouseResource
 from btc_tracker_pipeline.defs.shared import (
+    each_window,
     preview,
     run_windows,
     window_asset,
@@ -66,7 +67,7 @@ def tracked_markets(
     total, empty = 0, []
     with warehouse.connect() as conn:
         upsert_rows(conn, "markets", markets_frame(discovery.markets), "market_id")
-        for i, (ws, we) in enumerate(windows):
+        for i, (ws, we) in each_window(windows):
             record = first if i == 0 else RunRecord("tracked_markets", ws, we, context.run_id)
             frame = tracked_frame(discovery.markets, ws, we, discovery.discovered_by)
             record.markets_tried = record.markets_ok = frame.height
@@ -182,7 +183,7 @@ def market_snapshots(
     total = 0
     coverage: list[tuple[str, float]] = []
     with warehouse.connect() as conn:
-        for i, (ws, we) in enumerate(windows):
+        for i, (ws, we) in each_window(windows):
             record = RunRecord("market_snapshots", ws, we, context.run_id)
             if i == 0:
                 record.requests = polymarket.http.requests - before[0]

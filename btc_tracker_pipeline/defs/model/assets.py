@@ -17,6 +17,7 @@ from btc_tracker_pipeline.defs.resources import ModelStoreResource, WarehouseRes
 from btc_tracker_pipeline.defs.shared import (
     DUCKDB_WRITE_POOL,
     OWNERS,
+    each_window,
     preview,
     run_windows,
     window_asset,
@@ -296,7 +297,7 @@ def edge_report(
                 & (pl.col("window_start") + _WINDOW <= pl.lit(last_seen, dtype=pl.Datetime("us")))
             ).alias("in_sample"),
         )
-        for ws, we in windows:
+        for _, (ws, we) in each_window(windows):
             frame = report.filter(pl.col("window_start") == ws)
             write_window(conn, [TableWrite("edge_report", frame, on_empty="keep")], ws, we)
     last = report.filter(pl.col("window_start") == windows[-1][0])
