@@ -16,6 +16,22 @@ from btc_tracker_pipeline.warehouse.schema import migrate
 LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
 
 
+# OS errors DuckDB passes through when the disk or folder will not take a write.
+_STORAGE_PROBLEMS = {
+    "No space left on device": "the disk is full",
+    "File too large": "the file size limit is reached",
+    "Disk quota exceeded": "the disk quota is exceeded",
+    "Read-only file system": "the folder is on a read-only file system",
+    "Permission denied": "the folder is not writable by this user",
+}
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """What stops DuckDB from writing (disk full, read-only folder), or None."""
+    text = str(exc)
+    return next((why for marker, why in _STORAGE_PROBLEMS.items() if marker in text), None)
+
+
 class WarehouseError(RuntimeError):
     """The warehouse file cannot be used; the message says what to do."""
 
@@ -68,6 +84,13 @@ def open_warehouse(
                     ) from exc
                 time.sleep(poll_s)
                 continue
+            problem = storage_problem(exc)
+            if problem is not None:
+                raise WarehouseError(
+                    f"cannot open the warehouse {path} for writing: {problem} "
+                    f"({str(exc).splitlines()[0]}); earlier data is untouched. Free space or "
+                    "make the folder writable, or set BTC_TRACKER_WAREHOUSE elsewhere"
+                ) from exc
             raise WarehouseError(
                 f"cannot open {path} as a DuckDB warehouse ({exc.__class__.__name__}: "
                 f"{str(exc).splitlines()[0]}); move the file away or set BTC_TRACKER_WAREHOUSE"

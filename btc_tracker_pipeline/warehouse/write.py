@@ -17,6 +17,8 @@ from typing import Literal
 import duckdb
 import polars as pl
 
+from btc_tracker_pipeline.warehouse.connect import WarehouseError, storage_problem
+
 _names = itertools.count()
 
 
@@ -81,13 +83,25 @@ def write_window(
 
 @contextlib.contextmanager
 def _transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """BEGIN … COMMIT, or ROLLBACK on any exception (KeyboardInterrupt included)."""
+    """BEGIN … COMMIT, or ROLLBACK on any exception (KeyboardInterrupt included).
+
+    A write the disk refuses (full, read-only) becomes a WarehouseError saying so; the
+    transaction is rolled back, so the window keeps its previous rows.
+    """
     conn.execute("BEGIN TRANSACTION")
     try:
         yield
         conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
+    except BaseException as exc:
+        with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended it
+            conn.execute("ROLLBACK")
+        problem = storage_problem(exc) if isinstance(exc, duckdb.Error) else None
+        if problem is not None:
+            raise WarehouseError(
+                f"cannot write the warehouse: {problem} ({str(exc).splitlines()[0]}); "
+                "this window was rolled back and earlier windows are intact. Free space or "
+                "make the folder writable, then rerun the window"
+            ) from exc
         raise
 
 
