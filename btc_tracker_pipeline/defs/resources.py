@@ -107,6 +107,18 @@ def _env_or(name: str, default: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
+def _timeout_s() -> float:
+    """Per-request timeout from BTC_TRACKER_HTTP_TIMEOUT_S (default 10 s)."""
+    raw = os.environ.get("BTC_TRACKER_HTTP_TIMEOUT_S", "10")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"BTC_TRACKER_HTTP_TIMEOUT_S={raw!r}: expected seconds > 0, e.g. 10")
+    return value
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     """Resources bound for every asset in the code location."""
@@ -115,9 +127,11 @@ def resources() -> dg.Definitions:
             "polymarket": PolymarketResource(
                 gamma_url=_env_or("BTC_TRACKER_GAMMA_URL", DEFAULT_GAMMA_URL),
                 clob_url=_env_or("BTC_TRACKER_CLOB_URL", DEFAULT_CLOB_URL),
+                timeout_s=_timeout_s(),
             ),
             "binance": BinanceResource(
-                base_url=_env_or("BTC_TRACKER_BINANCE_URL", DEFAULT_BINANCE_URL)
+                base_url=_env_or("BTC_TRACKER_BINANCE_URL", DEFAULT_BINANCE_URL),
+                timeout_s=_timeout_s(),
             ),
             "warehouse": WarehouseResource(
                 path=_env_or("BTC_TRACKER_WAREHOUSE", DEFAULT_WAREHOUSE)

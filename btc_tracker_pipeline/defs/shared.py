@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -10,11 +11,14 @@ import dagster as dg
 import polars as pl
 
 from btc_tracker_pipeline import stopping
+from btc_tracker_pipeline.collect.runs import RunRecord
 from btc_tracker_pipeline.partitions import (
     WINDOWS_PER_RUN,
     fifteen_minute_partitions,
     windows_between,
 )
+from btc_tracker_pipeline.sources.errors import ApiError
+from btc_tracker_pipeline.warehouse import append_rows
 
 # Every asset that writes DuckDB is in this pool; dagster.yaml limits pools to 1
 # (docs/dagster.md §2: DuckDB has one writer).
@@ -65,6 +69,31 @@ def each_window(
                 allow_retries=False,
             )
         yield i, window
+
+
+@contextlib.contextmanager
+def recorded_api_failure(
+    context: dg.AssetExecutionContext,
+    asset: str,
+    windows: Sequence[tuple[datetime, datetime]],
+    warehouse: Any,
+) -> Iterator[None]:
+    """An API call in the block that still fails after its retries (service down, cursor
+    loop, malformed answer) leaves one ``failed`` collection_runs row per window with the
+    reason and fails the asset; the windows keep their previous rows, and other assets
+    of the tick (independent of this one) still run."""
+    try:
+        yield
+    except ApiError as exc:
+        reason = f"{exc.__class__.__name__}: {exc}"
+        with warehouse.connect() as conn:
+            for ws, we in windows:
+                record = RunRecord(asset, ws, we, context.run_id)
+                record.errors.append(reason)
+                append_rows(conn, "collection_runs", record.frame())
+        raise dg.Failure(
+            description=f"{reason}; existing rows were kept (recorded in collection_runs)"
+        ) from exc
 
 
 def preview(frame: pl.DataFrame, rows: int = 8) -> dg.MetadataValue:

@@ -7,13 +7,15 @@ Grammar of the CLI string parsed by :meth:`FaultSpec.parse` (comma-separated
     5xx=<rate>          answer 500 / 502 / 503 (rotating)              rate in [0, 1]
     slow=<rate>         sleep ``slow_s`` then answer normally          rate in [0, 1]
     malformed=<rate>    answer 200 with a truncated JSON body          rate in [0, 1]
+    missing=<rate>      answer 200, first item of a list lacks "id"    rate in [0, 1]
+    cursor=<rate>       a keyset page repeats the cursor it was given  rate in [0, 1]
     retry_after=<int>   seconds in the Retry-After header (default 1)  >= 0
     slow_s=<float>      delay of a slow answer (default 5)             >= 0
     down=<p>[+<p>…]     prefixes that always answer 503                p in gamma|clob|binance
     only=<p>[+<p>…]     restrict the random faults to these prefixes   (default: all)
     seed=<int>          RNG seed (default 0)
 
-The four rates must sum to at most 1: each request draws one uniform number and
+The rates must sum to at most 1: each request draws one uniform number and
 falls into at most one fault. Example:
 ``429=0.05,5xx=0.05,slow=0.02,malformed=0.02,retry_after=1,slow_s=12,down=clob,seed=3``.
 """
@@ -25,12 +27,14 @@ import threading
 from dataclasses import dataclass, field
 
 PREFIXES: tuple[str, ...] = ("gamma", "clob", "binance")
-FAULT_KINDS: tuple[str, ...] = ("429", "5xx", "slow", "malformed", "down")
+FAULT_KINDS: tuple[str, ...] = ("429", "5xx", "slow", "malformed", "missing", "cursor", "down")
 _RATE_KEYS = {
     "429": "rate_429",
     "5xx": "rate_5xx",
     "slow": "rate_slow",
     "malformed": "rate_malformed",
+    "missing": "rate_missing",
+    "cursor": "rate_cursor",
 }
 _ALL_KEYS = (*_RATE_KEYS, "retry_after", "slow_s", "down", "only", "seed")
 _5XX_ROTATION = (500, 502, 503)
@@ -44,6 +48,8 @@ class FaultSpec:
     rate_5xx: float = 0.0
     rate_slow: float = 0.0
     rate_malformed: float = 0.0
+    rate_missing: float = 0.0
+    rate_cursor: float = 0.0
     retry_after: int = 1
     slow_s: float = 5.0
     down: frozenset[str] = field(default_factory=frozenset)
@@ -71,7 +77,7 @@ class FaultSpec:
     @property
     def total_rate(self) -> float:
         """Probability that a request gets one of the random faults."""
-        return self.rate_429 + self.rate_5xx + self.rate_slow + self.rate_malformed
+        return sum(getattr(self, attr) for attr in _RATE_KEYS.values())
 
     @property
     def is_active(self) -> bool:
@@ -175,12 +181,8 @@ class FaultInjector:
         with self._lock:
             draw = self._rng.random()
             threshold = 0.0
-            for kind, rate in (
-                ("429", spec.rate_429),
-                ("5xx", spec.rate_5xx),
-                ("slow", spec.rate_slow),
-                ("malformed", spec.rate_malformed),
-            ):
+            for kind, attr in _RATE_KEYS.items():
+                rate = getattr(spec, attr)
                 threshold += rate
                 if draw < threshold:
                     if kind == "429":

@@ -178,6 +178,33 @@ def _decimal_str(value: Decimal) -> str:
 Handler = Callable[["ReplayServer", Params, dict[str, str]], Response]
 
 
+def _drop_first_id(body: Any, _params: Params) -> Any | None:
+    """A page whose first item lacks its required ``id`` (a page missing fields)."""
+    items = body
+    if isinstance(body, dict):
+        items = next((v for v in body.values() if isinstance(v, list)), None)
+    if not items or not isinstance(items[0], dict) or "id" not in items[0]:
+        return None
+    del items[0]["id"]
+    return body
+
+
+def _repeat_cursor(body: Any, params: Params) -> Any | None:
+    """A keyset page whose ``next_cursor`` is the cursor it was asked for (a loop)."""
+    asked = params.get("after_cursor", [None])[0]
+    if not asked or not isinstance(body, dict) or "next_cursor" not in body:
+        return None
+    body["next_cursor"] = asked
+    return body
+
+
+# Faults that rewrite a good answer's body; counted only when they applied.
+_BODY_FAULTS: dict[str, Callable[[Any, Params], Any | None]] = {
+    "missing": _drop_first_id,
+    "cursor": _repeat_cursor,
+}
+
+
 @dataclass(frozen=True)
 class Route:
     """A GET route: its stats template, its matcher and its handler."""
@@ -297,6 +324,11 @@ class ReplayServer:
                 "faults": {kind: self._faults_count.get(kind, 0) for kind in FAULT_KINDS},
             }
 
+    def set_faults(self, faults: FaultSpec | None) -> None:
+        """Switch the injected faults while serving (None: none), e.g. to retry a window."""
+        self.faults = faults or FaultSpec()
+        self._injector = FaultInjector(self.faults)
+
     def reset_stats(self) -> None:
         """Zero every counter and restart the fault sequence from its seed."""
         with self._stats_lock:
@@ -330,7 +362,7 @@ class ReplayServer:
         self._count(route.template if route else "(unmatched)")
 
         fault = self._injector.decide(prefix)
-        if fault is not None:
+        if fault is not None and fault.kind not in _BODY_FAULTS:
             self._count_fault(fault.kind)
             early = self._fault_response(fault)
             if early is not None:
@@ -360,6 +392,11 @@ class ReplayServer:
             # A 200 whose JSON body was cut short.
             cut = max(1, len(response.body) // 2)
             return Response(200, response.body[:cut], "application/json")
+        if fault is not None and fault.kind in _BODY_FAULTS and response.status == 200:
+            changed = _BODY_FAULTS[fault.kind](json.loads(response.body), params)
+            if changed is not None:
+                self._count_fault(fault.kind)
+                return json_response(200, changed)
         return response
 
     def _fault_response(self, fault: Fault) -> Response | None:

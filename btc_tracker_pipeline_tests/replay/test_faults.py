@@ -130,6 +130,24 @@ def test_malformed_is_truncated_json() -> None:
         assert srv.stats()["faults"]["malformed"] == 3
 
 
+def test_missing_drops_the_first_items_id() -> None:
+    with serving("missing=1") as (srv, client):
+        items = client.get(GAMMA).json()
+        assert len(items) == 5
+        assert "id" not in items[0] and all("id" in m for m in items[1:])
+        assert client.get(CLOB).status_code == 200  # no item with an id: answered as is
+        assert srv.stats()["faults"]["missing"] == 1
+
+
+def test_cursor_repeats_the_cursor_asked_for() -> None:
+    with serving("cursor=1,only=gamma") as (srv, client):
+        first = client.get("/gamma/markets/keyset?limit=2").json()
+        assert "next_cursor" in first  # a first page has no cursor to repeat
+        second = client.get(f"/gamma/markets/keyset?limit=2&after_cursor={first['next_cursor']}")
+        assert second.json()["next_cursor"] == first["next_cursor"]
+        assert srv.stats()["faults"]["cursor"] == 1
+
+
 def test_down_clob_only() -> None:
     with serving("down=clob") as (srv, client):
         assert client.get(CLOB).status_code == 503

@@ -8,6 +8,7 @@ from btc_tracker_pipeline.defs.resources import BinanceResource, WarehouseResour
 from btc_tracker_pipeline.defs.shared import (
     each_window,
     preview,
+    recorded_api_failure,
     run_windows,
     window_asset,
     window_metadata,
@@ -35,8 +36,9 @@ def btc_spot_prices(
     live = len(windows) == 1 and is_live(range_end, utcnow())
     client = binance.client()
     first = RunRecord("btc_spot_prices", *windows[0], dagster_run_id=context.run_id)
-    all_klines = klines_frame(client.klines(range_start - DAY, range_end, "1m"))
-    ticker = client.ticker_24h() if live else None
+    with recorded_api_failure(context, "btc_spot_prices", windows, warehouse):
+        all_klines = klines_frame(client.klines(range_start - DAY, range_end, "1m"))
+        ticker = client.ticker_24h() if live else None
     first.requests, first.retries = client.requests, client.retries
 
     rows, empty = 0, 0

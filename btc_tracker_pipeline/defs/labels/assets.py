@@ -19,6 +19,7 @@ from btc_tracker_pipeline.defs.resources import PolymarketResource, WarehouseRes
 from btc_tracker_pipeline.defs.shared import (
     each_window,
     preview,
+    recorded_api_failure,
     run_windows,
     window_asset,
     window_metadata,
@@ -135,9 +136,10 @@ def market_resolutions(
     windows = run_windows(context)
     range_start, range_end = windows[0][0], windows[-1][1]
     before = polymarket.http.requests, polymarket.http.retries
-    markets, skipped = find_resolutions(
-        polymarket.gamma(), range_start, range_end, max_settle_lag=MAX_SETTLE_LAG
-    )
+    with recorded_api_failure(context, "market_resolutions", windows, warehouse):
+        markets, skipped = find_resolutions(
+            polymarket.gamma(), range_start, range_end, max_settle_lag=MAX_SETTLE_LAG
+        )
     frames = {ws: resolutions_frame(markets, ws, we) for ws, we in windows}
     everything = pl.concat(frames.values())
     with warehouse.connect() as conn:

@@ -18,6 +18,7 @@ from btc_tracker_pipeline.defs.resources import PolymarketResource, WarehouseRes
 from btc_tracker_pipeline.defs.shared import (
     each_window,
     preview,
+    recorded_api_failure,
     run_windows,
     window_asset,
     window_metadata,
@@ -56,9 +57,10 @@ def tracked_markets(
     gamma = polymarket.gamma()
     first = RunRecord("tracked_markets", *windows[0], dagster_run_id=context.run_id)
     before = polymarket.http.requests, polymarket.http.retries
-    discovery = discover(
-        gamma, range_start, range_end, include_closed=not live, market_ids=config.market_ids
-    )
+    with recorded_api_failure(context, "tracked_markets", windows, warehouse):
+        discovery = discover(
+            gamma, range_start, range_end, include_closed=not live, market_ids=config.market_ids
+        )
     first.requests = polymarket.http.requests - before[0]
     first.retries = polymarket.http.retries - before[1]
     first.errors += [f"market {i}: not found on Gamma" for i in discovery.missing_ids]
