@@ -94,3 +94,20 @@ def test_answers_slower_than_the_timeout_are_retried(tmp_path, clean_rows, monke
     assert ok and injected["slow"] > 0
     assert all(status == "ok" for _, status, _ in recorded)
     assert retried == clean_rows
+
+
+def test_unknown_market_id_is_recorded_and_the_known_one_collected(tmp_path):
+    with replay_session(world(), tmp_path) as session:
+        assert run_windows([WINDOW], instance=session.instance)[0].success
+        with duckdb.connect(str(session.warehouse), read_only=True) as conn:
+            known = conn.execute("SELECT min(market_id) FROM tracked_markets").fetchone()[0]
+        config = {"ops": {"tracked_markets": {"config": {"market_ids": [known, "999999999"]}}}}
+        outcome = run_windows([WINDOW], run_config=config, instance=session.instance)[0]
+        assert outcome.success, outcome.error
+        with duckdb.connect(str(session.warehouse), read_only=True) as conn:
+            tracked = conn.execute("SELECT market_id FROM tracked_markets").fetchall()
+            snapshots = conn.execute("SELECT market_id FROM market_snapshots").fetchall()
+        last_runs = runs_table(session.warehouse)
+    assert tracked == [(known,)] and snapshots == [(known,)]
+    discovery = [e for a, _, e in last_runs if a == "tracked_markets"][-1]
+    assert "market 999999999: not found on Gamma" in discovery
