@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from btc_tracker_pipeline.replay import ReplayServer
+from btc_tracker_pipeline.replay.faults import FAULT_KINDS
 from btc_tracker_pipeline.replay.world import UnknownTokenError
 
 NOW = datetime(2026, 3, 22, 8, 0)  # naive UTC, like every World datetime
@@ -904,7 +905,7 @@ def test_stats_count_route_templates_and_reset() -> None:
                 "/gamma/markets/slug/{slug}": 1,
                 "/gamma/markets/{id}": 2,
             },
-            "faults": {"429": 0, "5xx": 0, "slow": 0, "malformed": 0, "down": 0},
+            "faults": dict.fromkeys(FAULT_KINDS, 0),
         }
         assert c.get("/__replay/stats").json()["total"] == 7  # not counted
         r = c.post("/__replay/reset")
