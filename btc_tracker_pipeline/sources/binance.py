@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -33,8 +34,14 @@ KLINES_PAGE_LIMIT = 1000  # §3.6: spot klines max limit
 _EPOCH = datetime(1970, 1, 1)
 _STATUS_IN_MESSAGE = re.compile(r" (\d{3}) ")
 
-# After mapping, these came from ccxt NetworkError subclasses (§3.4) and are retried.
-RETRYABLE_ERRORS: tuple[type[Exception], ...] = (RateLimitedError, ServerError, TransportError)
+# After mapping, these came from ccxt NetworkError subclasses (§3.4) or from a body ccxt
+# could not use (BadResponse, a shape it chokes on), and are retried.
+RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    MalformedResponseError,
+)
 
 
 # --------------------------------------------------------------------------- parsers
@@ -139,6 +146,16 @@ class _TrackedBinance(ccxt.binance):
     ) -> Any:
         self.last_status = int(code)
         self.last_headers = response_headers or {}
+        if 200 <= self.last_status < 300:
+            # ccxt swallows a body that is not JSON (parse_json returns None) and goes on
+            # with no markets or no rows; a cut-short answer must be an error, and retried.
+            try:
+                json.loads(response_body)
+            except (TypeError, ValueError) as exc:
+                raise ccxt.BadResponse(
+                    f"{self.id} answered {self.last_status} with a body that is not JSON: "
+                    f"{str(response_body)[:80]!r}"
+                ) from exc
         return super().on_rest_response(
             code,
             reason,

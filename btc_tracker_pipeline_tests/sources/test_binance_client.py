@@ -222,3 +222,31 @@ def test_missing_route_is_not_found_and_rate_limit_error_typed(fixtures_dir: Pat
         client = client_for(server, max_attempts=2, sleep=lambda _: None)
         with pytest.raises(RateLimitedError):
             client.klines(T0, T0 + timedelta(minutes=1))
+
+
+@pytest.mark.parametrize("route", ["exchangeInfo", "ticker/24hr", "klines"])
+def test_a_truncated_answer_is_retried(fixtures_dir: Path, route: str) -> None:
+    """ccxt does not raise on a body cut short (found by bench/soak.py): it loads no
+    markets (then every call is BadSymbol) or parses nothing; both must be retried."""
+    bodies = {
+        "exchangeInfo": load(fixtures_dir, "binance_exchange_info_btcusdt_ethusdt.json"),
+        "ticker/24hr": load(fixtures_dir, "binance_ticker_24hr_btcusdt.json"),
+        "klines": synthetic_rows(T0, 5),
+    }
+    apps = {
+        "exchangeInfo": lambda _: Reply(bodies["exchangeInfo"]),
+        "ticker/24hr": lambda _: Reply(bodies["ticker/24hr"]),
+        "klines": klines_route(bodies["klines"]),
+    }
+    good, calls = apps[route], [0]
+
+    def cut_once(request: Request) -> Reply:
+        calls[0] += 1
+        return Reply(json.dumps(bodies[route]).encode()[:120]) if calls[0] == 1 else good(request)
+
+    apps[route] = cut_once
+    with serve(routes({f"{API}/{name}": app for name, app in apps.items()})) as server:
+        client = client_for(server, sleep=lambda _: None)
+        assert client.ticker_24h().last > 0
+        assert len(client.klines(T0, T0 + timedelta(minutes=5))) == 5
+    assert client.retries == 1
