@@ -69,6 +69,27 @@ def graceful_signals(on_first: Callable[[str], None]) -> Iterator[None]:
             signal.signal(s, handler)
 
 
+@contextlib.contextmanager
+def _not_ignored() -> Iterator[None]:
+    """While the block runs, SIGINT/SIGTERM that are ignored (a background job; Dagster
+    maps SIGTERM to SIGINT's disposition) request a stop instead.
+
+    Children inherit ignored signals: Dagster's log-capturing ``tail`` processes could
+    then not be terminated, and each run would wait 2 × 30 s for them and leak them.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    ignored = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) == signal.SIG_IGN]
+    for s in ignored:
+        signal.signal(s, lambda signum, _frame: request(signal.Signals(signum).name))
+    try:
+        yield
+    finally:
+        for s in ignored:
+            signal.signal(s, signal.SIG_IGN)
+
+
 def in_worker_thread(fn: Callable[[], T]) -> T:
     """Run ``fn`` in a daemon thread and return its result (re-raising its exception).
 
@@ -84,9 +105,10 @@ def in_worker_thread(fn: Callable[[], T]) -> T:
             box["error"] = exc
 
     worker = threading.Thread(target=target, name="btc-tracker-run", daemon=True)
-    worker.start()
-    while worker.is_alive():
-        worker.join(timeout=0.2)
+    with _not_ignored():
+        worker.start()
+        while worker.is_alive():
+            worker.join(timeout=0.2)
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["result"]  # type: ignore[return-value]

@@ -10,6 +10,8 @@ from btc_tracker_pipeline.defs.labels.assets import market_resolutions
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
 from btc_tracker_pipeline.defs.model.assets import edge_report, paper_trades, price_model
 
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+
 collect_job = dg.define_asset_job(
     "collect_job",
     selection=[
@@ -21,9 +23,11 @@ collect_job = dg.define_asset_job(
         edge_report,
     ],
     description="One 15-minute tick: markets, quotes, BTC spot, settlements, indicators, edges.",
-    # Every step writes DuckDB through the one-slot pool, so separate step processes buy
-    # no parallelism and cost ~10 s of start-up each (a daemon tick: 63 s vs 7 s).
-    executor_def=dg.in_process_executor,
+    # Runs launched by the daemon or the UI execute their steps in one process: every
+    # step writes DuckDB through the one-slot pool, so separate step processes buy no
+    # parallelism and cost ~10 s of start-up each. (Run config, not executor_def: an
+    # explicit in-process executor changes how execute_in_process captures logs.)
+    config=IN_PROCESS,
 )
 
 # Cron */15 inferred from the partitions; the tick at 10:15 requests window 10:00.
@@ -36,7 +40,7 @@ train_job = dg.define_asset_job(
     "train_job",
     selection=[price_model, paper_trades],
     description="Daily: retrain and evaluate the model walk-forward, then paper-trade it.",
-    executor_def=dg.in_process_executor,
+    config=IN_PROCESS,
 )
 
 # Retrained daily, not every 15 minutes: labels arrive slowly and training reads all of them.
