@@ -43,7 +43,7 @@ Also: the structural columns of ``features.structural`` (``strike``, ``strike_hi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -138,99 +138,206 @@ def _nullable(values: np.ndarray) -> pl.Series:
     return pl.Series(values, dtype=pl.Float64).fill_nan(None)
 
 
-def _history_features(snaps: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` with momentum, volume spike, volatility and RSI added (module docstring),
-    and ``market_rank``, the rank of ``market_id`` among the rows' markets (for sorting).
+def _add_lagged(total: np.ndarray, values: np.ndarray, n: int) -> None:
+    """total[i] += values[i − n] for i ≥ n (in place)."""
+    total[n:] += values[: len(values) - n]
 
+
+def _present_count(values: np.ndarray, first: int, last: int) -> np.ndarray:
+    """How many of values[i − last] … values[i − first] (those at or after position 0)
+    are not NaN, for every i: differences of a running count, exact in float64."""
+    width = last + 1
+    running = np.concatenate([np.zeros(width), np.cumsum(~np.isnan(values), dtype=np.float64)])
+    size = len(values)
+    return running[width - first : width - first + size] - running[:size]
+
+
+def _filled(values: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(values)`` (NaN → 0, ±inf → ±max float) in fewer passes."""
+    big = np.finfo(np.float64).max
+    return np.where(np.isnan(values), 0.0, np.clip(values, -big, big))
+
+
+def _volatility(price: np.ndarray) -> np.ndarray:
+    """Sample std of p(W−7) … p(W) over the points present (NaN with fewer than 4);
+    sums in a fixed order, so a row's value never depends on its neighbours' markets."""
+    size = len(price)
+    filled = _filled(price)
+    count, total = _present_count(price, 0, VOLATILITY_WINDOWS - 1), np.zeros(size)
+    for n in range(VOLATILITY_WINDOWS):
+        _add_lagged(total, filled, n)
+    mean = total / count
+    squares = np.zeros(size)
+    deviation = np.empty(size)
+    for n in range(VOLATILITY_WINDOWS):
+        d = deviation[: size - n]
+        np.subtract(price[: size - n], mean[n:], out=d)
+        np.multiply(d, d, out=d)
+        np.fmax(d, 0.0, out=d)  # fmax: a missing point (NaN) adds 0
+        squares[n:] += d
+    return np.where(count >= MIN_VOLATILITY_POINTS, np.sqrt(squares / (count - 1)), np.nan)
+
+
+def _volume_spike(volume: np.ndarray) -> np.ndarray:
+    """volume(W) / mean(non-null volume of W−8 … W−1) − 1; NaN where undefined."""
+    size = len(volume)
+    seen, total = _present_count(volume, 1, VOLUME_WINDOWS), np.zeros(size)
+    filled = _filled(volume)
+    for n in range(1, VOLUME_WINDOWS + 1):
+        _add_lagged(total, filled, n)
+    previous_mean = total / seen
+    return np.where(previous_mean > 0, volume / previous_mean - 1.0, np.nan)
+
+
+def _rsi(change: np.ndarray) -> np.ndarray:
+    """Wilder RSI from the 15-minute price changes: the averages are fixed weighted sums
+    of the last 28 changes (``rsi_weights``). A missing price makes its changes NaN,
+    which survives the sums: the RSI is NaN."""
+    size = len(change)
+    gain, loss = np.maximum(change, 0.0), np.maximum(-change, 0.0)
+    avg_gain, avg_loss = np.zeros(size), np.zeros(size)
+    term = np.empty(size)
+    for back, weight in enumerate(reversed(rsi_weights())):
+        for average, values in ((avg_gain, gain), (avg_loss, loss)):
+            lagged = term[: size - back]
+            np.multiply(weight, values[: size - back], out=lagged)
+            average[back:] += lagged
+    rsi = np.where(
+        avg_loss == 0,
+        np.where(avg_gain == 0, 50.0, 100.0),
+        100.0 - 100.0 / (1.0 + avg_gain / avg_loss),
+    )
+    return np.where(np.isnan(avg_gain), np.nan, rsi)
+
+
+_CHUNK = 1 << 15
+_HALO = LOOKBACK_WINDOWS + 4  # ≥ the deepest lag any history feature reads
+
+
+def _history_arrays(price: np.ndarray, volume: np.ndarray) -> dict[str, np.ndarray]:
+    """The history features along a stretch of the window axis (NaN = null); a value
+    is right wherever the LOOKBACK_WINDOWS positions before it are in the stretch."""
+    change = np.full(len(price), np.nan)
+    change[1:] = price[1:] - price[:-1]
+    momentum_1h = np.full(len(price), np.nan)
+    momentum_1h[4:] = price[4:] - price[:-4]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "price_momentum_15m": change,
+            "price_momentum_1h": momentum_1h,
+            "volume_spike": _volume_spike(volume),
+            "price_volatility": _volatility(price),
+            "rsi_14": _rsi(change),
+        }
+
+
+def _chunked(
+    compute: Callable[..., dict[str, np.ndarray]], *arrays: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """``compute(*arrays)`` as (names, one row of values per name), evaluated on
+    _CHUNK-long stretches (each with the _HALO positions before it) so the many
+    shifted passes stay in cache. Element by element the same arithmetic in the same
+    order: the result is bit-identical."""
+    size = len(arrays[0])
+    names: list[str] = []
+    out = np.empty((0, 0))
+    for lo in range(0, max(size, 1), _CHUNK):  # an empty axis still gives the names
+        hi = min(lo + _CHUNK, size)
+        start = max(lo - _HALO, 0)
+        part = compute(*(a[start:hi] for a in arrays))
+        if not names:
+            names, out = list(part), np.empty((len(part), size))
+        for j, values in enumerate(part.values()):
+            out[j, lo:hi] = values[lo - start :]
+    return names, out
+
+
+def _grid(market: np.ndarray, k: np.ndarray, n_markets: int) -> tuple[np.ndarray, ...]:
+    """The dense window axis of ``_history_features`` from the rows' market ranks and
+    window indices: per market rank its first window ``lo`` (LOOKBACK_WINDOWS before its
+    first row), last window ``hi`` and ``offset`` on the axis (a market without rows
+    gets hi < lo), and the axis size."""
+    first = np.full(n_markets, np.iinfo(np.int64).max)
+    hi = np.full(n_markets, np.iinfo(np.int64).min)
+    np.minimum.at(first, market, k)
+    np.maximum.at(hi, market, k)
+    used = hi >= first
+    lo = np.where(used, first - LOOKBACK_WINDOWS, 0)
+    hi = np.where(used, hi, -1)
+    span = hi - lo + 1
+    offset = np.cumsum(span) - span
+    return lo, hi, offset, int(span.sum())
+
+
+def _history_features(snaps: pl.DataFrame, rows: pl.DataFrame, n_markets: int) -> pl.DataFrame:
+    """``rows`` with momentum, volume spike, volatility and RSI added (module docstring).
+
+    ``snaps`` and ``rows`` carry ``k`` (window index) and ``market_rank`` (< n_markets).
     Each market of ``rows`` gets a dense run of windows on one numpy axis, from
     LOOKBACK_WINDOWS before its first row to its last row; its snapshots are
     scattered there (NaN where missing), so "n windows earlier" is position − n and,
-    for every row, stays inside the row's market.
+    for every row, stays inside the row's market. Features are computed along the
+    whole axis with shifted slices (no gathers; in cache-sized chunks, ``_chunked``),
+    then read at the rows' positions; axis positions less than LOOKBACK_WINDOWS into
+    a market may mix markets or miss lags, but no row sits there.
     """
-    bounds = (
-        rows.group_by("market_id")
-        .agg((pl.col("k").min() - LOOKBACK_WINDOWS).alias("lo"), pl.col("k").max().alias("hi"))
-        .sort("market_id")
-        .with_row_index("market_rank")
-        .with_columns((pl.col("hi") - pl.col("lo") + 1).alias("span"))
-        .with_columns((pl.col("span").cum_sum() - pl.col("span")).alias("offset"))
-        .select("market_id", "market_rank", "lo", "hi", "offset")
-    )
-    size = int((bounds["hi"] - bounds["lo"] + 1).sum() or 0)
-    position = pl.col("offset") + pl.col("k") - pl.col("lo")
-    history = (
-        snaps.select("market_id", "k", "yes_price", "volume")
-        .join(bounds.drop("market_rank"), on="market_id", how="inner")
-        .filter(pl.col("k").is_between(pl.col("lo"), pl.col("hi")))
-        .select(position.alias("pos"), "yes_price", "volume")
-    )
-    rows = rows.join(bounds, on="market_id", how="left", maintain_order="left").with_columns(
-        position.alias("_pos")
-    )
+    row_market, row_k = rows["market_rank"].to_numpy(), rows["k"].to_numpy()
+    lo, hi, offset, size = _grid(row_market, row_k, n_markets)
+    market, k = snaps["market_rank"].to_numpy(), snaps["k"].to_numpy()
+    inside = (k >= lo[market]) & (k <= hi[market])
+    at = (offset[market] + k - lo[market])[inside]
     price = np.full(size, np.nan)
     volume = np.full(size, np.nan)
-    at = history["pos"].to_numpy()
-    price[at] = history["yes_price"].fill_null(np.nan).to_numpy()
-    volume[at] = history["volume"].fill_null(np.nan).to_numpy()
-    pos = rows["_pos"].to_numpy()
+    price[at] = snaps["yes_price"].fill_null(np.nan).to_numpy()[inside]
+    volume[at] = snaps["volume"].fill_null(np.nan).to_numpy()[inside]
+    pos = offset[row_market] + row_k - lo[row_market]
 
-    # Features are computed along the whole grid with shifted slices (streaming, no
-    # gathers), then read at the rows' positions. Grid positions less than
-    # LOOKBACK_WINDOWS into a market may mix markets or miss lags, but no row sits there.
-    def add_lagged(total: np.ndarray, values: np.ndarray, n: int) -> None:
-        total[n:] += values[: size - n]
+    names, features = _chunked(_history_arrays, price, volume)
+    at_rows = np.take(features, pos, axis=1)
+    return rows.with_columns(_nullable(at_rows[j]).alias(name) for j, name in enumerate(names))
 
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # Sample std of p(W−7) … p(W) over the points present (sums in a fixed order).
-        present = (~np.isnan(price)).astype(np.float64)
-        filled = np.nan_to_num(price)
-        count, total = np.zeros(size), np.zeros(size)
-        for n in range(VOLATILITY_WINDOWS):
-            add_lagged(count, present, n)
-            add_lagged(total, filled, n)
-        mean = total / count
-        squares = np.zeros(size)
-        for n in range(VOLATILITY_WINDOWS):
-            deviation = price[: size - n] - mean[n:]
-            squares[n:] += np.fmax(deviation * deviation, 0.0)  # fmax: a missing point adds 0
-        volatility = np.where(
-            count >= MIN_VOLATILITY_POINTS, np.sqrt(squares / (count - 1)), np.nan
+
+def _sorted_by(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """``frame`` sorted by the int64 ``column`` (a no-op when it already is)."""
+    if frame[column].is_sorted():
+        return frame
+    return frame[np.argsort(frame[column].to_numpy(), kind="stable")]
+
+
+def _join_sorted(left: pl.DataFrame, right: pl.DataFrame, on: str) -> pl.DataFrame:
+    """Inner join of two frames sorted by the int64 key ``on``, in ``left``'s order,
+    without ``on``. Rows of the two usually pair up one to one (every snapshot has its
+    tracked row): then it is a plain side-by-side stack; otherwise a binary search,
+    or polars' join if ``right`` repeats a key."""
+    lk, rk = left[on].to_numpy(), right[on].to_numpy()
+    left, right = left.drop(on), right.drop(on)
+    if np.array_equal(lk, rk):
+        return pl.concat([left, right], how="horizontal")
+    if len(rk) == 0 or np.any(np.diff(rk) <= 0):
+        return (
+            left.with_columns(pl.Series(on, lk))
+            .join(right.with_columns(pl.Series(on, rk)), on=on, how="inner", maintain_order="left")
+            .drop(on)
         )
+    at = np.minimum(np.searchsorted(rk, lk), len(rk) - 1)
+    found = rk[at] == lk
+    return pl.concat([left.filter(found), right[at[found]]], how="horizontal")
 
-        seen, volume_total = np.zeros(size), np.zeros(size)
-        volume_present = (~np.isnan(volume)).astype(np.float64)
-        volume_filled = np.nan_to_num(volume)
-        for n in range(1, VOLUME_WINDOWS + 1):
-            add_lagged(seen, volume_present, n)
-            add_lagged(volume_total, volume_filled, n)
-        previous_mean = volume_total / seen
-        spike = np.where(previous_mean > 0, volume / previous_mean - 1.0, np.nan)
 
-        # Wilder averages as fixed weighted sums of the last 28 changes. A missing
-        # price makes its changes NaN, which survives the sums: the RSI is null.
-        change = np.full(size, np.nan)
-        change[1:] = price[1:] - price[:-1]
-        gain, loss = np.maximum(change, 0.0), np.maximum(-change, 0.0)
-        avg_gain, avg_loss = np.zeros(size), np.zeros(size)
-        for back, weight in enumerate(reversed(rsi_weights())):
-            add_lagged(avg_gain, weight * gain, back)
-            add_lagged(avg_loss, weight * loss, back)
-        rsi = np.where(
-            avg_loss == 0,
-            np.where(avg_gain == 0, 50.0, 100.0),
-            100.0 - 100.0 / (1.0 + avg_gain / avg_loss),
-        )
-    rsi = np.where(np.isnan(avg_gain), np.nan, rsi)
-    momentum_15m = change
-    momentum_1h = np.full(size, np.nan)
-    momentum_1h[4:] = price[4:] - price[:-4]
-    return rows.drop("lo", "hi", "offset", "_pos").with_columns(
-        _nullable(momentum_15m[pos]).alias("price_momentum_15m"),
-        _nullable(momentum_1h[pos]).alias("price_momentum_1h"),
-        _nullable(spike[pos]).alias("volume_spike"),
-        _nullable(volatility[pos]).alias("price_volatility"),
-        _nullable(rsi[pos]).alias("rsi_14"),
+def _target_rows(
+    snaps: pl.DataFrame, terms: pl.DataFrame, starts: pl.Series, n_markets: int
+) -> pl.DataFrame:
+    """The snapshots of the target windows joined to their tracked rows, sorted by
+    (window_start, market_id), i.e. by (``k``, ``market_rank``), one int64 ``key``."""
+    first = snaps["k"].min() or 0
+    key = ((pl.col("k") - first) * n_markets + pl.col("market_rank")).alias("key")
+    rows = snaps.filter(pl.col("window_start").is_in(starts.implode())).with_columns(key)
+    terms = (
+        terms.with_columns(_window_index())
+        .with_columns(key)
+        .drop("window_start", "market_id", "k", "market_rank")
     )
+    return _join_sorted(_sorted_by(rows, "key"), _sorted_by(terms, "key"), "key")
 
 
 def compute_indicators(
@@ -251,17 +358,25 @@ def compute_indicators(
     history) are allowed and never change a result. One row per target (window,
     market) with both a snapshot and a tracked row, sorted by (window_start,
     market_id); the features are defined in the module docstring.
+
+    Markets are ranked by ``market_id`` (an Enum of the tracked ids, sorted), so every
+    join and sort runs on integers; snapshots of untracked markets are dropped first.
     """
     starts = pl.Series("window_start", list(target_starts), dtype=_US).unique()
-    snaps = snapshots.select(_SNAPSHOT_COLUMNS).with_columns(
-        *[pl.col(c).cast(_US) for c in _TIMESTAMPS], _window_index()
+    markets = pl.Enum(tracked["market_id"].drop_nulls().unique().sort())
+    rank = pl.col("market_id").cast(markets, strict=False).to_physical().cast(pl.Int64)
+    snaps = (
+        snapshots.select(_SNAPSHOT_COLUMNS)
+        .with_columns(
+            *[pl.col(c).cast(_US) for c in _TIMESTAMPS], _window_index(), rank.alias("market_rank")
+        )
+        .drop_nulls(["market_rank", "k"])
     )
     terms = tracked.select(_TRACKED_COLUMNS).with_columns(
-        pl.col(c).cast(_US) for c in _TRACKED_TIMESTAMPS
+        *[pl.col(c).cast(_US) for c in _TRACKED_TIMESTAMPS], rank.alias("market_rank")
     )
-    rows = snaps.filter(pl.col("window_start").is_in(starts.implode())).join(
-        terms, on=["window_start", "market_id"], how="inner", maintain_order="left"
-    )
+    n_markets = max(len(markets.categories), 1)
+    rows = _target_rows(snaps, terms, starts, n_markets)
     spot = spot_windows.select(
         pl.col("window_start").cast(_US),
         pl.col("spot_price").alias("btc_spot_price"),
@@ -269,7 +384,7 @@ def compute_indicators(
         pl.col("as_of").cast(_US).alias("spot_as_of"),
     )
     rows = (
-        _history_features(snaps, rows)
+        _history_features(snaps, rows, n_markets)
         .join(spot, on="window_start", how="left", maintain_order="left")
         .with_columns(
             pl.col("yes_price").alias("market_probability"),
@@ -283,8 +398,4 @@ def compute_indicators(
         "open_time", keep="first"
     )
     rows = add_quality(structural_columns(rows, bars))
-    # (window index, market rank) order is (window_start, market_id) order; inputs read
-    # in that order keep it through the order-preserving joins, and skip the sort.
-    order = rows["k"] * (int(rows["market_rank"].max() or 0) + 1) + rows["market_rank"]
-    out = rows.select([pl.col(name).cast(dtype) for name, dtype in INDICATOR_SCHEMA.items()])
-    return out if order.is_sorted() else out[order.arg_sort()]
+    return rows.select([pl.col(name).cast(dtype) for name, dtype in INDICATOR_SCHEMA.items()])

@@ -109,6 +109,26 @@ def normal_cdf(x: pl.Expr) -> pl.Expr:
     return pl.when(x > 0).then(1.0 - tail).otherwise(tail)
 
 
+def _normal_cdf_where_known(z: pl.Series) -> pl.Series:
+    """``normal_cdf`` of ``z``, computed on its non-null values only (null elsewhere).
+
+    Element by element the same operations as on the whole column, so the values are
+    identical; the nulls just cost nothing."""
+    known = z.is_not_null()
+    everywhere = bool(known.all())
+    phi = (
+        pl.LazyFrame({"z": z if everywhere else z.filter(known)})
+        .select(normal_cdf(pl.col("z")))
+        .collect()
+        .to_series()
+        .alias(z.name)
+    )
+    if everywhere:
+        return phi
+    out = pl.repeat(None, len(z), dtype=pl.Float64, eager=True).alias(z.name)
+    return out.scatter(known.arg_true(), phi) if len(phi) else out
+
+
 def garman_klass_variance() -> pl.Expr:
     """Garman–Klass variance of one bar: ½·ln(H/L)² − (2·ln 2 − 1)·ln(C/O)²."""
     hl = (pl.col("high") / pl.col("low")).log()
@@ -347,10 +367,12 @@ def structural_probability(frame: pl.DataFrame) -> pl.DataFrame:
             (pl.col("expiry") - pl.col("window_end")).dt.total_microseconds()
             / 3.6e9
             / HOURS_PER_YEAR
-        ).alias("_tau")
+        ).alias("_tau"),
+        # Family tests on categorical codes, not on the strings of every row.
+        pl.col("family").cast(pl.Categorical).alias("_family"),
     )
-    family = pl.col("family")
-    updown = family.str.starts_with(_UPDOWN_PREFIX)
+    family = pl.col("_family")
+    updown = family.cat.starts_with(_UPDOWN_PREFIX)
     barrier = family.is_in(["reach", "dip"])
     spot, strike, strike_high = pl.col("btc_spot_price"), pl.col("strike"), pl.col("strike_high")
     sigma, tau = pl.col("realized_vol"), pl.col("_tau")
@@ -365,22 +387,29 @@ def structural_probability(frame: pl.DataFrame) -> pl.DataFrame:
         .then(pl.col("touch_low") <= strike)
     )
     staged = staged.with_columns(
-        pl.when(updown)
-        .then((spot / pl.col("reference_price")).log())
-        .when(family.is_in(["above", "below", "range", "reach", "dip"]))
-        .then((spot / strike).log())
+        # One division and one log per row: ln(S/S_ref) or ln(S/K) by family.
+        (
+            spot
+            / pl.when(updown)
+            .then(pl.col("reference_price"))
+            .when(family.is_in(["above", "below", "range", "reach", "dip"]))
+            .then(strike)
+        )
+        .log()
         .alias("log_moneyness"),
         pl.when((tau > 0) & (sigma > 0)).then(sigma * tau.sqrt()).alias("_sd"),  # σ√τ
         touched.alias("barrier_touched"),
     )
     above = (spot > strike).cast(pl.Float64)  # decided outcomes at τ ≤ 0
     staged = staged.with_columns(
-        pl.when(family.is_in(["above", "below", "range"]))
-        .then((moneyness - half_var) / sd)  # d₂(K)
-        .when(family == "dip")
-        .then(-moneyness / sd)
-        .otherwise(moneyness / sd)
-        .alias("_z1"),
+        (
+            pl.when(family.is_in(["above", "below", "range"]))
+            .then(moneyness - half_var)  # d₂(K)
+            .when(family == "dip")
+            .then(-moneyness)
+            .otherwise(moneyness)
+            / sd
+        ).alias("_z1"),
         ((spot / strike_high).log() - half_var).truediv(sd).alias("_z2"),  # d₂(K_hi)
         pl.when(updown)
         .then((spot >= pl.col("reference_price")).cast(pl.Float64))
@@ -393,9 +422,14 @@ def structural_probability(frame: pl.DataFrame) -> pl.DataFrame:
         .when(barrier)
         .then(0.0)
         .alias("_decided"),
-    ).with_columns(
-        normal_cdf(pl.col("_z1")).alias("_phi1"), normal_cdf(pl.col("_z2")).alias("_phi2")
     )
+    # Φ is the costly part (~45 full-column passes): evaluate it only where its argument
+    # is known (z₁ not for "other" rows or without σ, z₂ for ranges only).
+    known = staged.collect()
+    staged = known.with_columns(
+        _normal_cdf_where_known(known["_z1"]).alias("_phi1"),
+        _normal_cdf_where_known(known["_z2"]).alias("_phi2"),
+    ).lazy()
     phi1, phi2 = pl.col("_phi1"), pl.col("_phi2")
     not_started = updown & pl.col("reference_start").is_not_null()
     not_started = not_started & (pl.col("reference_start") >= pl.col("window_end"))
@@ -423,6 +457,6 @@ def structural_probability(frame: pl.DataFrame) -> pl.DataFrame:
     )
     return (
         staged.with_columns(probability.clip(0.0, 1.0).alias("structural_probability"))
-        .drop("_tau", "_sd", "_z1", "_z2", "_decided", "_phi1", "_phi2")
+        .drop("_tau", "_family", "_sd", "_z1", "_z2", "_decided", "_phi1", "_phi2")
         .collect()
     )
