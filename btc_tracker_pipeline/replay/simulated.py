@@ -11,11 +11,11 @@ same arguments give byte-identical answers. The pieces:
   and zero volume.
 * Markets, four families (docs/apis.md §1.8), all listed in events tagged bitcoin
   (235), crypto (21) and crypto-prices (1312):
-  15-minute and hourly up/down (listed 24 h ahead), daily "above K" ladders (listed
-  48 h before 12:00 ET), weekly "reach K" / "dip to K" (listed 48 h before Monday
-  00:00 ET). A market that would have been listed before the path starts is listed
-  at the path start; up/down windows start at or after it, and reach/dip look for
-  touches from max(week start, path start).
+  15-minute and hourly up/down (listed ``updown_lead`` ahead, 24 h by default), daily
+  "above K" ladders (listed 48 h before 12:00 ET), weekly "reach K" / "dip to K"
+  (listed 48 h before Monday 00:00 ET). A market that would have been listed before
+  the path starts is listed at the path start; up/down windows start at or after it,
+  and reach/dip look for touches from max(week start, path start).
 * Prices: fair probability from the path, distorted towards 0.5 by ``bias`` and
   noised deterministically in logit space, then quoted on the 0.01 tick (see
   ``_quotes``). Every quote is a function of (seed, market, minute).
@@ -64,6 +64,7 @@ P_MIN, P_MAX = 0.005, 0.995
 TICKS = 100  # 1 / orderPriceMinTickSize
 BOOK_LEVELS = 6
 MAX_STRIKES = 4000
+MAX_UPDOWN_LEAD = timedelta(days=7)
 UD15, UD1H, ABOVE, REACH, DIP = 0, 1, 2, 3, 4
 _STEPS = (2000, 1000, 500, 250, 100, 50, 20, 10)
 _MONTHS = (
@@ -348,6 +349,8 @@ class SimulatedWorld:
             0 is efficient, positive pulls prices towards 0.5 (longshots overpriced).
         sigma_annual: volatility of the path, also the one the fair prices use.
         strikes_per_ladder: markets per "above" ladder and per weekly hit event.
+        updown_lead: how long before its window an up/down market is listed (a shorter
+            lead means fewer open up/down markets, e.g. for small benchmark worlds).
         clock: callable giving the current time (overrides ``now``), e.g. a test clock.
     """
 
@@ -360,6 +363,7 @@ class SimulatedWorld:
         sigma_annual: float = 0.6,
         strikes_per_ladder: int = 11,
         clock: Callable[[], datetime] | None = None,
+        updown_lead: timedelta = timedelta(days=1),
     ) -> None:
         if seed < 0:
             raise ValueError("seed must be >= 0")
@@ -371,10 +375,13 @@ class SimulatedWorld:
             raise ValueError("sigma_annual must be > 0")
         if not 1 <= strikes_per_ladder <= MAX_STRIKES:
             raise ValueError(f"strikes_per_ladder must be in [1, {MAX_STRIKES}]")
+        if not timedelta(0) < updown_lead <= MAX_UPDOWN_LEAD:
+            raise ValueError(f"updown_lead must be in (0, {MAX_UPDOWN_LEAD}]")
         self.seed = seed
         self.bias = bias
         self.sigma_annual = sigma_annual
         self.strikes_per_ladder = strikes_per_ladder
+        self.updown_lead = updown_lead
         self._fixed_now = _floor_minute(to_naive_utc(now)) if now is not None else None
         self._clock = clock
         anchor = self._raw_now()
@@ -449,7 +456,7 @@ class SimulatedWorld:
         """Key and listing time of the next event of a family (cheap, no path needed)."""
         if family in (UD15, UD1H):
             key = f"{'15m' if family == UD15 else '1h'}:{cursor}"
-            natural = shapes.from_epoch_s(cursor) - timedelta(days=1)
+            natural = shapes.from_epoch_s(cursor) - self.updown_lead
         elif family == ABOVE:
             key = f"above:{cursor.isoformat()}"
             noon = datetime(cursor.year, cursor.month, cursor.day, 12, tzinfo=ET)

@@ -360,6 +360,27 @@ def test_scales_to_thousands_of_open_markets() -> None:
     assert len({m["id"] for m in open_markets}) == len(open_markets)
 
 
+def test_updown_lead_lists_up_down_markets_that_much_ahead(
+    markets: list[dict[str, Any]],
+) -> None:
+    def open_updown(ms: list[dict[str, Any]]) -> dict[str, int]:
+        counts = {"15m": 0, "1h": 0}
+        for m in ms:
+            if not m["closed"] and _family(m) in counts:
+                counts[_family(m)] += 1
+        return counts
+
+    short = SimulatedWorld(seed=7, days=5, now=NOW, updown_lead=timedelta(hours=1))
+    # Default (24 h ahead): the current window plus ~96 / ~24 listed ones; 1 h ahead: ~5 / ~2.
+    assert open_updown(markets) == {"15m": 97, "1h": 25}
+    assert open_updown(short.gamma_markets()) == {"15m": 5, "1h": 2}
+    for m in short.gamma_markets():
+        if _family(m) in ("15m", "1h") and _dt(m["startDate"]) > short.start:
+            assert _dt(m["eventStartTime"]) - _dt(m["startDate"]) <= timedelta(hours=1)
+    with pytest.raises(ValueError, match="updown_lead"):
+        SimulatedWorld(seed=7, now=NOW, updown_lead=timedelta(0))
+
+
 # --- prices --------------------------------------------------------------------------
 
 
