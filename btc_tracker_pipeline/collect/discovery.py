@@ -9,6 +9,7 @@ closed markets by default (docs/apis.md §1.2). Explicit ids (the seed's
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -105,7 +106,8 @@ def discover(
 ) -> Discovery:
     """Find every BTC market open at some point in [range_start, range_end).
 
-    One keyset listing per ``closed`` state covers the whole range (not one per window).
+    One keyset listing per ``closed`` state (the two side by side) covers the whole range,
+    not one per window.
     A market object that does not parse is skipped and reported, never fatal.
     """
     skipped: list[str] = []
@@ -124,12 +126,30 @@ def discover(
         "end_date_min": range_start,
         "start_date_max": range_end,
     }
+    listings = (False, True) if include_closed else (False,)
+    # The open and the closed listing are independent keyset walks: run them side by
+    # side, then merge in the sequential order (closed answers win, skips in order).
+    with ThreadPoolExecutor(max_workers=len(listings)) as pool:
+        answers = list(pool.map(lambda closed: _listing(gamma, closed, filters), listings))
     markets: dict[str, GammaMarket] = {}
-    for closed in (False, True) if include_closed else (False,):
-        for m in gamma.iter_markets(skip, closed=closed, **filters):
+    for found, bad in answers:
+        for raw, exc in bad:
+            skip(raw, exc)
+        for m in found:
             if is_btc_market(m, keywords):
                 markets[m.id] = m
     return Discovery(sorted(markets.values(), key=lambda m: int(m.id)), "tag", [], skipped)
+
+
+def _listing(
+    gamma: GammaClient, closed: bool, filters: dict[str, object]
+) -> tuple[list[GammaMarket], list[tuple[object, Exception]]]:
+    """Every market of one keyset listing, and the objects that did not parse."""
+    bad: list[tuple[object, Exception]] = []
+    found = list(
+        gamma.iter_markets(lambda raw, exc: bad.append((raw, exc)), closed=closed, **filters)
+    )
+    return found, bad
 
 
 def tracked_frame(

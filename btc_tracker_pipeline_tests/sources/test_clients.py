@@ -163,8 +163,42 @@ def test_get_markets_by_ids_open_and_closed(http: JsonHttp, fixtures_dir: Path) 
 
     assert [m.id for m in markets] == ["1460332", "1669969"]
     assert markets[0].closed is True and markets[1].closed is False
+    # Open first (100 + 50 ids, concurrently), then closed=true for the 149 ids not found open.
     sent = [(r.get("closed"), len(r.all("id"))) for r in server.requests]
-    assert sent == [("false", 100), ("false", 50), ("true", 100), ("true", 50)]
+    assert sorted(sent[:2]) == [("false", 50), ("false", 100)]
+    assert sorted(sent[2:]) == [("true", 49), ("true", 100)]
+    assert "1669969" not in {i for r in server.requests[2:] for i in r.all("id")}
+
+
+def test_get_markets_by_ids_in_parallel_keeps_order_and_reports_in_order(
+    http: JsonHttp, fixtures_dir: Path
+) -> None:
+    good = load(fixtures_dir, "gamma_market_btc_5m_by_slug.json")
+    ids = [str(n) for n in range(2_000_000, 2_000_250)]  # three id= requests per pass
+    slow_first = {"done": False}
+
+    def keyset(request: Request) -> Reply:
+        asked = request.all("id")
+        if request.get("closed") == "true":
+            return Reply({"markets": []})
+        # Each chunk answers its last id with a copy of a real market and its first id
+        # with a malformed one; the first chunk answers last.
+        first = asked[0] == ids[0]
+        delay = 0.3 if first and not slow_first["done"] else 0.0
+        slow_first["done"] = slow_first["done"] or first
+        markets = [good | {"id": asked[-1]}, {"id": asked[0], "outcomes": 7}]
+        return Reply({"markets": markets}, delay_s=delay)
+
+    reported: list[str] = []
+    with serve(routes({"/gamma/markets/keyset": keyset})) as server:
+        gamma = GammaClient(http, server.base + "/gamma")
+        markets = gamma.get_markets_by_ids(
+            ids, on_malformed=lambda raw, exc: reported.append(raw["id"])
+        )
+
+    assert [m.id for m in markets] == ["2000099", "2000199", "2000249"]
+    assert reported == ["2000000", "2000100", "2000200"]  # request order, not arrival order
+    assert len(server.requests) == 6  # 3 open + 3 closed=true for the 247 still missing
 
 
 def test_get_markets_by_ids_rejects_non_digits(http: JsonHttp) -> None:
