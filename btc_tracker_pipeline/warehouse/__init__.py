@@ -8,6 +8,7 @@ from btc_tracker_pipeline.warehouse.connect import (
 )
 from btc_tracker_pipeline.warehouse.write import (
     EmptyWindowError,
+    TableAppend,
     TableWrite,
     append_rows,
     registered,
@@ -18,6 +19,7 @@ from btc_tracker_pipeline.warehouse.write import (
 
 __all__ = [
     "EmptyWindowError",
+    "TableAppend",
     "TableWrite",
     "WarehouseBusyError",
     "WarehouseError",

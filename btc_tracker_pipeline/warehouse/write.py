@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -38,6 +38,16 @@ class TableWrite:
 
 
 @dataclass(frozen=True)
+class TableAppend:
+    """Rows appended to ``table`` in the same transaction as a window's writes (e.g. the
+    window's ``collection_runs`` row). ``rows`` is called after those writes, so a row
+    that times the work includes them."""
+
+    table: str
+    rows: Callable[[], pl.DataFrame]
+
+
+@dataclass(frozen=True)
 class WriteResult:
     table: str
     rows_written: int
@@ -50,8 +60,10 @@ def write_window(
     writes: Sequence[TableWrite],
     window_start: datetime,
     window_end: datetime,
+    appends: Sequence[TableAppend] = (),
 ) -> list[WriteResult]:
-    """Replace the rows of [window_start, window_end) in every table, in ONE transaction.
+    """Replace the rows of [window_start, window_end) in every table, in ONE transaction,
+    and append ``appends`` in that same transaction (one commit per window, not two).
 
     Either every table gets its new rows or none changes. Raises EmptyWindowError
     (before touching anything) when a table's frame is empty and its policy is "fail".
@@ -78,7 +90,16 @@ def write_window(
                     conn.execute(f"INSERT INTO {w.table} BY NAME SELECT * FROM {name}")
                 written = w.frame.height
             results.append(WriteResult(w.table, written, int(deleted[0]) if deleted else 0, False))
+        for a in appends:
+            _insert(conn, a.table, a.rows())
     return results
+
+
+def _insert(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    """``INSERT INTO table BY NAME`` the rows of ``frame`` (inside the caller's transaction)."""
+    if not frame.is_empty():
+        with registered(conn, frame) as name:
+            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
 
 
 @contextlib.contextmanager

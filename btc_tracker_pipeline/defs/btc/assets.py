@@ -13,7 +13,7 @@ from btc_tracker_pipeline.defs.shared import (
     window_asset,
     window_metadata,
 )
-from btc_tracker_pipeline.warehouse import TableWrite, append_rows, write_window
+from btc_tracker_pipeline.warehouse import TableAppend, TableWrite, write_window
 
 
 @window_asset(
@@ -60,8 +60,8 @@ def btc_spot_prices(
                 ],
                 ws,
                 we,
+                appends=[TableAppend("collection_runs", record.frame)],
             )
-            append_rows(conn, "collection_runs", record.frame())
             rows += klines.height
             last_stats = stats if not stats.is_empty() else last_stats
     if empty == len(windows):

@@ -24,7 +24,12 @@ from btc_tracker_pipeline.defs.shared import (
     window_asset,
     window_metadata,
 )
-from btc_tracker_pipeline.warehouse import TableWrite, append_rows, registered, write_window
+from btc_tracker_pipeline.warehouse import (
+    TableAppend,
+    TableWrite,
+    registered,
+    write_window,
+)
 
 INTEGRITY_CHECK = "label_integrity"
 KLINES_CHECK = "labels_match_klines"
@@ -167,9 +172,12 @@ def market_resolutions(
             record.markets_ok = frame.filter(pl.col("status") == "resolved").height
             # No settlement in a window is a real answer: the window is replaced by nothing.
             write_window(
-                conn, [TableWrite("market_resolutions", frame, on_empty="replace")], ws, we
+                conn,
+                [TableWrite("market_resolutions", frame, on_empty="replace")],
+                ws,
+                we,
+                appends=[TableAppend("collection_runs", record.frame)],
             )
-            append_rows(conn, "collection_runs", record.frame())
             total += frame.height
     statuses = everything.group_by("status").len().sort("status")
     return dg.MaterializeResult(

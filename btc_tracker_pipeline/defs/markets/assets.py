@@ -24,7 +24,7 @@ from btc_tracker_pipeline.defs.shared import (
     window_metadata,
 )
 from btc_tracker_pipeline.sources.errors import ApiError
-from btc_tracker_pipeline.warehouse import TableWrite, append_rows, upsert_rows, write_window
+from btc_tracker_pipeline.warehouse import TableAppend, TableWrite, upsert_rows, write_window
 
 
 class MarketSelection(dg.Config):
@@ -76,10 +76,15 @@ def tracked_markets(
             if frame.is_empty():
                 record.errors.append("no BTC market was open in this window; kept existing rows")
                 empty.append(ws)
-            write_window(conn, [TableWrite("tracked_markets", frame, on_empty="keep")], ws, we)
-            append_rows(conn, "collection_runs", record.frame())
+            write_window(
+                conn,
+                [TableWrite("tracked_markets", frame, on_empty="keep")],
+                ws,
+                we,
+                appends=[TableAppend("collection_runs", record.frame)],
+            )
             total += frame.height
-        sample = tracked_frame(discovery.markets, *windows[-1], discovery.discovered_by)
+            sample = frame  # the last window's rows, for the metadata
     if len(empty) == len(windows):
         raise dg.Failure(
             f"no BTC markets found for {len(windows)} window(s) from {range_start:%Y-%m-%d %H:%M}"
@@ -200,8 +205,13 @@ def market_snapshots(
                     continue
                 reason = run_errors.get(token) or run_errors.get("*") or "no quote at window end"
                 record.errors.append(f"market {market_id}: {reason}")
-            write_window(conn, [TableWrite("market_snapshots", frame, on_empty="keep")], ws, we)
-            append_rows(conn, "collection_runs", record.frame())
+            write_window(
+                conn,
+                [TableWrite("market_snapshots", frame, on_empty="keep")],
+                ws,
+                we,
+                appends=[TableAppend("collection_runs", record.frame)],
+            )
             total += frame.height
     if total == 0:
         raise dg.Failure(
