@@ -65,17 +65,20 @@ def _run_process(instance: dg.DagsterInstance, run: dg.DagsterRun) -> tuple[str 
     return socket.gethostname(), records[0].event_log_entry.dagster_event.pid
 
 
-def _why_orphaned(instance: dg.DagsterInstance, run: dg.DagsterRun | None) -> str | None:
+def _why_orphaned(
+    instance: dg.DagsterInstance, run: dg.DagsterRun | None
+) -> tuple[str | None, int | None]:
+    """(why the run is orphaned or None when it is not, the pid that ran it if known)."""
     if run is None:
-        return "run no longer exists"
-    if run.is_finished:
-        return f"run already {run.status.value}"
+        return "run no longer exists", None
     host, pid = _run_process(instance, run)
+    if run.is_finished:
+        return f"run already {run.status.value}", pid
     if pid is None or host != socket.gethostname():
-        return None  # another host's run, or one we cannot judge: leave it alone
+        return None, pid  # another host's run, or one we cannot judge: leave it alone
     if pid == os.getpid() or process_alive(pid):
-        return None
-    return f"process {pid} that ran it is gone"
+        return None, pid
+    return f"process {pid} that ran it is gone", pid
 
 
 def free_orphaned_runs(instance: dg.DagsterInstance) -> list[OrphanedRun]:
@@ -97,13 +100,12 @@ def free_orphaned_runs(instance: dg.DagsterInstance) -> list[OrphanedRun]:
 
     freed = []
     for run_id, run in candidates.items():
-        why = _why_orphaned(instance, run)
+        why, pid = _why_orphaned(instance, run)
         if why is None:
             continue
         if run is not None and not run.is_finished:
             instance.report_run_failed(run, f"orphaned: {why}; marked failed by btc-tracker")
         if run_id in holders:
             storage.free_concurrency_slots_for_run(run_id)
-        pid = _run_process(instance, run)[1] if run is not None else None
         freed.append(OrphanedRun(run_id, run.job_name if run else "?", pid, why))
     return freed
