@@ -55,7 +55,7 @@ COLLECT_ASSETS = (
 )
 BACKFILL_WINDOWS = 3
 # Closer than this to the next quarter hour, the test waits for that tick instead of
-# seeding the schedule's start time (see the ``ui`` fixture).
+# having the daemon catch up the last one (see the ``ui`` fixture).
 NATURAL_TICK_WAIT = timedelta(minutes=2, seconds=30)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -181,15 +181,19 @@ def ui(tmp_path_factory) -> Iterator[UiSession]:
         }
         now = datetime.now(UTC).replace(tzinfo=None)
         last_tick = floor_to_window(now)
+        # Far from the next quarter hour, the daemon catches up the last one at once;
+        # close to it, the test waits for the next one (firing both would make two runs
+        # contend for the pool with the backfill).
         if last_tick + WINDOW - now >= NATURAL_TICK_WAIT:
-            # Far from the next quarter hour: the daemon catches up the last one at once.
             expected_tick = last_tick
-            with mock.patch.dict(os.environ, env):
-                seed_schedule_running_since(last_tick - timedelta(minutes=1))
         else:
-            # The next quarter hour comes while dagster dev starts and the backfill runs
-            # (seeding as well would fire two ticks whose runs contend for the pool).
             expected_tick = last_tick + WINDOW
+        # Seeded either way: the schedule's first tick is then ``expected_tick`` however
+        # long dagster dev takes to start. (Unseeded, a daemon that first sees the
+        # schedule after the quarter hour starts counting from there and the first
+        # tick comes 15 minutes later: the CI failure of 2026-11-27.)
+        with mock.patch.dict(os.environ, env):
+            seed_schedule_running_since(expected_tick - timedelta(minutes=1))
 
         port = free_port()
         log = folder / "dagster_dev.log"
