@@ -187,7 +187,10 @@ def _run_with_progress(keys: list[str], run_config: dict | None = None) -> int:
             "windows written by complete runs; every window is whole (old or new rows)."
         )
         if resume is not None:
-            console.print(f"resume with: btc-tracker backfill --from {resume} --to {keys[-1]}")
+            # soft_wrap: a command or path stays on one line (copy-paste, logs).
+            console.print(
+                f"resume with: btc-tracker backfill --from {resume} --to {keys[-1]}", soft_wrap=True
+            )
         raise typer.Exit(stopping.exit_code())
     console.print(f"{len(chunks(keys))} run(s), {failures} failed")
     return failures
@@ -465,7 +468,8 @@ def dataset(
         frame.write_csv(out)
     console.print(
         f"{frame.height:,} rows, {frame['market_id'].n_unique():,} resolved markets, "
-        f"{frame.width} columns written to {out}"
+        f"{frame.width} columns written to {out}",
+        soft_wrap=True,
     )
 
 

@@ -425,7 +425,7 @@ def stats_command(json_output: JsonOption = False, wait: WaitOption = READ_WAIT_
     if json_output:
         _emit_json(stats.to_json())
         return
-    console.print(f"warehouse {stats.path}", markup=False, highlight=False)
+    console.print(f"warehouse {stats.path}", markup=False, highlight=False, soft_wrap=True)
     console.print(_overview_table(stats))
     if stats.gaps:
         console.print(_gaps_table(stats.gaps))
@@ -581,7 +581,7 @@ def history_command(
     console.print(_market_header(info), markup=False, highlight=False)
     console.print(_history_table(frame))
     if out is not None:
-        console.print(f"chart written to {out}")
+        console.print(f"chart written to {out}", soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- export
@@ -657,4 +657,8 @@ def export_command(
     if json_output:
         _emit_json({"table": table, "format": fmt.value, "out": str(target), "rows": rows})
         return
-    console.print(f"{rows:,} rows of {table} written to {target} ({fmt.value}, {elapsed:.1f} s)")
+    # soft_wrap: the path stays on one line however narrow the terminal (or none).
+    console.print(
+        f"{rows:,} rows of {table} written to {target} ({fmt.value}, {elapsed:.1f} s)",
+        soft_wrap=True,
+    )

@@ -74,7 +74,11 @@ def built(tmp_path_factory) -> Iterator[Built]:
 
 @pytest.fixture(autouse=True)
 def wide_terminal(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "250")  # rich tables on one line per row
+    """Rich tables on one line per row. The consoles read COLUMNS once, when the module
+    is first imported (maybe by another test), so their width is set as well."""
+    monkeypatch.setenv("COLUMNS", "250")
+    for console in (cli_read.console, cli_read.err_console):
+        monkeypatch.setattr(console, "width", 250)
 
 
 def invoke(*args: str):
@@ -283,6 +287,18 @@ def test_history_plot_into_a_missing_folder_is_refused(built, tmp_path):
 
 def columns_of(built: Built, table: str) -> list[str]:
     return [r[0] for r in built.sql(f"DESCRIBE {table}")]
+
+
+def test_export_names_a_long_path_on_one_line_in_a_narrow_terminal(built, tmp_path, monkeypatch):
+    """Paths in messages are never wrapped (a log or a pipe has no terminal: rich uses
+    80 columns), so they can be copied whole."""
+    monkeypatch.setattr(cli_read.console, "width", 40)
+    out = tmp_path / ("a-long-folder-name-" * 5) / "markets.parquet"
+    out.parent.mkdir()
+    result = invoke("export", "--table", "markets", "--format", "parquet", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    count = built.one("SELECT count(*) FROM markets")
+    assert f"{count:,} rows of markets written to {out} (parquet," in result.stdout
 
 
 @pytest.mark.parametrize(
