@@ -23,6 +23,8 @@ from btc_tracker_pipeline.sources.models import GammaMarket, PricePoint
 
 # A history point older than this at the window end is no quote at all.
 MAX_QUOTE_AGE = timedelta(minutes=30)
+# Quotes go on until settlement a little after expiry.
+SETTLE_AFTER_EXPIRY = timedelta(hours=2)
 EPOCH = datetime(1970, 1, 1)
 
 SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
@@ -51,6 +53,15 @@ class Histories:
 
     points: dict[str, list[PricePoint]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    _times: dict[str, list[int]] = field(default_factory=dict, repr=False)
+
+    def quote(self, token: str, at: datetime) -> PricePoint | None:
+        """``quote_at`` on the token's points, with their times indexed once per token."""
+        points = self.points.get(token, [])
+        times = self._times.get(token)
+        if times is None or len(times) != len(points):
+            times = self._times[token] = [p.t for p in points]
+        return newest_point(points, times, at)
 
 
 def to_unix(ts: datetime) -> int:
@@ -114,8 +125,7 @@ def history_span(
         lo = max(lo, start_date)
     hi = range_end
     if expiry is not None:
-        # Quotes go on until settlement a little after expiry.
-        hi = min(hi, expiry + timedelta(hours=2))
+        hi = min(hi, expiry + SETTLE_AFTER_EXPIRY)
     return (lo, hi) if lo < hi else None
 
 
@@ -149,8 +159,14 @@ def fetch_histories(
 
 def quote_at(points: Sequence[PricePoint], at: datetime) -> PricePoint | None:
     """The newest point with ``t <= at`` no older than MAX_QUOTE_AGE (points sorted by t)."""
-    ts = [p.t for p in points]
-    i = bisect.bisect_right(ts, to_unix(at))
+    return newest_point(points, [p.t for p in points], at)
+
+
+def newest_point(
+    points: Sequence[PricePoint], times: Sequence[int], at: datetime
+) -> PricePoint | None:
+    """``quote_at`` given ``times`` = the points' ``t`` (to bisect many times on one list)."""
+    i = bisect.bisect_right(times, to_unix(at))
     if i == 0:
         return None
     point = points[i - 1]
@@ -168,7 +184,7 @@ def history_snapshot_frame(
     """Snapshot rows for one window from prices-history (``tracked``: that window's rows)."""
     rows = []
     for market_id, token in tracked.select("market_id", "yes_token_id").iter_rows():
-        point = quote_at(histories.points.get(token, []), window_end)
+        point = histories.quote(token, window_end)
         if point is None:
             continue
         rows.append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry: (version, list of statements). Append new versions; never edit old ones.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -278,6 +278,48 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 won BOOLEAN,
                 pnl DOUBLE,
                 roi DOUBLE
+            )
+            """,
+        ],
+    ),
+    (
+        4,
+        [
+            # Backfill caches (collect/history_cache.py, collect/kline_cache.py): what
+            # earlier runs fetched, so a later run of the same backfill does not ask again.
+            # A *_spans row says "what the API had from span_start to span_end is here"
+            # (for history_quotes: as quotes at the window ends that span decides).
+            """
+            CREATE TABLE IF NOT EXISTS history_spans (
+                yes_token_id VARCHAR NOT NULL,
+                span_start TIMESTAMP NOT NULL,
+                span_end TIMESTAMP NOT NULL,
+                fetched_at TIMESTAMP NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS history_quotes (
+                yes_token_id VARCHAR NOT NULL,
+                window_end TIMESTAMP NOT NULL,
+                quote_t BIGINT NOT NULL,
+                price DOUBLE NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS kline_spans (
+                span_start TIMESTAMP NOT NULL,
+                span_end TIMESTAMP NOT NULL,
+                fetched_at TIMESTAMP NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS kline_cache (
+                open_time TIMESTAMP NOT NULL,
+                open DOUBLE NOT NULL,
+                high DOUBLE NOT NULL,
+                low DOUBLE NOT NULL,
+                close DOUBLE NOT NULL,
+                volume DOUBLE NOT NULL
             )
             """,
         ],

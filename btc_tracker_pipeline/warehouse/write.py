@@ -126,6 +126,11 @@ def _transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise
 
 
+def transaction(conn: duckdb.DuckDBPyConnection) -> contextlib.AbstractContextManager[None]:
+    """BEGIN … COMMIT around a block, ROLLBACK on any exception (as ``write_window`` does)."""
+    return _transaction(conn)
+
+
 @contextlib.contextmanager
 def registered(conn: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> Iterator[str]:
     """Expose ``frame`` to SQL under a fresh view name for the duration of the block."""

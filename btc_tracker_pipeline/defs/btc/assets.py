@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from btc_tracker_pipeline.collect.kline_cache import backfill_klines
 from btc_tracker_pipeline.collect.runs import RunRecord, is_live, utcnow
 from btc_tracker_pipeline.collect.spot import DAY, klines_frame, window_klines, window_stats
 from btc_tracker_pipeline.defs.resources import BinanceResource, WarehouseResource
@@ -29,7 +30,8 @@ def btc_spot_prices(
 
     Writes ``btc_spot_prices`` (klines) and ``btc_spot_windows`` (spot at the window
     end, window OHLC, 24 h change/high/low/volume) in one transaction per window.
-    Klines are fetched once per run in ≤1000-candle pages, from 24 h before the first window.
+    Klines are fetched once per run in ≤1000-candle pages, from 24 h before the first window;
+    a backfill run fetches only what earlier runs did not (``collect.kline_cache``).
     """
     windows = run_windows(context)
     range_start, range_end = windows[0][0], windows[-1][1]
@@ -37,7 +39,17 @@ def btc_spot_prices(
     client = binance.client()
     first = RunRecord("btc_spot_prices", *windows[0], dagster_run_id=context.run_id)
     with recorded_api_failure(context, "btc_spot_prices", windows, warehouse):
-        all_klines = klines_frame(client.klines(range_start - DAY, range_end, "1m"))
+        if len(windows) > 1:  # a backfill run: share fetches with the other runs
+            all_klines = backfill_klines(
+                client,
+                range_start - DAY,
+                range_end,
+                warehouse.connect,
+                utcnow(),
+                context.log.warning,
+            )
+        else:
+            all_klines = klines_frame(client.klines(range_start - DAY, range_end, "1m"))
         ticker = client.ticker_24h() if live else None
     first.requests, first.retries = client.requests, client.retries
 

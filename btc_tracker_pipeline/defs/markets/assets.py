@@ -7,11 +7,11 @@ import polars as pl
 from pydantic import Field
 
 from btc_tracker_pipeline.collect.discovery import discover, markets_frame, tracked_frame
+from btc_tracker_pipeline.collect.history_cache import backfill_histories, history_needs
 from btc_tracker_pipeline.collect.runs import RunRecord, is_live, utcnow
 from btc_tracker_pipeline.collect.snapshots import (
     fetch_histories,
     history_snapshot_frame,
-    history_span,
     live_snapshot_frame,
 )
 from btc_tracker_pipeline.defs.resources import PolymarketResource, WarehouseResource
@@ -145,7 +145,8 @@ def market_snapshots(
     """Raw pulls: one quote per tracked market per window (yes price, bid/ask, volume, liquidity).
 
     The window that just ended reads Gamma's live quotes; older windows read the CLOB
-    prices-history point at the window end (one ≤15-day request per token per run).
+    prices-history point at the window end (one ≤15-day request per token per run; a
+    backfill run reuses what earlier runs fetched, see ``collect.history_cache``).
     """
     windows = run_windows(context)
     range_start, range_end = windows[0][0], windows[-1][1]
@@ -161,6 +162,7 @@ def market_snapshots(
     live = len(windows) == 1 and is_live(range_end, utcnow())
     before = polymarket.http.requests, polymarket.http.retries
     run_errors: dict[str, str] = {}
+    from_cache = 0
     if live:
         ids = tracked["market_id"].unique().sort().to_list()
         fetched_at = utcnow()
@@ -170,15 +172,19 @@ def market_snapshots(
             markets, run_errors["*"] = [], f"{exc.__class__.__name__}: {exc}"
         frames = {windows[0][0]: live_snapshot_frame(markets, *windows[0], fetched_at)}
     else:
-        spans: dict[str, tuple] = {}
-        for token, start_date, expiry in (
-            tracked.group_by("yes_token_id")
-            .agg(pl.col("start_date").min(), pl.col("expiry").max())
-            .iter_rows()
-        ):
-            if token and (span := history_span(start_date, expiry, range_start, range_end)):
-                spans[token] = span
-        histories = fetch_histories(polymarket.clob(), spans)
+        needs = history_needs(tracked, range_start, range_end)
+        if len(windows) > 1:  # a backfill run: share fetches with the other runs
+            histories, from_cache = backfill_histories(
+                polymarket.clob(),
+                needs,
+                warehouse.connect,
+                (range_start, range_end),
+                utcnow(),
+                context.log.warning,
+            )
+        else:
+            spans = {t: (n.lo, n.hi) for t, n in needs.items()}
+            histories = fetch_histories(polymarket.clob(), spans)
         run_errors.update(histories.errors)
         frames = {
             ws: history_snapshot_frame(
@@ -226,6 +232,7 @@ def market_snapshots(
             "row_count": dg.MetadataValue.int(total),
             "markets_tracked": dg.MetadataValue.int(tracked["market_id"].n_unique()),
             "markets_failed": dg.MetadataValue.int(len(run_errors)),
+            "tokens_from_cache": dg.MetadataValue.int(from_cache),
             "mode": dg.MetadataValue.text("live" if live else "history"),
             "preview": preview(
                 last.select("market_id", "yes_price", "best_bid", "best_ask", "quote_ts", "source")

@@ -1,0 +1,225 @@
+"""Prices-history for backfill runs, cached in the warehouse across runs and processes.
+
+A backfill is one run per day of windows; a token quoted for a week would otherwise be
+fetched by each of its day-runs. Instead, a run that fetches a token asks for as much of
+its history as the same ≤15-day requests bring (docs/apis.md §2.1) — up to settlement
+(expiry + 2 h), never the newest ``CACHE_MIN_AGE`` — and stores:
+
+- ``history_spans``: the token's fetched span [span_start, span_end];
+- ``history_quotes``: the ``quote_at`` point at every quarter-hour window end that span
+  decides exactly as a fetch by any later run would (no row there: no quote).
+
+A later run whose whole need (``history_span``) lies in a span reads those quotes and
+fetches nothing for the token. Only successful fetches are stored, in one transaction of
+their own; a cache that cannot be written costs requests later, never rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+import duckdb
+import polars as pl
+
+from btc_tracker_pipeline.collect.snapshots import (
+    MAX_QUOTE_AGE,
+    SETTLE_AFTER_EXPIRY,
+    Histories,
+    fetch_histories,
+    from_unix,
+    history_span,
+    newest_point,
+    to_unix,
+)
+from btc_tracker_pipeline.partitions import WINDOW, floor_to_window
+from btc_tracker_pipeline.sources.clob import MAX_HISTORY_SPAN, ClobClient, history_windows
+from btc_tracker_pipeline.sources.models import PricePoint
+from btc_tracker_pipeline.warehouse.write import registered, transaction
+
+# The newest minutes may not be in prices-history (or klines) yet: never cached.
+CACHE_MIN_AGE = timedelta(hours=1)
+
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+SPAN_SCHEMA: dict[str, pl.DataType] = {
+    "yes_token_id": pl.String(),
+    "span_start": pl.Datetime("us"),
+    "span_end": pl.Datetime("us"),
+    "fetched_at": pl.Datetime("us"),
+}
+QUOTE_SCHEMA: dict[str, pl.DataType] = {
+    "yes_token_id": pl.String(),
+    "window_end": pl.Datetime("us"),
+    "quote_t": pl.Int64(),
+    "price": pl.Float64(),
+}
+
+log = logging.getLogger(__name__)
+
+
+class HistoryNeed(NamedTuple):
+    """The history one run needs for a token (``history_span``) and the token's life."""
+
+    lo: datetime
+    hi: datetime
+    start_date: datetime | None
+    expiry: datetime | None
+
+
+def history_needs(
+    tracked: pl.DataFrame, range_start: datetime, range_end: datetime
+) -> dict[str, HistoryNeed]:
+    """Per YES token of ``tracked`` (a run's tracked_markets rows): the history it needs."""
+    needs: dict[str, HistoryNeed] = {}
+    for token, start_date, expiry in (
+        tracked.group_by("yes_token_id")
+        .agg(pl.col("start_date").min(), pl.col("expiry").max())
+        .iter_rows()
+    ):
+        if token and (span := history_span(start_date, expiry, range_start, range_end)):
+            needs[token] = HistoryNeed(*span, start_date, expiry)
+    return needs
+
+
+def fetch_end(need: HistoryNeed, now: datetime) -> datetime:
+    """How far to fetch a token: past ``need.hi`` as far as the requests ``need`` costs
+    anyway reach, but not past settlement nor into the last ``CACHE_MIN_AGE``."""
+    requests = len(history_windows(need.lo, need.hi))
+    end = from_unix(to_unix(need.lo) + requests * int(MAX_HISTORY_SPAN.total_seconds()))
+    end = min(end, now - CACHE_MIN_AGE)
+    if need.expiry is not None:
+        end = min(end, need.expiry + SETTLE_AFTER_EXPIRY)
+    return max(need.hi, end)
+
+
+def quarter_hours(first: datetime, last: datetime) -> list[datetime]:
+    """Every quarter hour in [first, last]."""
+    at = floor_to_window(first)
+    at = at if at >= first else at + WINDOW
+    out = []
+    while at <= last:
+        out.append(at)
+        at += WINDOW
+    return out
+
+
+def decided_window_ends(need: HistoryNeed, span_end: datetime) -> list[datetime]:
+    """The window ends whose quote points fetched over [need.lo, span_end] decide as any
+    run's own fetch would: the quote looks back MAX_QUOTE_AGE (so not before need.lo +
+    MAX_QUOTE_AGE unless need.lo is the listing) and after settlement sees nothing new."""
+    listed = need.start_date is not None and need.lo <= need.start_date
+    first = need.lo if listed else need.lo + MAX_QUOTE_AGE
+    settled = need.expiry is not None and span_end >= need.expiry + SETTLE_AFTER_EXPIRY
+    last = span_end + MAX_QUOTE_AGE if settled else span_end
+    return quarter_hours(first, last)
+
+
+def cache_frames(
+    points: Mapping[str, list[PricePoint]],
+    needs: Mapping[str, HistoryNeed],
+    ends: Mapping[str, datetime],
+    now: datetime,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(``history_spans`` rows, ``history_quotes`` rows) for the tokens fetched over
+    [needs[t].lo, ends[t]] (only successful fetches are in ``points``)."""
+    spans, quotes = [], []
+    for token, token_points in points.items():
+        need = needs[token]
+        span_end = min(ends[token], now - CACHE_MIN_AGE)
+        if span_end <= need.lo:
+            continue
+        spans.append((token, need.lo, span_end, now))
+        times = [p.t for p in token_points]
+        for window_end in decided_window_ends(need, span_end):
+            point = newest_point(token_points, times, window_end)
+            if point is not None:
+                quotes.append((token, window_end, point.t, point.p))
+    return (
+        pl.DataFrame(spans, schema=SPAN_SCHEMA, orient="row"),
+        pl.DataFrame(quotes, schema=QUOTE_SCHEMA, orient="row"),
+    )
+
+
+def read_cached(
+    conn: duckdb.DuckDBPyConnection,
+    needs: Mapping[str, HistoryNeed],
+    range_start: datetime,
+    range_end: datetime,
+) -> dict[str, list[PricePoint]]:
+    """For each token whose need a stored span covers: its cached quotes at the window
+    ends in (range_start, range_end], as points (``quote_at`` on them gives the quote)."""
+    if not needs:
+        return {}
+    wanted = pl.DataFrame(
+        [(t, n.lo, n.hi) for t, n in needs.items()],
+        schema={"yes_token_id": pl.String(), "lo": pl.Datetime("us"), "hi": pl.Datetime("us")},
+        orient="row",
+    )
+    with registered(conn, wanted) as name:
+        found = conn.execute(
+            f"""
+            WITH covered AS (
+                SELECT DISTINCT n.yes_token_id FROM {name} n JOIN history_spans s
+                ON s.yes_token_id = n.yes_token_id AND s.span_start <= n.lo AND s.span_end >= n.hi
+            )
+            SELECT DISTINCT c.yes_token_id, q.quote_t, q.price FROM covered c
+            LEFT JOIN history_quotes q ON q.yes_token_id = c.yes_token_id
+                AND q.window_end > ? AND q.window_end <= ?
+            ORDER BY 1, 2
+            """,
+            [range_start, range_end],
+        ).fetchall()
+    cached: dict[str, list[PricePoint]] = {}
+    for token, t, p in found:
+        token_points = cached.setdefault(token, [])
+        if t is None:
+            continue
+        if token_points and token_points[-1].t == t:
+            token_points[-1] = PricePoint(t=t, p=p)
+        else:
+            token_points.append(PricePoint(t=t, p=p))
+    return cached
+
+
+def store(conn: duckdb.DuckDBPyConnection, spans: pl.DataFrame, quotes: pl.DataFrame) -> None:
+    """Add spans and their quotes in one transaction (a quote fetched again replaces)."""
+    if spans.is_empty():
+        return
+    with registered(conn, spans) as s, registered(conn, quotes) as q, transaction(conn):
+        conn.execute(
+            f"DELETE FROM history_quotes h USING {q} n "
+            "WHERE h.yes_token_id = n.yes_token_id AND h.window_end = n.window_end"
+        )
+        conn.execute(f"INSERT INTO history_quotes BY NAME SELECT * FROM {q}")
+        conn.execute(f"INSERT INTO history_spans BY NAME SELECT * FROM {s}")
+
+
+def backfill_histories(
+    clob: ClobClient,
+    needs: Mapping[str, HistoryNeed],
+    connect: Connect,
+    window_range: tuple[datetime, datetime],
+    now: datetime,
+    warn: Callable[[str], None] = log.warning,
+) -> tuple[Histories, int]:
+    """Histories for a backfill run's windows in ``window_range``: cached quotes where a
+    span covers a token's need, a fetch (stored for later runs) for the rest.
+
+    Returns the histories and how many tokens came from the cache.
+    """
+    with connect() as conn:
+        cached = read_cached(conn, needs, *window_range)
+    ends = {t: fetch_end(n, now) for t, n in needs.items() if t not in cached}
+    histories = fetch_histories(clob, {t: (needs[t].lo, end) for t, end in ends.items()})
+    spans, quotes = cache_frames(histories.points, needs, ends, now)
+    try:
+        with connect() as conn:
+            store(conn, spans, quotes)
+    except Exception as exc:  # the windows are written regardless; later runs refetch
+        warn(f"prices-history cache not written ({exc.__class__.__name__}: {exc})")
+    histories.points.update(cached)
+    return histories, len(cached)
