@@ -1,0 +1,60 @@
+"""The replay worlds of the model tests (``test_model_worlds_*.py``): a 3-day world is
+backfilled through the runner (the `btc-tracker backfill` path), then `train_job`
+(price_model walk-forward + paper_trades) runs. The worlds are small, so the training
+minimum is lowered through run config; bench/model_worlds.py runs larger ones with the
+defaults.
+
+One world per test module, so pytest-xdist (``--dist loadscope``) builds the two worlds
+on different workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+
+from btc_tracker_pipeline.replay.session import replay_session
+from btc_tracker_pipeline.replay.simulated import SimulatedWorld
+from btc_tracker_pipeline.runner import partition_keys, run_job, run_windows
+
+NOW = datetime(2026, 3, 1)
+# A favourite-longshot distortion documented as strong: logit(p_market) = 0.3·logit(p_fair).
+STRONG_BIAS = 0.7
+TRAIN_CONFIG = {"ops": {"price_model": {"config": {"min_resolved_markets": 40}}}}
+
+
+@dataclass
+class World:
+    """A backfilled and trained world: the walk-forward report and the paper metrics."""
+
+    bias: float
+    tmp: Path
+    report: dict
+    paper: dict
+    instance: dg.DagsterInstance
+
+
+def backfill_and_train(bias: float, tmp: Path) -> Iterator[World]:
+    """Backfill three days of a world with market ``bias`` into ``tmp``, run train_job,
+    and yield the result while the replay session (instance, server) is open."""
+    world = SimulatedWorld(seed=7, days=4, now=NOW, bias=bias)
+    with replay_session(world, tmp) as session:
+        keys = partition_keys("2026-02-26-00:00", "2026-02-28-23:45")
+        assert all(o.success for o in run_windows(keys, instance=session.instance))
+        train = run_job("train_job", instance=session.instance, run_config=TRAIN_CONFIG)
+        assert train.success
+        meta = {
+            e.asset_key.to_user_string(): e.materialization.metadata
+            for e in train.get_asset_materialization_events()
+        }
+        yield World(
+            bias,
+            tmp,
+            meta["price_model"]["report"].value["overall"],
+            meta["paper_trades"]["paper_metrics"].value,
+            session.instance,
+        )
