@@ -7,12 +7,58 @@ Migrations are numbered and applied once, recorded in ``schema_migrations``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
-# Each entry: (version, list of statements). Append new versions; never edit old ones.
-MIGRATIONS: list[tuple[int, list[str]]] = [
+# The tables written window by window (``warehouse.write_window``) and their keys. Since
+# migration 5 the keys are checked when a window is written, not by a PRIMARY KEY: DuckDB
+# keeps an ART index per key or index and writes it at every checkpoint (each asset's
+# connection close), so a live tick on 30 days of history cost 1.4-1.7x one on an
+# empty warehouse (bench/results/backfill_30d.md).
+WINDOW_KEYS: dict[str, tuple[str, ...]] = {
+    "tracked_markets": ("window_start", "market_id"),
+    "market_snapshots": ("window_start", "market_id"),
+    "market_resolutions": ("window_start", "market_id"),
+    "market_indicators": ("window_start", "market_id"),
+    "edge_report": ("window_start", "market_id"),
+    "btc_spot_prices": ("open_time",),
+    "btc_spot_windows": ("window_start",),
+}
+# Secondary indexes on growing tables, dropped by migration 5 for the same reason (a scan
+# of one column is milliseconds at these sizes).
+GROWING_INDEXES = ("idx_snapshots_market", "idx_resolutions_market", "idx_runs_window")
+
+
+def _without_growing_indexes(conn: duckdb.DuckDBPyConnection) -> None:
+    """Migration 5: rebuild the WINDOW_KEYS tables without their PRIMARY KEY (same
+    columns, types, NOT NULLs and defaults; key columns NOT NULL) and drop the
+    GROWING_INDEXES. DuckDB cannot drop a constraint in place."""
+    for index in GROWING_INDEXES:
+        conn.execute(f"DROP INDEX IF EXISTS {index}")
+    for table, key in WINDOW_KEYS.items():
+        columns = conn.execute(
+            "SELECT column_name, data_type, is_nullable, column_default FROM duckdb_columns() "
+            "WHERE schema_name = 'main' AND table_name = ? ORDER BY column_index",
+            [table],
+        ).fetchall()
+        definitions = [
+            f'"{name}" {data_type}'
+            + ("" if nullable and name not in key else " NOT NULL")
+            + (f" DEFAULT {default}" if default is not None else "")
+            for name, data_type, nullable, default in columns
+        ]
+        conn.execute(f"CREATE TABLE {table}__v5 ({', '.join(definitions)})")
+        conn.execute(f"INSERT INTO {table}__v5 SELECT * FROM {table}")
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {table}__v5 RENAME TO {table}")
+
+
+# Each entry: (version, steps): SQL statements, or a function of the connection for what
+# SQL alone cannot say. Append new versions; never edit old ones.
+MIGRATIONS: list[tuple[int, list[str | Callable[[duckdb.DuckDBPyConnection], None]]]] = [
     (
         1,
         [
@@ -324,6 +370,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             """,
         ],
     ),
+    (5, [_without_growing_indexes]),
 ]
 
 
@@ -348,8 +395,11 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> int:
             continue
         conn.execute("BEGIN TRANSACTION")
         try:
-            for statement in statements:
-                conn.execute(statement)
+            for step in statements:
+                if callable(step):
+                    step(conn)
+                else:
+                    conn.execute(step)
             conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", [version])
             conn.execute("COMMIT")
         except Exception:

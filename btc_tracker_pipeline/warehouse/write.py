@@ -18,12 +18,18 @@ import duckdb
 import polars as pl
 
 from btc_tracker_pipeline.warehouse.connect import WarehouseError, storage_problem
+from btc_tracker_pipeline.warehouse.schema import WINDOW_KEYS
 
 _names = itertools.count()
 
 
 class EmptyWindowError(RuntimeError):
     """A write would have replaced a window's rows with nothing."""
+
+
+class WindowKeyError(ValueError):
+    """A window's rows repeat a key, or lie outside the window (a bug upstream: the
+    tables have no PRIMARY KEY to refuse them, see schema.WINDOW_KEYS)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ def write_window(
                 f"{w.table}: no rows for window {window_start:%Y-%m-%d %H:%M} - "
                 f"{window_end:%H:%M}; existing rows were left untouched"
             )
+        _check_keys(w, window_start, window_end)
     results: list[WriteResult] = []
     with _transaction(conn):
         for w in writes:
@@ -93,6 +100,23 @@ def write_window(
         for a in appends:
             _insert(conn, a.table, a.rows())
     return results
+
+
+def _check_keys(w: TableWrite, window_start: datetime, window_end: datetime) -> None:
+    """Raise WindowKeyError if ``w``'s rows would break its table's key: the window's old
+    rows are deleted first, so rows inside the window and unique on the key are enough."""
+    key = WINDOW_KEYS.get(w.table)
+    if key is None or w.frame.is_empty():
+        return
+    at = pl.col(w.window_column)
+    outside = w.frame.filter((at < window_start) | (at >= window_end) | at.is_null()).height
+    repeated = w.frame.select(key).is_duplicated().sum()
+    if outside or repeated:
+        raise WindowKeyError(
+            f"{w.table}: {outside} row(s) outside window {window_start:%Y-%m-%d %H:%M} - "
+            f"{window_end:%H:%M} and {repeated} row(s) sharing a key {key}; "
+            "nothing was written"
+        )
 
 
 def _insert(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:

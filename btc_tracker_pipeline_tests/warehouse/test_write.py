@@ -11,12 +11,18 @@ import pytest
 from btc_tracker_pipeline.warehouse import (
     EmptyWindowError,
     TableWrite,
+    WindowKeyError,
     open_warehouse,
     upsert_rows,
     write_window,
 )
 from btc_tracker_pipeline.warehouse.connect import WarehouseError
-from btc_tracker_pipeline.warehouse.schema import MIGRATIONS, SCHEMA_VERSION
+from btc_tracker_pipeline.warehouse.schema import (
+    GROWING_INDEXES,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    WINDOW_KEYS,
+)
 
 W0 = datetime(2026, 3, 1, 10, 0)
 W1 = W0 + timedelta(minutes=15)
@@ -137,3 +143,56 @@ def test_newer_schema_is_refused(tmp_path):
     c.close()
     with pytest.raises(RuntimeError, match="newer than this btc-tracker supports"):
         open_warehouse(path)
+
+
+def test_rows_repeating_a_key_or_outside_the_window_are_refused_and_nothing_changes(conn):
+    write_window(conn, [TableWrite("btc_spot_prices", klines(W0, 100.0))], W0, W1)
+    repeated = pl.concat([klines(W0, 150.0), klines(W0, 150.0).head(1)])
+    with pytest.raises(WindowKeyError, match=r"2 row\(s\) sharing a key \(.open_time.,\)"):
+        write_window(conn, [TableWrite("btc_spot_prices", repeated)], W0, W1)
+    with pytest.raises(WindowKeyError, match=r"15 row\(s\) outside window 2026-03-01 10:00"):
+        write_window(conn, [TableWrite("btc_spot_prices", klines(W1, 150.0))], W0, W1)
+    assert rows(conn, "SELECT count(*), min(close) FROM btc_spot_prices") == [(15, 100.0)]
+
+
+def test_a_version_4_warehouse_loses_its_key_indexes_and_keeps_rows_and_not_nulls(tmp_path):
+    """Migration 5 (schema.WINDOW_KEYS): same rows, no ART index left on the tables that
+    grow every window, NOT NULL still enforced on the key columns."""
+    path = tmp_path / "v4.duckdb"
+    with duckdb.connect(str(path)) as old:
+        old.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+            "applied_at TIMESTAMP DEFAULT current_timestamp)"
+        )
+        for version, statements in MIGRATIONS[:4]:
+            for statement in statements:
+                old.execute(statement)
+            old.execute("INSERT INTO schema_migrations (version) VALUES (?)", [version])
+        old.register("frame", klines(W0, 100.0))
+        old.execute("INSERT INTO btc_spot_prices BY NAME SELECT * FROM frame")
+        old.execute(
+            "INSERT INTO btc_spot_windows (window_start, window_end, as_of, spot_price, source) "
+            "VALUES (?, ?, ?, 1.0, 'x')",
+            [W0, W1, W1],
+        )
+        assert old.execute("SELECT count(*) FROM duckdb_indexes()").fetchone()[0] == 3
+    c = open_warehouse(path)
+    try:
+        assert rows(c, "SELECT max(version) FROM schema_migrations") == [(SCHEMA_VERSION,)]
+        assert rows(c, "SELECT count(*), sum(close) FROM btc_spot_prices") == [(15, 1500.0)]
+        assert rows(c, "SELECT count(*) FROM btc_spot_windows") == [(1,)]
+        keys = rows(
+            c,
+            "SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'",
+        )
+        assert not {t for (t,) in keys} & set(WINDOW_KEYS)
+        indexes = {name for (name,) in rows(c, "SELECT index_name FROM duckdb_indexes()")}
+        assert not indexes & set(GROWING_INDEXES)
+        with pytest.raises(duckdb.ConstraintException, match="NOT NULL"):
+            c.execute(
+                "INSERT INTO btc_spot_windows (window_start, window_end, as_of, spot_price, "
+                "source) VALUES (NULL, ?, ?, 1.0, 'x')",
+                [W1, W1],
+            )
+    finally:
+        c.close()
