@@ -374,8 +374,10 @@ MIGRATIONS: list[tuple[int, list[str | Callable[[duckdb.DuckDBPyConnection], Non
 ]
 
 
-def migrate(conn: duckdb.DuckDBPyConnection) -> int:
-    """Apply every migration newer than the database's version; return the version.
+def migrate(conn: duckdb.DuckDBPyConnection, target: int = SCHEMA_VERSION) -> int:
+    """Apply every migration newer than the database's version, up to ``target`` (an
+    older version: to build the warehouse an earlier btc-tracker wrote); return the
+    version.
 
     Raises RuntimeError if the file was written by a newer btc-tracker.
     """
@@ -391,7 +393,7 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> int:
             f"({SCHEMA_VERSION}); upgrade btc-tracker or point BTC_TRACKER_WAREHOUSE elsewhere"
         )
     for version, statements in MIGRATIONS:
-        if version <= current:
+        if version <= current or version > target:
             continue
         conn.execute("BEGIN TRANSACTION")
         try:

@@ -27,7 +27,7 @@ from btc_tracker_pipeline.sources.clob import history_windows
 from btc_tracker_pipeline.sources.errors import ServerError
 from btc_tracker_pipeline.sources.models import Kline, PricePoint
 from btc_tracker_pipeline.warehouse import open_warehouse, warehouse
-from btc_tracker_pipeline.warehouse.schema import MIGRATIONS, SCHEMA_VERSION
+from btc_tracker_pipeline.warehouse.schema import SCHEMA_VERSION, migrate
 
 T0 = datetime(2026, 1, 1)
 DAY = timedelta(days=1)
@@ -225,14 +225,7 @@ def test_uncovered_and_prefetch_end():
 def test_a_version_3_warehouse_upgrades_in_place(tmp_path):
     path = tmp_path / "old.duckdb"
     with duckdb.connect(str(path)) as conn:
-        conn.execute(
-            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-            "applied_at TIMESTAMP DEFAULT current_timestamp)"
-        )
-        for version, statements in MIGRATIONS[:3]:
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", [version])
+        assert migrate(conn, target=3) == 3
         conn.execute(
             "INSERT INTO btc_spot_windows (window_start, window_end, as_of, spot_price, "
             "source) VALUES ('2026-01-01', '2026-01-01 00:15', '2026-01-01', 1, 'x')"

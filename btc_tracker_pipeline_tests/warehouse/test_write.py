@@ -22,6 +22,7 @@ from btc_tracker_pipeline.warehouse.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
     WINDOW_KEYS,
+    migrate,
 )
 
 W0 = datetime(2026, 3, 1, 10, 0)
@@ -160,14 +161,7 @@ def test_a_version_4_warehouse_loses_its_key_indexes_and_keeps_rows_and_not_null
     grow every window, NOT NULL still enforced on the key columns."""
     path = tmp_path / "v4.duckdb"
     with duckdb.connect(str(path)) as old:
-        old.execute(
-            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-            "applied_at TIMESTAMP DEFAULT current_timestamp)"
-        )
-        for version, statements in MIGRATIONS[:4]:
-            for statement in statements:
-                old.execute(statement)
-            old.execute("INSERT INTO schema_migrations (version) VALUES (?)", [version])
+        assert migrate(old, target=4) == 4
         old.register("frame", klines(W0, 100.0))
         old.execute("INSERT INTO btc_spot_prices BY NAME SELECT * FROM frame")
         old.execute(
