@@ -323,9 +323,9 @@ def _latest_edges(min_edge: float | None) -> tuple[str | None, list[dict]]:
             latest = conn.execute("SELECT max(window_start) FROM edge_report").fetchone()[0]
             if latest is None:
                 return None, []
-            frame = conn.sql(
+            frame = conn.execute(
                 "SELECT * FROM edge_report WHERE window_start = ? ORDER BY net_edge DESC",
-                params=[latest],
+                [latest],
             ).pl()
     except WarehouseError as exc:
         raise _fail(str(exc)) from exc

@@ -44,7 +44,9 @@ def market_indicators(
     with warehouse.connect() as conn:
 
         def read(sql: str, *params: object) -> pl.DataFrame:
-            return conn.sql(sql, params=list(params)).pl()
+            # execute(...).pl(), not sql(..., params=...).pl(): a relation with parameters
+            # is materialized first, and converting that is ~8x slower (5 vs 36 ms here).
+            return conn.execute(sql, list(params)).pl()
 
         snapshots = read(
             "SELECT * FROM market_snapshots WHERE window_start >= ? AND window_start < ?"

@@ -56,10 +56,10 @@ def _terms_and_klines(
         )
     lo = terms.select(pl.min_horizontal(pl.col("reference_start"), pl.col("expiry")).min()).item()
     hi = terms["expiry"].max() + timedelta(minutes=1)
-    klines = conn.sql(
+    klines = conn.execute(
         "SELECT open_time, open, close FROM btc_spot_prices WHERE open_time >= ? AND open_time <= ?"
         " ORDER BY open_time",
-        params=[lo, hi],
+        [lo, hi],
     ).pl()
     return terms, klines
 

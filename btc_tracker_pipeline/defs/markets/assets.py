@@ -151,9 +151,9 @@ def market_snapshots(
     windows = run_windows(context)
     range_start, range_end = windows[0][0], windows[-1][1]
     with warehouse.connect() as conn:
-        tracked = conn.sql(
+        tracked = conn.execute(
             "SELECT * FROM tracked_markets WHERE window_start >= ? AND window_start < ?",
-            params=[range_start, range_end],
+            [range_start, range_end],
         ).pl()
     if tracked.is_empty():
         raise dg.Failure(

@@ -20,7 +20,7 @@ ORDER BY i.window_start, i.market_id
 
 def edge_inputs(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pl.DataFrame:
     """Indicator rows of [start, end) with what an edge report needs beside them."""
-    return conn.sql(EDGE_INPUTS_SQL, params=[start, end]).pl()
+    return conn.execute(EDGE_INPUTS_SQL, [start, end]).pl()
 
 
 def training_tables(
