@@ -28,6 +28,7 @@ from btc_tracker_pipeline import definitions
 from btc_tracker_pipeline.partitions import WINDOW, key_of
 from btc_tracker_pipeline.replay.clock import assets_clock
 from btc_tracker_pipeline.runner import run_windows
+from btc_tracker_pipeline.warehouse.schema import WINDOW_KEYS
 
 # The schedule fires on the quarter hour; give the tick a minute past the window end.
 TICK_DELAY = timedelta(minutes=1)
@@ -49,15 +50,7 @@ SHORT = {
     "market_indicators": "indic",
     "edge_report": "edge",
 }
-WINDOW_TABLES = (
-    "tracked_markets",
-    "market_snapshots",
-    "btc_spot_prices",
-    "btc_spot_windows",
-    "market_resolutions",
-    "market_indicators",
-    "edge_report",
-)
+WINDOW_TABLES = tuple(WINDOW_KEYS)
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,9 @@ from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.session import replay_session
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import ChunkOutcome, partition_keys, run_windows
+from btc_tracker_pipeline_tests.window_tables import window_rows
 
 FIRST, LAST = "2026-02-27-00:00", "2026-02-28-23:45"
-TABLES = {
-    "tracked_markets": "window_start, market_id",
-    "market_snapshots": "window_start, market_id",
-    "btc_spot_prices": "open_time",
-    "btc_spot_windows": "window_start",
-    "market_resolutions": "window_start, market_id",
-    "market_indicators": "window_start, market_id",
-}
 
 
 @dataclass
@@ -44,7 +37,8 @@ class Backfill:
             return conn.execute(query, list(params)).fetchall()
 
     def dump(self) -> dict[str, list[tuple]]:
-        return {t: self.sql(f"SELECT * FROM {t} ORDER BY {o}") for t, o in TABLES.items()}
+        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
+            return window_rows(conn)
 
 
 @pytest.fixture(scope="module")

@@ -18,16 +18,9 @@ from btc_tracker_pipeline.defs.markets import assets as markets_assets
 from btc_tracker_pipeline.replay.session import replay_session
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import partition_keys, run_windows
+from btc_tracker_pipeline_tests.window_tables import COLLECTED, window_rows
 
-TABLES = {
-    "tracked_markets": "window_start, market_id",
-    "market_snapshots": "window_start, market_id",
-    "btc_spot_prices": "open_time",
-    "btc_spot_windows": "window_start",
-    "market_resolutions": "window_start, market_id",
-    "market_indicators": "window_start, market_id",
-    "edge_report": "window_start, market_id",
-}
+TABLES = (*COLLECTED, "edge_report")
 FIRST, LAST = "2026-02-28-16:00", "2026-02-28-17:45"
 # The warehouse with a cache first backfills the first hour, then the rest overlapping it
 # by half an hour, then the first hour again; in runs of an hour, as day-runs at scale.
@@ -69,9 +62,7 @@ def backfill(folder: Path, *ranges: tuple[str, str]) -> tuple[dict, list[dict]]:
             assert all(o.success for o in outcomes), [o.error for o in outcomes]
             requests.append(dict(session.server.stats()["routes"]))
     with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as conn:
-        rows = {
-            t: conn.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall() for t, o in TABLES.items()
-        }
+        rows = window_rows(conn, TABLES)
     return rows, requests
 
 

@@ -12,15 +12,8 @@ from btc_tracker_pipeline.replay import FaultSpec
 from btc_tracker_pipeline.replay.session import replay_session
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import partition_keys, run_windows
+from btc_tracker_pipeline_tests.window_tables import COLLECTED, window_rows
 
-TABLES = {
-    "tracked_markets": "window_start, market_id",
-    "market_snapshots": "window_start, market_id",
-    "btc_spot_prices": "open_time",
-    "btc_spot_windows": "window_start",
-    "market_resolutions": "window_start, market_id",
-    "market_indicators": "window_start, market_id",
-}
 FAULTS = "429=0.03,5xx=0.05,malformed=0.02,retry_after=0,seed=3"
 
 
@@ -32,9 +25,7 @@ def backfill(folder, faults: FaultSpec | None) -> tuple[dict, dict]:
         assert all(o.success for o in outcomes), [o.error for o in outcomes]
         injected = session.server.stats()["faults"]
     with duckdb.connect(str(session.warehouse), read_only=True) as conn:
-        rows = {
-            t: conn.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall() for t, o in TABLES.items()
-        }
+        rows = window_rows(conn)
     return rows, injected
 
 
@@ -43,5 +34,5 @@ def test_backfill_under_faults_gives_the_rows_of_a_clean_backfill(tmp_path):
     faulty, injected = backfill(tmp_path / "faulty", FaultSpec.parse(FAULTS))
     assert sum(none.values()) == 0
     assert injected["429"] > 0 and injected["5xx"] > 0 and injected["malformed"] > 0
-    assert all(clean[t] for t in TABLES if t != "market_resolutions")
+    assert all(clean[t] for t in COLLECTED if t != "market_resolutions")
     assert faulty == clean
