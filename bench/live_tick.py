@@ -25,6 +25,7 @@ import httpx
 from replay_backend import RATE_LIMITED, Bench, ServerReport
 
 from btc_tracker_pipeline import definitions
+from btc_tracker_pipeline.defs.schedules import COLLECT_ASSET_NAMES
 from btc_tracker_pipeline.partitions import WINDOW, key_of
 from btc_tracker_pipeline.replay.clock import assets_clock
 from btc_tracker_pipeline.runner import run_windows
@@ -32,15 +33,8 @@ from btc_tracker_pipeline.warehouse.schema import WINDOW_KEYS
 
 # The schedule fires on the quarter hour; give the tick a minute past the window end.
 TICK_DELAY = timedelta(minutes=1)
-# collect_job's assets in dependency order (btc_tracker_pipeline/defs/schedules.py).
-ASSETS = (
-    "tracked_markets",
-    "market_snapshots",
-    "btc_spot_prices",
-    "market_resolutions",
-    "market_indicators",
-    "edge_report",
-)
+# collect_job's assets in dependency order.
+ASSETS = COLLECT_ASSET_NAMES
 # Short column names for tables.
 SHORT = {
     "tracked_markets": "tracked",

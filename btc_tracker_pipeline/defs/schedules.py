@@ -12,16 +12,20 @@ from btc_tracker_pipeline.defs.model.assets import edge_report, paper_trades, pr
 
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 
+# collect_job's assets in dependency order (benches and the UI test read the names here).
+COLLECT_ASSETS = (
+    tracked_markets,
+    market_snapshots,
+    btc_spot_prices,
+    market_resolutions,
+    market_indicators,
+    edge_report,
+)
+COLLECT_ASSET_NAMES = tuple(asset.key.path[-1] for asset in COLLECT_ASSETS)
+
 collect_job = dg.define_asset_job(
     "collect_job",
-    selection=[
-        tracked_markets,
-        market_snapshots,
-        btc_spot_prices,
-        market_resolutions,
-        market_indicators,
-        edge_report,
-    ],
+    selection=list(COLLECT_ASSETS),
     description="One 15-minute tick: markets, quotes, BTC spot, settlements, indicators, edges.",
     # Runs launched by the daemon or the UI execute their steps in one process: every
     # step writes DuckDB through the one-slot pool, so separate step processes buy no

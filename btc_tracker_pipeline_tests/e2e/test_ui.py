@@ -22,6 +22,7 @@ from unittest import mock
 
 import pytest
 
+from btc_tracker_pipeline.defs.schedules import COLLECT_ASSET_NAMES
 from btc_tracker_pipeline.partitions import WINDOW, floor_to_window, key_of, window_of
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
@@ -44,15 +45,7 @@ pytestmark = pytest.mark.timeout(900)
 
 SCHEDULE = "collect_job_schedule"
 PARTITION_SET = "collect_job_partition_set"
-# The assets of collect_job (btc_tracker_pipeline/defs/schedules.py).
-COLLECT_ASSETS = (
-    "tracked_markets",
-    "market_snapshots",
-    "btc_spot_prices",
-    "market_resolutions",
-    "market_indicators",
-    "edge_report",
-)
+COLLECT_ASSETS = COLLECT_ASSET_NAMES
 BACKFILL_WINDOWS = 3
 # Closer than this to the next quarter hour, the test waits for that tick instead of
 # having the daemon catch up the last one (see the ``ui`` fixture).
