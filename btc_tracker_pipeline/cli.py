@@ -482,6 +482,10 @@ def _market_config(market_ids: str | None) -> dict | None:
         raise _fail(
             f"--market-ids: not Gamma market ids (digits only): {', '.join(bad) or '(none)'}"
         )
+    console.print(
+        f"collecting {len(ids)} chosen market(s): only their rows are added or replaced; "
+        "the other markets' rows in these windows stay as they are"
+    )
     return {"ops": {"tracked_markets": {"config": {"market_ids": ids}}}}
 
 

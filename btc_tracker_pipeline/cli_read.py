@@ -262,7 +262,10 @@ def _print_ids(ids: Sequence[str]) -> None:
     from btc_tracker_pipeline import queries
 
     plain: dict[str, Any] = {"soft_wrap": True, "markup": False, "highlight": False}
-    console.print("\nRun config (Dagster launchpad) to track exactly these markets:")
+    console.print(
+        "\nRun config (Dagster launchpad) to collect just these markets (their rows are added "
+        "or replaced; other markets' rows in the windows stay):"
+    )
     console.print(queries.run_config_yaml(ids), **plain)
     console.print("\nOr collect them now:")
     console.print(queries.collect_command(ids), **plain)
@@ -349,6 +352,7 @@ def _overview_table(s: queries.WarehouseStats) -> Table:
         covered += f" ({key_of(s.first_window)} … {key_of(s.last_window)} UTC)"
     table.add_row("windows covered", covered)
     table.add_row("missing windows", f"{s.missing_windows:,} in {len(s.gaps)} gap(s)")
+    table.add_row("thin windows", f"{len(s.thin_windows):,} (fewer markets than were open in them)")
     share = "—" if s.good_quality_share is None else f"{s.good_quality_share:.1%}"
     table.add_row("quality ≥ 0.8", f"{share} of {s.quality_rows:,} indicator rows")
     labels = ", ".join(f"{k}: {v}" for k, v in s.labels_by_status.items()) or "0"
@@ -371,6 +375,23 @@ def _gaps_table(gaps: Sequence[queries.Gap]) -> Table:
         table.add_row(key_of(gap.first), key_of(gap.last), str(gap.windows))
     if len(gaps) > GAPS_SHOWN:
         table.add_row(f"… {len(gaps) - GAPS_SHOWN} more", "(--json lists all)", "")
+    return table
+
+
+def _thin_table(thin: Sequence[queries.ThinWindow]) -> Table:
+    table = _table(
+        f"{len(thin)} thin window(s): rerun them with btc-tracker collect --partition KEY",
+        [
+            ("window", "left", None),
+            ("open markets", "right", None),
+            ("tracked", "right", None),
+            ("quoted", "right", None),
+        ],
+    )
+    for w in thin[:GAPS_SHOWN]:
+        table.add_row(key_of(w.window_start), f"{w.expected:,}", f"{w.tracked:,}", f"{w.quoted:,}")
+    if len(thin) > GAPS_SHOWN:
+        table.add_row(f"… {len(thin) - GAPS_SHOWN} more", "(--json lists all)", "", "")
     return table
 
 
@@ -413,7 +434,8 @@ def _runs_table(runs: Sequence[queries.RunRow]) -> Table:
 def stats_command(json_output: JsonOption = False, wait: WaitOption = READ_WAIT_S) -> None:
     """What the warehouse holds: coverage, gaps, data quality, labels and recent runs.
 
-    Gaps are 15-minute windows with no snapshot between the first and the last one.
+    Gaps are 15-minute windows with no snapshot between the first and the last one;
+    thin windows have rows, but fewer markets than were open in them.
     Reads BTC_TRACKER_WAREHOUSE (default data/warehouse.duckdb) read-only.
 
     Example: btc-tracker stats --json
@@ -429,6 +451,8 @@ def stats_command(json_output: JsonOption = False, wait: WaitOption = READ_WAIT_
     console.print(_overview_table(stats))
     if stats.gaps:
         console.print(_gaps_table(stats.gaps))
+    if stats.thin_windows:
+        console.print(_thin_table(stats.thin_windows))
     console.print(_quality_table(stats))
     console.print(_runs_table(stats.recent_runs))
 

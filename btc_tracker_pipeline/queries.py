@@ -31,6 +31,7 @@ from btc_tracker_pipeline.features.market_terms import parse_market_terms
 from btc_tracker_pipeline.partitions import WINDOW, key_of
 from btc_tracker_pipeline.sources.gamma import GammaClient
 from btc_tracker_pipeline.sources.models import GammaMarket
+from btc_tracker_pipeline.warehouse.coverage import ThinWindow, thin_windows
 
 # The seed's "quality >= 0.8"; scores are means of five 0/1 components (0.2 steps).
 GOOD_QUALITY = 0.8
@@ -93,6 +94,8 @@ class WarehouseStats:
     last_window: datetime | None
     expected_windows: int
     gaps: list[Gap]
+    # Windows with rows, but fewer markets than were open in them (warehouse.coverage).
+    thin_windows: list[ThinWindow]
     quality: list[QualityBucket]
     quality_rows: int
     good_quality_share: float | None
@@ -114,6 +117,15 @@ class WarehouseStats:
         data["gaps"] = [
             {"first": key_of(g.first), "last": key_of(g.last), "windows": g.windows}
             for g in self.gaps
+        ]
+        data["thin_windows"] = [
+            {
+                "window": key_of(w.window_start),
+                "open": w.expected,
+                "tracked": w.tracked,
+                "quoted": w.quoted,
+            }
+            for w in self.thin_windows
         ]
         return json.loads(json.dumps(data, default=_json_default))
 
@@ -237,6 +249,7 @@ def warehouse_stats(conn: duckdb.DuckDBPyConnection, path: Path) -> WarehouseSta
         last_window=last,
         expected_windows=expected,
         gaps=window_gaps(conn),
+        thin_windows=thin_windows(conn),
         quality=quality,
         quality_rows=sum(b.rows for b in quality),
         good_quality_share=good_quality_share(quality),

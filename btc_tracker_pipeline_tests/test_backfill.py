@@ -126,6 +126,7 @@ def test_checks_are_recorded_for_the_ui(backfill):
         for r in records
     }
     assert evaluations == {
+        "tracked_coverage": True,
         "prices_in_unit_interval": True,
         "outcome_prices_sum_to_one": True,
         "coverage": True,

@@ -52,6 +52,31 @@ def run_windows(context: dg.AssetExecutionContext) -> list[tuple[datetime, datet
     return windows_between(naive_utc(tw.start), naive_utc(tw.end))
 
 
+def chosen_markets(context: dg.AssetExecutionContext) -> tuple[str, ...]:
+    """The markets this run was asked for (``tracked_markets``' ``market_ids`` in the run
+    config, the CLI's ``--market-ids``), or ``()`` for every BTC market.
+
+    Every asset of such a run adds or replaces only these markets' rows in its windows;
+    the other markets' rows stay as they were (a run for chosen markets never shrinks a
+    window)."""
+    ops = (context.run.run_config or {}).get("ops") or {}
+    config = (ops.get("tracked_markets") or {}).get("config") or {}
+    return tuple(str(i) for i in config.get("market_ids") or ())
+
+
+def selection_metadata(chosen: tuple[str, ...]) -> dict[str, dg.MetadataValue]:
+    """Says in the run's metadata whether it replaced whole windows or chosen markets."""
+    if not chosen:
+        return {"scope": dg.MetadataValue.text("every BTC market: whole windows replaced")}
+    return {
+        "scope": dg.MetadataValue.text(
+            f"{len(chosen)} chosen market(s) ({', '.join(chosen[:10])}"
+            f"{', …' if len(chosen) > 10 else ''}): only their rows were added or replaced, "
+            "other markets' rows in these windows are untouched"
+        )
+    }
+
+
 def each_window(
     windows: Sequence[tuple[datetime, datetime]],
 ) -> Iterator[tuple[int, tuple[datetime, datetime]]]:

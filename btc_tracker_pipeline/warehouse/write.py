@@ -41,6 +41,9 @@ class TableWrite:
     window_column: str = "window_start"
     # "fail": raise on an empty frame; "keep": leave existing rows; "replace": write nothing.
     on_empty: Literal["fail", "keep", "replace"] = "fail"
+    # A run for chosen markets: only these markets' rows of the window are replaced, every
+    # other market's rows stay as they are. Empty: the whole window is replaced.
+    market_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ def write_window(
 
     Either every table gets its new rows or none changes. Raises EmptyWindowError
     (before touching anything) when a table's frame is empty and its policy is "fail".
+    A write with ``market_ids`` deletes and inserts only those markets' rows.
     """
     for w in writes:
         if w.frame.is_empty() and w.on_empty == "fail":
@@ -87,35 +91,49 @@ def write_window(
             if w.frame.is_empty() and w.on_empty == "keep":
                 results.append(WriteResult(w.table, 0, 0, kept_existing=True))
                 continue
-            deleted = conn.execute(
-                f"DELETE FROM {w.table} WHERE {w.window_column} >= ? AND {w.window_column} < ?",
-                [window_start, window_end],
-            ).fetchone()
+            deleted = _delete_window(conn, w, window_start, window_end)
             written = 0
             if not w.frame.is_empty():
                 with registered(conn, w.frame) as name:
                     conn.execute(f"INSERT INTO {w.table} BY NAME SELECT * FROM {name}")
                 written = w.frame.height
-            results.append(WriteResult(w.table, written, int(deleted[0]) if deleted else 0, False))
+            results.append(WriteResult(w.table, written, deleted, False))
         for a in appends:
             _insert(conn, a.table, a.rows())
     return results
 
 
+def _delete_window(
+    conn: duckdb.DuckDBPyConnection, w: TableWrite, window_start: datetime, window_end: datetime
+) -> int:
+    """Delete the rows ``w`` replaces (the window's, or only its chosen markets'); the count."""
+    sql = f"DELETE FROM {w.table} WHERE {w.window_column} >= ? AND {w.window_column} < ?"
+    params: list[object] = [window_start, window_end]
+    if w.market_ids:
+        sql += " AND list_contains(?, market_id)"
+        params.append(list(w.market_ids))
+    deleted = conn.execute(sql, params).fetchone()
+    return int(deleted[0]) if deleted else 0
+
+
 def _check_keys(w: TableWrite, window_start: datetime, window_end: datetime) -> None:
-    """Raise WindowKeyError if ``w``'s rows would break its table's key: the window's old
-    rows are deleted first, so rows inside the window and unique on the key are enough."""
+    """Raise WindowKeyError if ``w``'s rows would break its table's key: the rows it
+    replaces are deleted first, so rows inside the window (and, for a write for chosen
+    markets, of those markets) and unique on the key are enough."""
     key = WINDOW_KEYS.get(w.table)
     if key is None or w.frame.is_empty():
         return
     at = pl.col(w.window_column)
     outside = w.frame.filter((at < window_start) | (at >= window_end) | at.is_null()).height
     repeated = w.frame.select(key).is_duplicated().sum()
-    if outside or repeated:
+    foreign = 0
+    if w.market_ids:
+        foreign = w.frame.filter(~pl.col("market_id").is_in(list(w.market_ids))).height
+    if outside or repeated or foreign:
         raise WindowKeyError(
             f"{w.table}: {outside} row(s) outside window {window_start:%Y-%m-%d %H:%M} - "
-            f"{window_end:%H:%M} and {repeated} row(s) sharing a key {key}; "
-            "nothing was written"
+            f"{window_end:%H:%M}, {repeated} row(s) sharing a key {key} and {foreign} row(s) "
+            "of markets this write was not asked to replace; nothing was written"
         )
 
 

@@ -34,6 +34,7 @@ def test_one_window_writes_every_table(resources):
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {
+        "tracked_coverage": True,
         "prices_in_unit_interval": True,
         "outcome_prices_sum_to_one": True,
         "coverage": True,
@@ -74,9 +75,10 @@ def test_same_window_twice_gives_identical_rows(resources):
     assert dump(resources["warehouse"].path) == first
 
 
-def test_explicit_market_ids_limit_tracking(resources):
+def test_explicit_market_ids_replace_only_their_tracked_rows(resources):
     assert dg.materialize(ASSETS, partition_key=KEY, resources=resources).success
     with duckdb.connect(resources["warehouse"].path, read_only=True) as conn:
+        count = conn.execute("SELECT count(*) FROM tracked_markets").fetchone()[0]
         ids = [
             r[0]
             for r in conn.execute(
@@ -86,10 +88,12 @@ def test_explicit_market_ids_limit_tracking(resources):
     config = {"ops": {"tracked_markets": {"config": {"market_ids": ids}}}}
     assert dg.materialize(ASSETS, partition_key=KEY, resources=resources, run_config=config).success
     with duckdb.connect(resources["warehouse"].path, read_only=True) as conn:
-        tracked = conn.execute(
-            "SELECT market_id, discovered_by FROM tracked_markets ORDER BY 1"
+        by_ids = conn.execute(
+            "SELECT market_id FROM tracked_markets WHERE discovered_by = 'ids' ORDER BY 1"
         ).fetchall()
-    assert tracked == [(i, "ids") for i in ids]
+        after = conn.execute("SELECT count(*) FROM tracked_markets").fetchone()[0]
+    assert [r[0] for r in by_ids] == ids
+    assert after == count
 
 
 def test_window_that_just_ended_is_collected_live_with_the_same_columns(resources, monkeypatch):

@@ -190,3 +190,45 @@ def test_a_version_4_warehouse_loses_its_key_indexes_and_keeps_rows_and_not_null
             )
     finally:
         c.close()
+
+
+def snapshots(window: datetime, prices: dict[str, float]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "window_start": [window] * len(prices),
+            "window_end": [window + timedelta(minutes=15)] * len(prices),
+            "market_id": list(prices),
+            "snapshot_ts": [window + timedelta(minutes=15)] * len(prices),
+            "yes_price": list(prices.values()),
+            "source": ["history"] * len(prices),
+        }
+    )
+
+
+def test_a_write_for_chosen_markets_replaces_only_their_rows(conn):
+    write_window(
+        conn,
+        [TableWrite("market_snapshots", snapshots(W0, {"1": 0.1, "2": 0.2, "3": 0.3}))],
+        W0,
+        W1,
+    )
+    chosen = TableWrite("market_snapshots", snapshots(W0, {"2": 0.25}), market_ids=("2",))
+    [result] = write_window(conn, [chosen], W0, W1)
+    assert (result.rows_deleted, result.rows_written) == (1, 1)
+    got = rows(conn, "SELECT market_id, yes_price FROM market_snapshots ORDER BY market_id")
+    assert got == [("1", 0.1), ("2", 0.25), ("3", 0.3)]
+    # A chosen market new to the window is added; nothing else moves.
+    write_window(
+        conn,
+        [TableWrite("market_snapshots", snapshots(W0, {"4": 0.4}), market_ids=("4",))],
+        W0,
+        W1,
+    )
+    assert rows(conn, "SELECT count(*) FROM market_snapshots")[0][0] == 4
+
+
+def test_a_write_for_chosen_markets_refuses_rows_of_other_markets(conn):
+    stray = TableWrite("market_snapshots", snapshots(W0, {"1": 0.1, "9": 0.9}), market_ids=("1",))
+    with pytest.raises(WindowKeyError, match=r"1 row\(s\) of markets this write was not asked"):
+        write_window(conn, [stray], W0, W1)
+    assert rows(conn, "SELECT count(*) FROM market_snapshots")[0][0] == 0

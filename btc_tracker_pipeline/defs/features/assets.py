@@ -8,9 +8,11 @@ from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
 from btc_tracker_pipeline.defs.resources import WarehouseResource
 from btc_tracker_pipeline.defs.shared import (
+    chosen_markets,
     each_window,
     preview,
     run_windows,
+    selection_metadata,
     window_asset,
     window_metadata,
 )
@@ -36,9 +38,11 @@ def market_indicators(
 
     Computed with polars over a bounded lookback (LOOKBACK_WINDOWS windows of snapshots,
     KLINE_LOOKBACK of 1m klines), using only data timestamped before each window's end:
-    a window recomputed later, or in a backfill, gives identical values.
+    a window recomputed later, or in a backfill, gives identical values. A run for chosen
+    markets replaces only their rows.
     """
     windows = run_windows(context)
+    chosen = chosen_markets(context)
     range_start, range_end = windows[0][0], windows[-1][1]
     lookback_start = range_start - LOOKBACK_WINDOWS * WINDOW
     with warehouse.connect() as conn:
@@ -72,6 +76,9 @@ def market_indicators(
             range_end,
         )
         indicators = compute_indicators(snapshots, tracked, spot, klines, [w[0] for w in windows])
+        if chosen:
+            indicators = indicators.filter(pl.col("market_id").is_in(list(chosen)))
+            snapshots = snapshots.filter(pl.col("market_id").is_in(list(chosen)))
         total, empty = 0, 0
         for _, (ws, we) in each_window(windows):
             frame = indicators.filter(pl.col("window_start") == ws)
@@ -81,7 +88,12 @@ def market_indicators(
             if frame.is_empty():
                 record.errors.append("no snapshots to compute indicators from; kept existing rows")
                 empty += 1
-            write_window(conn, [TableWrite("market_indicators", frame, on_empty="keep")], ws, we)
+            write_window(
+                conn,
+                [TableWrite("market_indicators", frame, on_empty="keep", market_ids=chosen)],
+                ws,
+                we,
+            )
             append_rows(conn, "collection_runs", record.frame())
             total += frame.height
     if empty == len(windows):
@@ -96,6 +108,7 @@ def market_indicators(
     return dg.MaterializeResult(
         metadata={
             **window_metadata(windows),
+            **selection_metadata(chosen),
             "row_count": dg.MetadataValue.int(total),
             "non_null_share": preview(
                 non_null.transpose(include_header=True, column_names=["share"]), rows=20

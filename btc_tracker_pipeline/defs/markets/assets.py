@@ -16,15 +16,18 @@ from btc_tracker_pipeline.collect.snapshots import (
 )
 from btc_tracker_pipeline.defs.resources import PolymarketResource, WarehouseResource
 from btc_tracker_pipeline.defs.shared import (
+    chosen_markets,
     each_window,
     preview,
     recorded_api_failure,
     run_windows,
+    selection_metadata,
     window_asset,
     window_metadata,
 )
 from btc_tracker_pipeline.sources.errors import ApiError
 from btc_tracker_pipeline.warehouse import TableAppend, TableWrite, upsert_rows, write_window
+from btc_tracker_pipeline.warehouse.coverage import MIN_SHARE, ThinWindow, thin_windows
 
 
 class MarketSelection(dg.Config):
@@ -32,13 +35,28 @@ class MarketSelection(dg.Config):
 
     market_ids: list[str] = Field(
         default_factory=list,
-        description="Gamma market ids to track instead of every active BTC market.",
+        description="Gamma market ids to collect instead of every active BTC market. Only "
+        "these markets' rows are added or replaced in the run's windows (by every asset of "
+        "the run); the other markets' rows stay as they are.",
     )
+
+
+TRACKED_COVERAGE_CHECK = "tracked_coverage"
 
 
 @window_asset(
     group_name="markets",
     kinds={"polymarket", "duckdb"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            TRACKED_COVERAGE_CHECK,
+            asset="tracked_markets",
+            description=(
+                f"Every window of the run tracks at least {MIN_SHARE:.0%} of the markets the "
+                "warehouse knows were open in it (catches a window that shrank)."
+            ),
+        )
+    ],
 )
 def tracked_markets(
     context: dg.AssetExecutionContext,
@@ -48,8 +66,9 @@ def tracked_markets(
 ) -> dg.MaterializeResult:
     """Every BTC market open during the window: family, strike, direction, expiry, token ids.
 
-    Found by the Gamma bitcoin tag (or the configured ids); history windows include
-    markets that have closed since. One Gamma listing serves every window of a run.
+    Found by the Gamma bitcoin tag (or the configured ids, which add or replace only
+    those markets' rows); history windows include markets that have closed since. One
+    Gamma listing serves every window of a run.
     """
     windows = run_windows(context)
     range_start, range_end = windows[0][0], windows[-1][1]
@@ -65,6 +84,10 @@ def tracked_markets(
     first.retries = polymarket.http.retries - before[1]
     first.errors += [f"market {i}: not found on Gamma" for i in discovery.missing_ids]
     first.errors += discovery.malformed
+    # A run for chosen ids replaces only the found ones: an id Gamma does not know keeps
+    # whatever rows it had.
+    found = tuple(m.id for m in discovery.markets)
+    scope = (found or tuple(config.market_ids)) if config.market_ids else ()
 
     total, empty = 0, []
     with warehouse.connect() as conn:
@@ -78,13 +101,14 @@ def tracked_markets(
                 empty.append(ws)
             write_window(
                 conn,
-                [TableWrite("tracked_markets", frame, on_empty="keep")],
+                [TableWrite("tracked_markets", frame, on_empty="keep", market_ids=scope)],
                 ws,
                 we,
                 appends=[TableAppend("collection_runs", record.frame)],
             )
             total += frame.height
             sample = frame  # the last window's rows, for the metadata
+        thin = thin_windows(conn, range_start, range_end, quotes=False)
     if len(empty) == len(windows):
         raise dg.Failure(
             f"no BTC markets found for {len(windows)} window(s) from {range_start:%Y-%m-%d %H:%M}"
@@ -92,8 +116,10 @@ def tracked_markets(
         )
     families = sample.group_by("family").len().sort("family")
     return dg.MaterializeResult(
+        check_results=[tracked_coverage_check(thin)],
         metadata={
             **window_metadata(windows),
+            **selection_metadata(tuple(config.market_ids)),
             "row_count": dg.MetadataValue.int(total),
             "markets_found": dg.MetadataValue.int(len(discovery.markets)),
             "mode": dg.MetadataValue.text("live" if live else "history"),
@@ -101,7 +127,18 @@ def tracked_markets(
             "preview": preview(
                 sample.select("market_id", "family", "strike", "expiry", "question")
             ),
-        }
+        },
+    )
+
+
+def tracked_coverage_check(thin: list[ThinWindow]) -> dg.AssetCheckResult:
+    """WARN when a window of the run holds fewer markets than were open in it."""
+    return dg.AssetCheckResult(
+        check_name=TRACKED_COVERAGE_CHECK,
+        passed=not thin,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(w.label() for w in thin[:5]) or None,
+        metadata={"thin_windows": len(thin)},
     )
 
 
@@ -150,11 +187,14 @@ def market_snapshots(
     """
     windows = run_windows(context)
     range_start, range_end = windows[0][0], windows[-1][1]
+    chosen = chosen_markets(context)
     with warehouse.connect() as conn:
         tracked = conn.execute(
             "SELECT * FROM tracked_markets WHERE window_start >= ? AND window_start < ?",
             [range_start, range_end],
         ).pl()
+    if chosen:
+        tracked = tracked.filter(pl.col("market_id").is_in(list(chosen)))
     if tracked.is_empty():
         raise dg.Failure(
             "tracked_markets has no rows for these windows: materialize tracked_markets first"
@@ -213,7 +253,7 @@ def market_snapshots(
                 record.errors.append(f"market {market_id}: {reason}")
             write_window(
                 conn,
-                [TableWrite("market_snapshots", frame, on_empty="keep")],
+                [TableWrite("market_snapshots", frame, on_empty="keep", market_ids=chosen)],
                 ws,
                 we,
                 appends=[TableAppend("collection_runs", record.frame)],
@@ -229,6 +269,7 @@ def market_snapshots(
         check_results=snapshot_checks(pl.concat(frames.values()), coverage),
         metadata={
             **window_metadata(windows),
+            **selection_metadata(chosen),
             "row_count": dg.MetadataValue.int(total),
             "markets_tracked": dg.MetadataValue.int(tracked["market_id"].n_unique()),
             "markets_failed": dg.MetadataValue.int(len(run_errors)),

@@ -17,9 +17,11 @@ from btc_tracker_pipeline.defs.resources import ModelStoreResource, WarehouseRes
 from btc_tracker_pipeline.defs.shared import (
     DUCKDB_WRITE_POOL,
     OWNERS,
+    chosen_markets,
     each_window,
     preview,
     run_windows,
+    selection_metadata,
     window_asset,
     window_metadata,
 )
@@ -261,8 +263,10 @@ def edge_report(
 
     Uses the newest saved model; windows the model was trained on are marked in_sample
     (use paper_trades for honest backtests). Without a model every row is PASS (no_model).
+    A run for chosen markets replaces only their rows.
     """
     windows = run_windows(context)
+    chosen = chosen_markets(context)
     range_start, range_end = windows[0][0], windows[-1][1]
     try:
         model, card = load_latest(Path(model_store.models_dir))
@@ -273,6 +277,8 @@ def edge_report(
         model, version, last_seen = None, None, None
     with warehouse.connect() as conn:
         rows = edge_inputs(conn, range_start, range_end)
+        if chosen:
+            rows = rows.filter(pl.col("market_id").is_in(list(chosen)))
         if model is not None and not rows.is_empty():
             rows = rows.with_columns(
                 pl.Series("model_prob", model.predict(add_features(rows)))
@@ -299,12 +305,18 @@ def edge_report(
         )
         for _, (ws, we) in each_window(windows):
             frame = report.filter(pl.col("window_start") == ws)
-            write_window(conn, [TableWrite("edge_report", frame, on_empty="keep")], ws, we)
+            write_window(
+                conn,
+                [TableWrite("edge_report", frame, on_empty="keep", market_ids=chosen)],
+                ws,
+                we,
+            )
     last = report.filter(pl.col("window_start") == windows[-1][0])
     counts = report.group_by("recommendation").len().sort("recommendation")
     return dg.MaterializeResult(
         metadata={
             **window_metadata(windows),
+            **selection_metadata(chosen),
             "row_count": dg.MetadataValue.int(report.height),
             "model_version": str(version),
             "recommendations": preview(counts),
