@@ -7,6 +7,7 @@ Migrations are numbered and applied once, recorded in ``schema_migrations``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import duckdb
@@ -409,3 +410,17 @@ def migrate(conn: duckdb.DuckDBPyConnection, target: int = SCHEMA_VERSION) -> in
             raise
         current = version
     return current
+
+
+# --------------------------------------------------------------------------- our tables
+
+VERSION_TABLE = "schema_migrations"
+
+
+@functools.cache
+def table_names() -> frozenset[str]:
+    """The tables btc-tracker creates: every migration applied to an empty database."""
+    with duckdb.connect(":memory:") as conn:
+        migrate(conn)
+        rows = conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    return frozenset(name for (name,) in rows)
