@@ -66,3 +66,24 @@ def test_demo_collects_windows_and_prints_a_summary(tmp_path, monkeypatch):
         ).fetchone()
     assert windows == 24
     assert "history" in sources
+
+
+def test_a_backfill_for_chosen_markets_keeps_the_other_markets_of_each_window(replay_env, tmp_path):
+    """``backfill --market-ids``: a ranged run (several windows) replaces only the chosen
+    markets' rows in each window."""
+    keys = partition_keys("2026-02-28-23:00", "2026-02-28-23:45")
+    path = replay_env["BTC_TRACKER_WAREHOUSE"]
+    query = "SELECT window_start, market_id, yes_price FROM market_snapshots ORDER BY 1, 2"
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        assert run_windows(keys, instance=instance)[0].success
+        with duckdb.connect(path, read_only=True) as conn:
+            before = conn.execute(query).fetchall()
+        one = before[len(before) // 2][1]
+        config = {"ops": {"tracked_markets": {"config": {"market_ids": [one]}}}}
+        [outcome] = run_windows(keys, run_config=config, instance=instance)
+        assert outcome.success and outcome.windows == 4
+    with duckdb.connect(path, read_only=True) as conn:
+        after = conn.execute(query).fetchall()
+    assert [r for r in after if r[1] != one] == [r for r in before if r[1] != one]
+    assert len(after) == len(before)
