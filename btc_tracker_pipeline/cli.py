@@ -215,6 +215,7 @@ def demo(
     Example: btc-tracker demo --days 4
     """
     from btc_tracker_pipeline.replay import ReplayServer
+    from btc_tracker_pipeline.replay.demo_world import save_world
     from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
     if days <= 0:
@@ -222,6 +223,7 @@ def demo(
     environment.prepare_dagster_environment()
     now = datetime.now(UTC).replace(tzinfo=None).replace(second=0, microsecond=0)
     world = SimulatedWorld(seed=seed, days=days + 2, now=now, bias=bias)
+    save_world(world, environment.warehouse_path())  # what `ui --replay` serves
     server = ReplayServer(world, port=port)
     server.start()
     try:
@@ -549,18 +551,43 @@ def backfill(
         raise typer.Exit(1)
 
 
+def _ui_world(seed: int | None):
+    """The world `ui --replay` serves and how to name it: the demo's recorded world, or a
+    new one of ``seed`` (default 7) with 7 days of history."""
+    from btc_tracker_pipeline.replay.demo_world import load_world, world_file
+    from btc_tracker_pipeline.replay.simulated import SimulatedWorld
+
+    if seed is None:
+        warehouse = environment.warehouse_path()
+        try:
+            world = load_world(warehouse)
+        except ValueError as exc:
+            raise _fail(f"{exc}; delete it or pass --seed") from exc
+        if world is not None:
+            return world, (
+                f"the demo's world (seed {world.seed}, bias {world.bias}, from "
+                f"{world.start:%Y-%m-%d} UTC; {world.identity()}, {world_file(warehouse).name})"
+            )
+    world = SimulatedWorld(seed=7 if seed is None else seed, days=7)
+    return world, f"a new world (seed {world.seed}, 7 days; {world.identity()})"
+
+
 @app.command()
 def ui(
     port: Annotated[int, typer.Option(help="Web UI port on 127.0.0.1.")] = 3000,
     replay: Annotated[
         bool, typer.Option(help="Also serve a simulated world and point the APIs at it.")
     ] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the --replay world.")] = 7,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of a new --replay world (default: the last demo's world)."),
+    ] = None,
 ) -> None:
     """Start the Dagster UI and daemon (`dagster dev`) on this project's instance.
 
     With --replay, the schedule and backfills read a simulated world that follows the
-    wall clock instead of the real APIs (offline use).
+    wall clock instead of the real APIs (offline use): the world the last `btc-tracker
+    demo` collected into this warehouse, else (or with --seed) a new one of 7 days.
 
     Example: btc-tracker ui --replay --port 3000
     """
@@ -568,12 +595,12 @@ def ui(
     root = environment.project_root()
     if replay:
         from btc_tracker_pipeline.replay import ReplayServer
-        from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
-        server = ReplayServer(SimulatedWorld(seed=seed, days=7))
+        world, described = _ui_world(seed)
+        server = ReplayServer(world)
         server.start()
         environment.point_at_replay(server.url)
-        console.print(f"replay server (seed {seed}, wall clock) on {server.url}")
+        console.print(f"replay server on {server.url}: {described}, following the wall clock")
     cmd = [
         sys.executable,
         "-m",

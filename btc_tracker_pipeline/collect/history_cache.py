@@ -12,6 +12,10 @@ its history as the same ≤15-day requests bring (docs/apis.md §2.1) — up to 
 A later run whose whole need (``history_span``) lies in a span reads those quotes and
 fetches nothing for the token. Only successful fetches are stored, in one transaction of
 their own; a cache that cannot be written costs requests later, never rows.
+
+Every row names its source (``ClobClient.source``: the CLOB base URL and the world a
+replay server serves, asked once per run) and a run reads only rows of its own source.
+Storing drops the rows of every other source: the cache follows the API last used.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from btc_tracker_pipeline.collect.snapshots import (
 )
 from btc_tracker_pipeline.partitions import WINDOW, floor_to_window
 from btc_tracker_pipeline.sources.clob import MAX_HISTORY_SPAN, ClobClient, history_windows
+from btc_tracker_pipeline.sources.errors import ApiError
 from btc_tracker_pipeline.sources.models import PricePoint
 from btc_tracker_pipeline.warehouse.write import registered, transaction
 
@@ -46,12 +51,14 @@ CACHE_MIN_AGE = timedelta(hours=1)
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 SPAN_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
     "yes_token_id": pl.String(),
     "span_start": pl.Datetime("us"),
     "span_end": pl.Datetime("us"),
     "fetched_at": pl.Datetime("us"),
 }
 QUOTE_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
     "yes_token_id": pl.String(),
     "window_end": pl.Datetime("us"),
     "quote_t": pl.Int64(),
@@ -119,25 +126,26 @@ def decided_window_ends(need: HistoryNeed, span_end: datetime) -> list[datetime]
 
 
 def cache_frames(
+    source: str,
     points: Mapping[str, list[PricePoint]],
     needs: Mapping[str, HistoryNeed],
     ends: Mapping[str, datetime],
     now: datetime,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(``history_spans`` rows, ``history_quotes`` rows) for the tokens fetched over
-    [needs[t].lo, ends[t]] (only successful fetches are in ``points``)."""
+    """(``history_spans`` rows, ``history_quotes`` rows) for the tokens fetched from
+    ``source`` over [needs[t].lo, ends[t]] (only successful fetches are in ``points``)."""
     spans, quotes = [], []
     for token, token_points in points.items():
         need = needs[token]
         span_end = min(ends[token], now - CACHE_MIN_AGE)
         if span_end <= need.lo:
             continue
-        spans.append((token, need.lo, span_end, now))
+        spans.append((source, token, need.lo, span_end, now))
         times = [p.t for p in token_points]
         for window_end in decided_window_ends(need, span_end):
             point = newest_point(token_points, times, window_end)
             if point is not None:
-                quotes.append((token, window_end, point.t, point.p))
+                quotes.append((source, token, window_end, point.t, point.p))
     return (
         pl.DataFrame(spans, schema=SPAN_SCHEMA, orient="row"),
         pl.DataFrame(quotes, schema=QUOTE_SCHEMA, orient="row"),
@@ -146,12 +154,14 @@ def cache_frames(
 
 def read_cached(
     conn: duckdb.DuckDBPyConnection,
+    source: str,
     needs: Mapping[str, HistoryNeed],
     range_start: datetime,
     range_end: datetime,
 ) -> dict[str, list[PricePoint]]:
-    """For each token whose need a stored span covers: its cached quotes at the window
-    ends in (range_start, range_end], as points (``quote_at`` on them gives the quote)."""
+    """For each token whose need a span of ``source`` covers: its cached quotes at the
+    window ends in (range_start, range_end], as points (``quote_at`` on them gives the
+    quote)."""
     if not needs:
         return {}
     wanted = pl.DataFrame(
@@ -164,14 +174,16 @@ def read_cached(
             f"""
             WITH covered AS (
                 SELECT DISTINCT n.yes_token_id FROM {name} n JOIN history_spans s
-                ON s.yes_token_id = n.yes_token_id AND s.span_start <= n.lo AND s.span_end >= n.hi
+                ON s.source = $source AND s.yes_token_id = n.yes_token_id
+                    AND s.span_start <= n.lo AND s.span_end >= n.hi
             )
             SELECT DISTINCT c.yes_token_id, q.quote_t, q.price FROM covered c
-            LEFT JOIN history_quotes q ON q.yes_token_id = c.yes_token_id
-                AND q.window_end > ? AND q.window_end <= ?
+            LEFT JOIN history_quotes q ON q.source = $source
+                AND q.yes_token_id = c.yes_token_id
+                AND q.window_end > $range_start AND q.window_end <= $range_end
             ORDER BY 1, 2
             """,
-            [range_start, range_end],
+            {"source": source, "range_start": range_start, "range_end": range_end},
         ).fetchall()
     cached: dict[str, list[PricePoint]] = {}
     for token, t, p in found:
@@ -186,10 +198,14 @@ def read_cached(
 
 
 def store(conn: duckdb.DuckDBPyConnection, spans: pl.DataFrame, quotes: pl.DataFrame) -> None:
-    """Add spans and their quotes in one transaction (a quote fetched again replaces)."""
+    """Add spans and their quotes (all of one source) in one transaction: a quote
+    fetched again replaces, and the rows of any other source are dropped."""
     if spans.is_empty():
         return
+    source = spans["source"][0]
     with registered(conn, spans) as s, registered(conn, quotes) as q, transaction(conn):
+        for table in ("history_spans", "history_quotes"):
+            conn.execute(f"DELETE FROM {table} WHERE source <> ?", [source])
         conn.execute(
             f"DELETE FROM history_quotes h USING {q} n "
             "WHERE h.yes_token_id = n.yes_token_id AND h.window_end = n.window_end"
@@ -211,11 +227,16 @@ def backfill_histories(
 
     Returns the histories and how many tokens came from the cache.
     """
+    try:
+        source = clob.source()
+    except ApiError as exc:  # the fetches below will tell whether the API is there
+        warn(f"prices-history cache not used: source unknown ({exc.__class__.__name__}: {exc})")
+        return fetch_histories(clob, {t: (n.lo, n.hi) for t, n in needs.items()}), 0
     with connect() as conn:
-        cached = read_cached(conn, needs, *window_range)
+        cached = read_cached(conn, source, needs, *window_range)
     ends = {t: fetch_end(n, now) for t, n in needs.items() if t not in cached}
     histories = fetch_histories(clob, {t: (needs[t].lo, end) for t, end in ends.items()})
-    spans, quotes = cache_frames(histories.points, needs, ends, now)
+    spans, quotes = cache_frames(source, histories.points, needs, ends, now)
     try:
         with connect() as conn:
             store(conn, spans, quotes)

@@ -7,6 +7,10 @@ cost no request) but never into the newest ``CACHE_MIN_AGE``, and stores them:
 ``kline_cache`` (the candles) and ``kline_spans`` (the minutes [span_start, span_end)
 fetched, gaps in Binance's data included). Written in one transaction of its own; a
 cache that cannot be written costs requests later, never rows.
+
+Every row names its source (``BinanceClient.source``: the Binance base URL and the world
+a replay server serves, asked once per run) and a run reads only rows of its own source.
+Storing drops the rows of every other source: the cache follows the API last used.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import polars as pl
 from btc_tracker_pipeline.collect.history_cache import CACHE_MIN_AGE, Connect
 from btc_tracker_pipeline.collect.spot import KLINE_SCHEMA, klines_frame
 from btc_tracker_pipeline.sources.binance import KLINES_PAGE_LIMIT, BinanceClient
+from btc_tracker_pipeline.sources.errors import ApiError
 from btc_tracker_pipeline.warehouse.write import registered, transaction
 
 MINUTE = timedelta(minutes=1)
@@ -61,33 +66,42 @@ def prefetch_end(start: datetime, end: datetime, now: datetime) -> datetime:
 
 
 def read(
-    conn: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime
+    conn: duckdb.DuckDBPyConnection, source: str, lo: datetime, hi: datetime
 ) -> tuple[list[tuple[datetime, datetime]], pl.DataFrame]:
-    """(spans overlapping [lo, hi), cached candles opening in [lo, hi))."""
+    """(spans of ``source`` overlapping [lo, hi), its cached candles opening in [lo, hi))."""
     spans = conn.execute(
-        "SELECT span_start, span_end FROM kline_spans WHERE span_end > ? AND span_start < ?",
-        [lo, hi],
+        "SELECT span_start, span_end FROM kline_spans "
+        "WHERE source = ? AND span_end > ? AND span_start < ?",
+        [source, lo, hi],
     ).fetchall()
     candles = conn.execute(
         "SELECT open_time, open, high, low, close, volume FROM kline_cache "
-        "WHERE open_time >= ? AND open_time < ? ORDER BY open_time",
-        [lo, hi],
+        "WHERE source = ? AND open_time >= ? AND open_time < ? ORDER BY open_time",
+        [source, lo, hi],
     ).pl()
     return [(s, e) for s, e in spans], candles.cast(CANDLE_SCHEMA)  # type: ignore[arg-type]
 
 
 def store(
     conn: duckdb.DuckDBPyConnection,
+    source: str,
     candles: pl.DataFrame,
     start: datetime,
     end: datetime,
     now: datetime,
 ) -> None:
-    """Record [start, end) as fetched, with its candles, in one transaction."""
+    """Record [start, end) as fetched from ``source``, with its candles, in one
+    transaction; the rows of any other source are dropped."""
     with registered(conn, candles) as name, transaction(conn):
+        for table in ("kline_spans", "kline_cache"):
+            conn.execute(f"DELETE FROM {table} WHERE source <> ?", [source])
         conn.execute("DELETE FROM kline_cache WHERE open_time >= ? AND open_time < ?", [start, end])
-        conn.execute(f"INSERT INTO kline_cache BY NAME SELECT * FROM {name}")
-        conn.execute("INSERT INTO kline_spans VALUES (?, ?, ?)", [start, end, now])
+        conn.execute(f"INSERT INTO kline_cache BY NAME SELECT ? AS source, * FROM {name}", [source])
+        conn.execute(
+            "INSERT INTO kline_spans (source, span_start, span_end, fetched_at) "
+            "VALUES (?, ?, ?, ?)",
+            [source, start, end, now],
+        )
 
 
 def backfill_klines(
@@ -100,8 +114,13 @@ def backfill_klines(
 ) -> pl.DataFrame:
     """Every 1-minute candle opening in [lo, hi), as ``klines_frame`` gives it: cached
     where a span covers, fetched (and stored for later runs) for the rest."""
+    try:
+        source = client.source()
+    except ApiError as exc:  # the fetch below will tell whether the API is there
+        warn(f"kline cache not used: source unknown ({exc.__class__.__name__}: {exc})")
+        return klines_frame(client.klines(lo, hi, "1m"))
     with connect() as conn:
-        spans, cached = read(conn, lo, hi)
+        spans, cached = read(conn, source, lo, hi)
     gaps = uncovered(lo, hi, spans)
     if not gaps:
         return cached
@@ -113,7 +132,8 @@ def backfill_klines(
     if keep_to > start:
         try:
             with connect() as conn:
-                store(conn, fetched.filter(pl.col("open_time") < keep_to), start, keep_to, now)
+                candles = fetched.filter(pl.col("open_time") < keep_to)
+                store(conn, source, candles, start, keep_to, now)
         except Exception as exc:  # the windows are written regardless; later runs refetch
             warn(f"kline cache not written ({exc.__class__.__name__}: {exc})")
     t = pl.col("open_time")

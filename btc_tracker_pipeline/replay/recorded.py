@@ -14,6 +14,7 @@ around the last price) and the 24h ticker (from the candles).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 from collections.abc import Iterator
@@ -207,6 +208,17 @@ def _load_markets(path: Path) -> list[_Market]:
     return markets
 
 
+def data_digest(data_dir: Path) -> str:
+    """SHA-256 over the names and bytes of the files a RecordedWorld reads."""
+    digest = hashlib.sha256()
+    files = [data_dir / KLINES_FILE, data_dir / MARKETS_FILE]
+    files += sorted((data_dir / PRICES_DIR).glob("*.csv"))
+    for path in files:
+        digest.update(f"{path.relative_to(data_dir).as_posix()}\0".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def _load_prices(directory: Path, known: set[str]) -> dict[str, _Series]:
     series: dict[str, _Series] = {}
     if not directory.exists():
@@ -268,10 +280,15 @@ class RecordedWorld:
         }
         self._by_id = {m.raw["id"]: m for m in self._markets}
         self._views: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
+        self._identity = f"recorded-{data_digest(self.data_dir)[:16]}"
 
     def now(self) -> datetime:
         """The fixed current minute."""
         return self._now
+
+    def identity(self) -> str:
+        """``recorded-`` and a hash of the data directory's files (``data_digest``)."""
+        return self._identity
 
     # --- market state at now -----------------------------------------------------------
 

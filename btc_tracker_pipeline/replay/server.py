@@ -4,7 +4,8 @@
 Routes, JSON shapes, limits and error bodies follow docs/apis.md. The server owns
 routing, filtering, paging, limits, errors, faults and request statistics; the
 world only knows its data. ``GET /__replay/stats`` and ``POST /__replay/reset``
-expose and zero the counters (never faulted, never counted).
+expose and zero the counters (never faulted, never counted). Every answer names the
+world served in the ``X-Replay-World`` header (``World.identity``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from btc_tracker_pipeline.replay import gamma_filters as gf
 from btc_tracker_pipeline.replay.faults import FAULT_KINDS, Fault, FaultInjector, FaultSpec
 from btc_tracker_pipeline.replay.world import UnknownTokenError, World
+from btc_tracker_pipeline.sources.http import WORLD_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +238,7 @@ class ReplayServer:
         faults: FaultSpec | None = None,
     ) -> None:
         self.world = world
+        self.world_id = world.identity()
         self.host = host
         self.port = port
         self.faults = faults or FaultSpec()
@@ -542,6 +545,9 @@ class ReplayServer:
             history = []
         return json_response(200, {"history": history})
 
+    def _clob_time(self, params: Params, args: dict[str, str]) -> Response:
+        return json_response(200, self._now_s())
+
     def _clob_book_for(self, params: Params) -> dict[str, Any]:
         token_id = _param(params, "token_id")
         if not token_id:
@@ -665,6 +671,7 @@ _ROUTES: tuple[Route, ...] = (
     _route("/gamma/events/{id}", ReplayServer._gamma_event_by_id),
     _route("/gamma/public-search", ReplayServer._gamma_search),
     _route("/gamma/tags", ReplayServer._gamma_tags),
+    _route("/clob/time", ReplayServer._clob_time),
     _route("/clob/prices-history", ReplayServer._clob_prices_history),
     _route("/clob/book", ReplayServer._clob_book),
     _route("/clob/midpoint", ReplayServer._clob_midpoint),
@@ -718,6 +725,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
+        self.send_header(WORLD_HEADER, self.server.replay.world_id)
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.end_headers()

@@ -28,15 +28,15 @@ class ReplaySession:
 
 @contextlib.contextmanager
 def replay_session(
-    world: World, folder: Path, faults: FaultSpec | None = None
+    world: World, folder: Path, faults: FaultSpec | None = None, port: int = 0
 ) -> Iterator[ReplaySession]:
-    """Serve ``world`` on loopback (with ``faults`` injected, if given), point the
-    BTC_TRACKER_* variables at it and at ``folder`` (warehouse, models), and open a
-    temporary Dagster instance in ``folder``. The environment is restored and the server
-    stopped on exit."""
+    """Serve ``world`` on loopback ``port`` (0: any free one) with ``faults`` injected,
+    if given, point the BTC_TRACKER_* variables at it and at ``folder`` (warehouse,
+    models), and open a temporary Dagster instance in ``folder``. The environment is
+    restored and the server stopped on exit."""
     folder = Path(folder)
     saved = dict(os.environ)
-    with ReplayServer(world, faults=faults) as server:
+    with ReplayServer(world, port=port, faults=faults) as server:
         environment.point_at_replay(server.url)
         os.environ[environment.ENV_WAREHOUSE] = str(folder / "warehouse.duckdb")
         os.environ[environment.ENV_MODELS] = str(folder / "models")

@@ -345,6 +345,8 @@ class SimulatedWorld:
         seed: randomness of the BTC path, the quotes and the identifiers.
         days: history length before the anchor (path starts at 00:00 UTC of that day).
         now: fixed current time; ``None`` follows ``clock`` or the wall clock.
+        start: the path start itself (00:00 UTC of a day), instead of ``days``: rebuilds
+            a world of ``parameters()`` at another clock (the same data, extended).
         bias: favourite-longshot distortion, ``logit(p_mkt) = (1 - bias) logit(p_fair)``;
             0 is efficient, positive pulls prices towards 0.5 (longshots overpriced).
         sigma_annual: volatility of the path, also the one the fair prices use.
@@ -364,6 +366,7 @@ class SimulatedWorld:
         strikes_per_ladder: int = 11,
         clock: Callable[[], datetime] | None = None,
         updown_lead: timedelta = timedelta(days=1),
+        start: datetime | None = None,
     ) -> None:
         if seed < 0:
             raise ValueError("seed must be >= 0")
@@ -384,8 +387,9 @@ class SimulatedWorld:
         self.updown_lead = updown_lead
         self._fixed_now = _floor_minute(to_naive_utc(now)) if now is not None else None
         self._clock = clock
-        anchor = self._raw_now()
-        day = anchor - timedelta(days=days)
+        day = to_naive_utc(start) if start is not None else self._raw_now() - timedelta(days=days)
+        if start is not None and day != datetime(day.year, day.month, day.day):
+            raise ValueError("start must be 00:00 UTC of a day")
         self.start = datetime(day.year, day.month, day.day)
         self._origin_s = int(epoch_s(self.start))
         self._lock = threading.RLock()
@@ -399,6 +403,43 @@ class SimulatedWorld:
         self._cummax: dict[tuple[int, int, int], np.ndarray] = {}
         self._closed_cache: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
         self._snapshot: tuple[int, list[dict[str, Any]], list[dict[str, Any]]] | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        """What the data is a function of, as JSON values: ``SimulatedWorld(**kwargs)``
+        with ``from_parameters`` rebuilds the same world at any clock."""
+        return {
+            "seed": self.seed,
+            "start": self.start.isoformat(),
+            "bias": self.bias,
+            "sigma_annual": self.sigma_annual,
+            "strikes_per_ladder": self.strikes_per_ladder,
+            "updown_lead_s": self.updown_lead.total_seconds(),
+        }
+
+    @classmethod
+    def from_parameters(
+        cls,
+        parameters: dict[str, Any],
+        now: datetime | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> SimulatedWorld:
+        """The world of ``parameters()`` at ``now`` (None: ``clock`` or the wall clock)."""
+        p = parameters
+        return cls(
+            seed=int(p["seed"]),
+            now=now,
+            bias=float(p["bias"]),
+            sigma_annual=float(p["sigma_annual"]),
+            strikes_per_ladder=int(p["strikes_per_ladder"]),
+            clock=clock,
+            updown_lead=timedelta(seconds=float(p["updown_lead_s"])),
+            start=datetime.fromisoformat(p["start"]),
+        )
+
+    def identity(self) -> str:
+        """``simulated-`` and a hash of ``parameters()`` (the clock is not part of it)."""
+        digest = _sha(*sorted(self.parameters().items())).hex()
+        return f"simulated-{digest[:16]}"
 
     # --- time ----------------------------------------------------------------------
 

@@ -23,6 +23,12 @@ class World(Protocol):
         """The world's current minute: nothing after it is visible."""
         ...
 
+    def identity(self) -> str:
+        """A stable name of the data served: two worlds with the same identity answer
+        alike for every instant both have seen (the clock is not part of it). The server
+        sends it on every answer, so caches of one world are never read for another."""
+        ...
+
     def gamma_markets(self) -> list[dict[str, Any]]:
         """Every market created at or before ``now()``, in the real Gamma market
         shape as of ``now()`` (JSON-encoded string fields, string ids, mixed

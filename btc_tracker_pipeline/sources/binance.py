@@ -23,7 +23,13 @@ from btc_tracker_pipeline.sources.errors import (
     TransportError,
 )
 from btc_tracker_pipeline.sources.gamma import malformed, parse_number, utc_from_unix
-from btc_tracker_pipeline.sources.http import HttpSettings, RetryPolicy, parse_retry_after
+from btc_tracker_pipeline.sources.http import (
+    WORLD_HEADER,
+    HttpSettings,
+    RetryPolicy,
+    parse_retry_after,
+    source_key,
+)
 from btc_tracker_pipeline.sources.models import Kline, Ticker24h
 
 T = TypeVar("T")
@@ -305,6 +311,15 @@ class BinanceClient:
     def ticker_24h(self) -> Ticker24h:
         """The rolling 24h ticker of the symbol (``GET /api/v3/ticker/24hr``)."""
         return parse_ticker(self._call(self.exchange.fetch_ticker, self.symbol))
+
+    def source(self) -> str:
+        """Where this client's data comes from (``source_key``): the base URL and the
+        world a replay server names, asked with one ``GET /api/v3/ping``."""
+        return source_key(self.base_url, self._call(self._ping_world))
+
+    def _ping_world(self) -> str | None:
+        self.exchange.public_get_ping()
+        return self.exchange.last_headers.get(WORLD_HEADER)
 
     def _on_request(self) -> None:
         with self._count_lock:

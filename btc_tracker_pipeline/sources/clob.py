@@ -16,7 +16,7 @@ from btc_tracker_pipeline.sources.gamma import (
     parse_str,
     utc_from_unix,
 )
-from btc_tracker_pipeline.sources.http import JsonHttp
+from btc_tracker_pipeline.sources.http import JsonHttp, source_key
 from btc_tracker_pipeline.sources.models import BookLevel, OrderBook, PricePoint
 
 # §2.1: startTs/endTs spans longer than 15 days answer HTTP 400 "interval is too long".
@@ -143,6 +143,11 @@ class ClobClient:
     def __init__(self, http: JsonHttp, base_url: str) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
+
+    def source(self) -> str:
+        """Where this client's data comes from (``source_key``): the base URL and the
+        world a replay server names, asked with one ``GET /time`` (the server clock)."""
+        return source_key(self.base_url, self.http.world_at(f"{self.base_url}/time"))
 
     def prices_history(
         self, token_id: str, start: datetime, end: datetime, fidelity_min: int = 1

@@ -48,6 +48,10 @@ RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
 
 MAX_CONCURRENT_REQUESTS = 16
 
+# A replay server names the world it serves in this header on every answer; the real
+# APIs do not send it.
+WORLD_HEADER = "X-Replay-World"
+
 
 class HttpSettings(pydantic.BaseModel):
     """Timeouts and retry policy shared by the HTTP clients."""
@@ -123,6 +127,12 @@ def encode_params(params: Params) -> list[tuple[str, str]]:
         values = value if isinstance(value, list | tuple | set | frozenset) else [value]
         pairs.extend((name, format_param(v)) for v in values if v is not None)
     return pairs
+
+
+def source_key(base_url: str, world: str | None) -> str:
+    """Where data comes from, as the backfill caches key it: the API base URL, and the
+    world when the server names one (a replay server)."""
+    return f"{base_url} world={world}" if world else base_url
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -278,7 +288,13 @@ class JsonHttp:
         query = encode_params(params)
         return self._policy.retrying()(self._get_once, url, query)
 
-    def _get_once(self, url: str, query: list[tuple[str, str]]) -> Any:
+    def world_at(self, url: str) -> str | None:
+        """The world the server at ``url`` says it serves (``WORLD_HEADER``), None from
+        one that does not say (the real APIs). One GET of ``url``, retried like any other."""
+        response = self._policy.retrying()(self._send, url, [])
+        return response.headers.get(WORLD_HEADER)
+
+    def _send(self, url: str, query: list[tuple[str, str]]) -> httpx.Response:
         self._requests.add()
         try:
             response = self.client.get(url, params=query)
@@ -287,6 +303,10 @@ class JsonHttp:
         except httpx.RequestError as exc:
             raise TransportError(f"request failed: {type(exc).__name__} {exc}", url) from exc
         raise_for_status(response)
+        return response
+
+    def _get_once(self, url: str, query: list[tuple[str, str]]) -> Any:
+        response = self._send(url, query)
         try:
             return response.json()
         except ValueError as exc:

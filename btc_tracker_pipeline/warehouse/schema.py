@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import duckdb
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The tables written window by window (``warehouse.write_window``) and their keys. Since
 # migration 5 the keys are checked when a window is written, not by a PRIMARY KEY: DuckDB
@@ -372,6 +372,55 @@ MIGRATIONS: list[tuple[int, list[str | Callable[[duckdb.DuckDBPyConnection], Non
         ],
     ),
     (5, [_without_growing_indexes]),
+    (
+        6,
+        [
+            # The backfill caches keyed by their source (``sources.http.source_key``: the
+            # API base URL and the replay world it serves): a run reads only rows of the
+            # source it talks to. Rows cached before had no source and are dropped.
+            "DROP TABLE history_spans",
+            "DROP TABLE history_quotes",
+            "DROP TABLE kline_spans",
+            "DROP TABLE kline_cache",
+            """
+            CREATE TABLE history_spans (
+                source VARCHAR NOT NULL,
+                yes_token_id VARCHAR NOT NULL,
+                span_start TIMESTAMP NOT NULL,
+                span_end TIMESTAMP NOT NULL,
+                fetched_at TIMESTAMP NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE history_quotes (
+                source VARCHAR NOT NULL,
+                yes_token_id VARCHAR NOT NULL,
+                window_end TIMESTAMP NOT NULL,
+                quote_t BIGINT NOT NULL,
+                price DOUBLE NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE kline_spans (
+                source VARCHAR NOT NULL,
+                span_start TIMESTAMP NOT NULL,
+                span_end TIMESTAMP NOT NULL,
+                fetched_at TIMESTAMP NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE kline_cache (
+                source VARCHAR NOT NULL,
+                open_time TIMESTAMP NOT NULL,
+                open DOUBLE NOT NULL,
+                high DOUBLE NOT NULL,
+                low DOUBLE NOT NULL,
+                close DOUBLE NOT NULL,
+                volume DOUBLE NOT NULL
+            )
+            """,
+        ],
+    ),
 ]
 
 

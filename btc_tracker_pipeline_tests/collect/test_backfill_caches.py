@@ -38,10 +38,19 @@ class FakeClob:
     """prices-history of a few tokens: a point every ``every`` minutes (t jittered 0–4 s)
     from listing to closing, none after ``now``; counts requests as the real client."""
 
-    def __init__(self, tokens: dict[str, tuple[datetime, datetime | None, int]], now: datetime):
-        self.tokens, self.now = tokens, now
+    def __init__(
+        self,
+        tokens: dict[str, tuple[datetime, datetime | None, int]],
+        now: datetime,
+        name: str = "fake://clob",
+        salt: int = 0,
+    ):
+        self.tokens, self.now, self.name, self.salt = tokens, now, name, salt
         self.requests = 0
         self.failing: set[str] = set()
+
+    def source(self) -> str:
+        return self.name
 
     def prices_history(
         self, token_id: str, start: datetime, end: datetime, fidelity_min: int = 1
@@ -55,23 +64,28 @@ class FakeClob:
         for minute in range(to_unix(listed) // 60, hi // 60 + 1, every):
             t = minute * 60 + (minute * 7 + len(token_id)) % 5
             if to_unix(start) <= t <= hi and t >= to_unix(listed):
-                points.append(PricePoint(t, ((minute * 7919) % 997) / 997))
+                points.append(PricePoint(t, ((minute * 7919 + self.salt) % 997) / 997))
         return points
 
 
 class FakeBinance:
     """1-minute klines up to ``now`` with a few missing minutes; ceil(n / 1000) requests."""
 
-    def __init__(self, now: datetime, missing: set[datetime]):
-        self.now, self.missing = now, missing
+    def __init__(
+        self, now: datetime, missing: set[datetime], name: str = "fake://binance", salt: int = 0
+    ):
+        self.now, self.missing, self.name, self.salt = now, missing, name, salt
         self.requests = 0
+
+    def source(self) -> str:
+        return self.name
 
     def klines(self, start: datetime, end: datetime, timeframe: str = "1m") -> list[Kline]:
         self.requests += max(1, math.ceil((end - start) / timedelta(minutes=1) / 1000))
         out, at = [], start
         while at < min(end, self.now):
             if at not in self.missing:
-                x = float(to_unix(at) % 9973)
+                x = float((to_unix(at) + self.salt) % 9973)
                 out.append(Kline(at, x, x + 2.0, x - 1.0, x + 0.5, x / 100))
             at += timedelta(minutes=1)
         return out
@@ -189,6 +203,65 @@ def test_day_runs_read_the_klines_their_own_fetch_would_give_in_whole_pages(conn
     assert cached_api.requests <= whole + 1
 
 
+def sources(connect: Callable, *tables: str) -> set[str]:
+    with connect() as conn:
+        return {
+            source
+            for table in tables
+            for (source,) in conn.execute(f"SELECT DISTINCT source FROM {table}").fetchall()
+        }
+
+
+def test_a_cache_is_read_only_by_runs_of_its_own_source(connect):
+    now = T0 + 30 * DAY
+    world = {t: (listed, closing(exp), every) for t, (listed, exp, every) in TOKENS.items()}
+    a, b = FakeClob(world, now, "http://a/clob"), FakeClob(world, now, "http://b/clob", salt=1)
+    first, second = (T0 + 3 * DAY, T0 + 4 * DAY), (T0 + 3 * DAY + 6 * HOUR, T0 + 4 * DAY)
+    backfill_histories(a, needs_of(*first), connect, first, now)
+    got, hits = backfill_histories(b, needs_of(*second), connect, second, now)
+    plain = fetch_histories(
+        FakeClob(world, now, salt=1), {t: (n.lo, n.hi) for t, n in needs_of(*second).items()}
+    )
+    assert hits == 0 and b.requests == len(needs_of(*second))
+    for token in plain.points:
+        for _, we in windows_between(*second):
+            assert got.quote(token, we) == plain.quote(token, we), (token, we)
+    assert sources(connect, "history_spans", "history_quotes") == {"http://b/clob"}
+    # The same source again reads its cache.
+    _, hits = backfill_histories(b, needs_of(*second), connect, second, now)
+    assert hits == len(needs_of(*second))
+
+    ka, kb = FakeBinance(now, set(), "http://a/binance"), FakeBinance(now, set(), "x", salt=1)
+    backfill_klines(ka, first[0] - DAY, first[1], connect, now)
+    klines = backfill_klines(kb, second[0] - DAY, second[1], connect, now)
+    fresh = FakeBinance(now, set(), salt=1).klines(second[0] - DAY, second[1])
+    assert klines.equals(klines_frame(fresh))
+    assert sources(connect, "kline_spans", "kline_cache") == {"x"}
+    before = kb.requests
+    backfill_klines(kb, second[0] - DAY, second[1], connect, now)
+    assert kb.requests == before
+
+
+def test_a_source_that_cannot_be_asked_costs_the_cache_not_the_rows(connect):
+    class Unreachable(FakeClob):
+        def source(self) -> str:
+            raise ServerError("503 from the fake", "fake://time")
+
+    now = T0 + 30 * DAY
+    world = {t: (listed, closing(exp), every) for t, (listed, exp, every) in TOKENS.items()}
+    rs, re = T0 + 3 * DAY, T0 + 4 * DAY
+    warnings: list[str] = []
+    got, hits = backfill_histories(
+        Unreachable(world, now), needs_of(rs, re), connect, (rs, re), now, warnings.append
+    )
+    plain = fetch_histories(
+        FakeClob(world, now), {t: (n.lo, n.hi) for t, n in needs_of(rs, re).items()}
+    )
+    assert hits == 0 and got.points == plain.points
+    assert len(warnings) == 1 and "source unknown" in warnings[0]
+    assert sources(connect, "history_spans") == set()
+
+
 def test_fetch_end_costs_no_more_requests_than_the_need():
     lo = datetime(2026, 1, 1, 0, 29, 59, 500_000)
     need = HistoryNeed(lo, lo + DAY, lo, None)
@@ -237,6 +310,26 @@ def test_a_version_3_warehouse_upgrades_in_place(tmp_path):
         )
         for table in ("history_spans", "history_quotes", "kline_spans", "kline_cache"):
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM btc_spot_windows").fetchone() == (1,)
+    finally:
+        conn.close()
+
+
+def test_a_version_5_cache_of_unknown_source_is_dropped_and_the_data_kept(tmp_path):
+    path = tmp_path / "v5.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        assert migrate(conn, target=5) == 5
+        conn.execute("INSERT INTO kline_spans VALUES ('2026-01-01', '2026-01-02', '2026-01-03')")
+        conn.execute("INSERT INTO history_spans VALUES ('t', '2026-01-01', '2026-01-02', now())")
+        conn.execute(
+            "INSERT INTO btc_spot_windows (window_start, window_end, as_of, spot_price, "
+            "source) VALUES ('2026-01-01', '2026-01-01 00:15', '2026-01-01', 1, 'x')"
+        )
+    conn = open_warehouse(path)
+    try:
+        for table in ("history_spans", "history_quotes", "kline_spans", "kline_cache"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+            assert "source" in [c[0] for c in conn.execute(f"DESCRIBE {table}").fetchall()]
         assert conn.execute("SELECT count(*) FROM btc_spot_windows").fetchone() == (1,)
     finally:
         conn.close()

@@ -327,6 +327,9 @@ class FakeWorld:
     def now(self) -> datetime:
         return self._now
 
+    def identity(self) -> str:
+        return "fake"
+
     def gamma_markets(self) -> list[dict[str, Any]]:
         out = []
         for event in self.events:
@@ -510,6 +513,13 @@ def test_url_and_keep_alive(server: ReplayServer, client: httpx.Client) -> None:
     assert r.http_version == "HTTP/1.1"
     assert int(r.headers["content-length"]) == len(r.content)
     assert r.headers.get("connection", "").lower() != "close"
+
+
+def test_every_answer_names_the_world_and_clob_tells_the_time(client: httpx.Client) -> None:
+    for path in ("/gamma/status", "/clob/nope", "/binance/api/v3/ping", "/__replay/stats"):
+        assert client.get(path).headers["x-replay-world"] == "fake", path
+    r = client.get("/clob/time")
+    assert (r.status_code, r.json()) == (200, ts(NOW))
 
 
 # --- gamma markets -------------------------------------------------------------------
