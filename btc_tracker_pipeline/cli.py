@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from btc_tracker_pipeline import cli_read, environment, stopping
+from btc_tracker_pipeline.cli_output import OneLineErrors, PipeConsole, print_error, show_version
 from btc_tracker_pipeline.partitions import WINDOW, floor_to_window, key_of
 
 app = typer.Typer(
@@ -25,14 +25,28 @@ app = typer.Typer(
     help="Track every Polymarket Bitcoin market every 15 minutes beside BTC spot.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-console = Console()
-err_console = Console(stderr=True)
+# Full width when stdout/stderr is a pipe or a file: no value is cut with "…" in a log.
+console = PipeConsole()
+err_console = PipeConsole(stderr=True)
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = None,
+) -> None:
+    pass
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    print_error(err_console, message)
     return typer.Exit(code)
 
 
@@ -94,9 +108,13 @@ def replay(
     server = ReplayServer(world, port=port, faults=spec)
     url = server.url if hasattr(server, "url") else f"http://127.0.0.1:{port}"
     console.print(f"replay server on [bold]{url}[/] (world now: {world.now():%Y-%m-%d %H:%M} UTC)")
+    # One line, never wrapped: a pasted half would leave CLOB and Binance on the real APIs.
     console.print(
         f"  export {environment.ENV_GAMMA}={url}/gamma {environment.ENV_CLOB}={url}/clob "
-        f"{environment.ENV_BINANCE}={url}/binance"
+        f"{environment.ENV_BINANCE}={url}/binance",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
     )
     server.serve_forever()
 
@@ -346,6 +364,7 @@ def _print_edges(min_edge: float | None, limit: int) -> None:
     table = Table(title=f"edge report, window {window} UTC: {len(buys)} of {len(rows)} markets")
     for col in (
         "market",
+        "question",
         "family",
         "side",
         "mid",
@@ -353,14 +372,18 @@ def _print_edges(min_edge: float | None, limit: int) -> None:
         "model",
         "struct",
         "net edge",
+        "EV/$",
         "stake",
         "flags",
     ):
-        table.add_column(col)
+        # Ids and numbers are never cut; on a narrow terminal the question wraps.
+        wraps = col == "question"
+        table.add_column(col, no_wrap=not wraps, min_width=12 if wraps else None)
     for r in (buys or rows)[:limit]:
         price = r["ask"] if r["side"] == "YES" else r["bid"]
         table.add_row(
             r["market_id"],
+            escape(r.get("question") or ""),
             r["family"] or "",
             r["recommendation"],
             f"{r['market_prob']:.3f}",
@@ -368,6 +391,7 @@ def _print_edges(min_edge: float | None, limit: int) -> None:
             f"{r['model_prob']:.3f}" if r["model_prob"] is not None else "",
             f"{r['structural_probability']:.3f}" if r["structural_probability"] is not None else "",
             f"{r['net_edge']:+.3f}" if r["net_edge"] is not None else "",
+            f"{r['ev_per_dollar']:+.3f}" if r.get("ev_per_dollar") is not None else "",
             f"{r['stake']:.2f}" if r["stake"] is not None else "",
             r["flags"] or "",
         )
@@ -427,7 +451,8 @@ def edges(
     limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
 ) -> None:
-    """The newest edge report: market vs model, net edge after fees, recommendation, stake.
+    """The newest edge report: each market's question, market vs model, net edge after
+    fees, EV per $ on the better side (net edge / all-in price), recommendation, stake.
 
     Example: btc-tracker edges --min-edge 0.05
     """

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from btc_tracker_pipeline import environment
+from btc_tracker_pipeline.cli_output import PipeConsole, print_error
 from btc_tracker_pipeline.partitions import key_of, window_of
 
 if TYPE_CHECKING:  # the heavy imports (polars, duckdb, ccxt via sources) wait for a command
@@ -47,8 +47,9 @@ DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
 READ_WAIT_S = 30.0
 GAPS_SHOWN = 20
 
-console = Console()
-err_console = Console(stderr=True)
+# Full width when stdout/stderr is a pipe or a file: no value is cut with "…" in a log.
+console = PipeConsole()
+err_console = PipeConsole(stderr=True)
 
 # features.market_terms.FAMILIES, repeated so `btc-tracker --help` does not import the API
 # clients (ccxt); test_cli_read checks that the two agree.
@@ -102,7 +103,7 @@ WaitOption = Annotated[
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
     """One ``error: …`` line on stderr (never wrapped) and the exit to raise, as cli._fail."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    print_error(err_console, message)
     return typer.Exit(code)
 
 

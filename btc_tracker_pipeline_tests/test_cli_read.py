@@ -479,6 +479,27 @@ def test_a_reader_reports_a_writer_that_never_lets_go(built, tmp_path, monkeypat
     assert "is locked by another process" in line and "try again when it finishes" in line
 
 
+def test_tables_in_a_pipe_keep_every_value_whole(built, monkeypatch):
+    """A log or a pipe is not a terminal: however narrow COLUMNS was when the consoles
+    were made, no id, question or number is cut with "…" or wrapped."""
+    for console in (cli_read.console, cli_read.err_console):
+        monkeypatch.setattr(console, "width", 40)
+    market_id = resolved_market(built)
+    question = built.one("SELECT question FROM tracked_markets WHERE market_id = ?", market_id)
+    history = invoke("history", market_id)
+    stats = invoke("stats")
+    markets = invoke("markets", "--limit", "5")
+    for result in (history, stats, markets):
+        assert result.exit_code == 0, result.output
+        assert "…" not in result.stdout.replace(f"{FIRST} … {LAST}", "")
+    assert f"{market_id}: {question}" in history.stdout
+    snapshots = built.one("SELECT count(*) FROM market_snapshots")
+    assert has_row(stats.stdout, "snapshots", f"{snapshots:,}")
+    assert has_row(stats.stdout, "windows", "covered", f"16 ({FIRST} … {LAST} UTC)")
+    for market in as_json(invoke("markets", "--limit", "5", "--json"))["markets"]:
+        assert has_row(markets.stdout, market["market_id"], market["question"], market["family"])
+
+
 # --------------------------------------------------------------------------- markets
 
 

@@ -1,0 +1,148 @@
+"""What `btc-tracker` prints in a pipe or a log: every value whole at any COLUMNS, the
+replay hint on one line, `--version`, and one-line errors for bad numbers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from btc_tracker_pipeline import cli
+from btc_tracker_pipeline.cli import app
+from btc_tracker_pipeline.model.edges import INPUT_SCHEMA, edge_report
+from btc_tracker_pipeline.warehouse import open_warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+QUESTION = "Will the price of Bitcoin be above $104,000 on March 1, 2026 at 12:00 ET?"
+WINDOW = datetime(2026, 2, 28, 23, 45)
+
+
+def cli_process(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    """`btc-tracker ARGS` in a child process, stdout and stderr pipes, at 40 columns."""
+    full_env = {**os.environ, "COLUMNS": "40", "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env.pop("FORCE_COLOR", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "btc_tracker_pipeline.cli", *args],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = cli_process(*args, env=env)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+def edge_inputs() -> pl.DataFrame:
+    """Two markets of one window: a YES edge and a PASS."""
+    rows = []
+    for market_id, model_prob in (("3253104567", 0.71), ("3253104568", 0.5)):
+        rows.append(
+            {
+                "window_start": WINDOW,
+                "market_id": market_id,
+                "family": "above",
+                "question": QUESTION if model_prob > 0.6 else "Will Bitcoin reach $150,000?",
+                "cluster": "btc-above-mar-1",
+                "market_prob": 0.5,
+                "best_bid": 0.49,
+                "best_ask": 0.51,
+                "model_prob": model_prob,
+                "structural_probability": 0.6,
+                "fees_enabled": True,
+                "fee_rate": 0.07,
+                "fee_exponent": 1.0,
+                "time_to_expiry_hours": 12.0,
+                "q_spot": 1,
+                "parse_source": "regex",
+                "barrier_touched": False,
+            }
+        )
+    return pl.DataFrame(rows, schema=INPUT_SCHEMA)
+
+
+@pytest.fixture
+def edges_warehouse(tmp_path) -> tuple[Path, dict]:
+    """A warehouse whose newest edge report is edge_report() of edge_inputs()."""
+    path = tmp_path / "warehouse.duckdb"
+    report = edge_report(edge_inputs()).with_columns(
+        window_end=pl.lit(datetime(2026, 3, 1)),
+        model_version=pl.lit("test"),
+        in_sample=pl.lit(False),
+    )
+    conn = open_warehouse(path)
+    try:
+        conn.register("report", report.to_arrow())
+        conn.execute("INSERT INTO edge_report BY NAME SELECT * FROM report")
+    finally:
+        conn.close()
+    best = report.filter(pl.col("recommendation") != "PASS").to_dicts()[0]
+    return path, best
+
+
+def test_edges_in_a_pipe_shows_whole_ids_questions_edges_and_ev(edges_warehouse):
+    path, best = edges_warehouse
+    code, out, err = run_cli("edges", env={"BTC_TRACKER_WAREHOUSE": str(path)})
+    assert code == 0, err
+    assert "…" not in out
+    line = next(line for line in out.splitlines() if best["market_id"] in line)
+    for cell in (
+        QUESTION,
+        "BUY YES",
+        f"{best['net_edge']:+.3f}",
+        f"{best['ev_per_dollar']:+.3f}",
+        f"{best['stake']:.2f}",
+    ):
+        assert cell in line, line
+    assert "EV/$" in out and "question" in out
+
+
+def test_tables_are_never_squeezed_when_stdout_is_not_a_terminal(edges_warehouse, monkeypatch):
+    """A console created at 40 columns (COLUMNS read at import) still prints whole rows
+    when its output is not a terminal (CliRunner's stdout is not one)."""
+    path, best = edges_warehouse
+    monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(path))
+    monkeypatch.setattr(cli.console, "width", 40)
+    result = runner.invoke(app, ["edges"])
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout
+    assert any(
+        best["market_id"] in line and QUESTION in line and f"{best['ev_per_dollar']:+.3f}" in line
+        for line in result.stdout.splitlines()
+    )
+
+
+def test_the_replay_hint_is_one_line_to_paste(tmp_path):
+    proc = cli_process("replay", "--port", "0", "--days", "1", "--now", "2026-03-01T00:00:00Z")
+    try:
+        first = proc.stdout.readline()
+        hint = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert first.startswith("replay server on http://127.0.0.1:"), first
+    url = first.split()[3]
+    assert hint.strip() == (
+        f"export BTC_TRACKER_GAMMA_URL={url}/gamma BTC_TRACKER_CLOB_URL={url}/clob "
+        f"BTC_TRACKER_BINANCE_URL={url}/binance"
+    )
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"btc-tracker {version('btc-tracker-pipeline')}"
