@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -17,8 +18,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from btc_tracker_pipeline import cli_read, environment, stopping
-from btc_tracker_pipeline.cli_output import OneLineErrors, PipeConsole, print_error, show_version
-from btc_tracker_pipeline.partitions import WINDOW, floor_to_window, key_of
+from btc_tracker_pipeline.cli_output import (
+    PORT,
+    SEED,
+    OneLineErrors,
+    PipeConsole,
+    bad_value,
+    interval,
+    positive,
+    print_error,
+    show_version,
+)
+from btc_tracker_pipeline.partitions import (
+    PARTITION_START,
+    WINDOW,
+    floor_to_window,
+    key_of,
+    window_of,
+)
 
 app = typer.Typer(
     name="btc-tracker",
@@ -31,6 +48,12 @@ app = typer.Typer(
 # Full width when stdout/stderr is a pipe or a file: no value is cut with "…" in a log.
 console = PipeConsole()
 err_console = PipeConsole(stderr=True)
+
+# replay.simulated's MAX_STRIKES and bias range, repeated so `--help` does not import numpy
+# (test_cli_output checks that they agree).
+MAX_STRIKES = 4000
+BIAS_RANGE = interval(-1.0, 1.0)
+MIN_EDGE_RANGE = interval(0.0, 1.0, include_low=True)
 
 
 @app.callback()
@@ -76,14 +99,19 @@ def _build_world(
 
 @app.command()
 def replay(
-    port: Annotated[int, typer.Option(help="Loopback port (0 picks a free one).")] = 8765,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 7,
-    days: Annotated[float, typer.Option(help="Days of simulated history before --now.")] = 5.0,
+    port: Annotated[int, typer.Option(**PORT, help="Loopback port (0 picks a free one).")] = 8765,
+    seed: Annotated[int, typer.Option(**SEED, help="Seed of the simulated world.")] = 7,
+    days: Annotated[
+        float, typer.Option(callback=positive, help="Days of simulated history before --now.")
+    ] = 5.0,
     now: Annotated[
         str | None, typer.Option(help="World clock, ISO UTC; default: follow the wall clock.")
     ] = None,
     bias: Annotated[
-        float, typer.Option(help="Favourite-longshot distortion (0 = efficient market).")
+        float,
+        typer.Option(
+            callback=BIAS_RANGE, help="Favourite-longshot distortion in (-1, 1) (0 = efficient)."
+        ),
     ] = 0.0,
     data: Annotated[
         Path | None, typer.Option(help="Serve recorded history from this directory instead.")
@@ -92,7 +120,9 @@ def replay(
         str | None,
         typer.Option(help="Fault injection, e.g. '429=0.05,5xx=0.05,slow=0.02,malformed=0.01'."),
     ] = None,
-    strikes: Annotated[int, typer.Option(help="Strikes per daily 'above K' ladder.")] = 11,
+    strikes: Annotated[
+        int, typer.Option(min=1, max=MAX_STRIKES, help="Strikes per daily 'above K' ladder.")
+    ] = 11,
 ) -> None:
     """Serve Gamma (/gamma), CLOB (/clob) and Binance (/binance) on one loopback port.
 
@@ -104,7 +134,10 @@ def replay(
         spec = FaultSpec.parse(faults) if faults else None
     except ValueError as exc:
         raise _fail(f"--faults: {exc}") from exc
-    world = _build_world(seed, days, _parse_now(now), bias, data, strikes)
+    world_now = _parse_now(now)
+    if data is None:
+        _check_days(days, floor_to_window(world_now or datetime.now(UTC)))
+    world = _build_world(seed, days, world_now, bias, data, strikes)
     server = ReplayServer(world, port=port, faults=spec)
     url = server.url if hasattr(server, "url") else f"http://127.0.0.1:{port}"
     console.print(f"replay server on [bold]{url}[/] (world now: {world.now():%Y-%m-%d %H:%M} UTC)")
@@ -117,6 +150,20 @@ def replay(
         highlight=False,
     )
     server.serve_forever()
+
+
+def _check_days(days: float, last_window_start: datetime) -> None:
+    """Refuse a --days that reaches before the first partition (PARTITION_START)."""
+    first_partition = window_of(PARTITION_START)[0]
+    windows = (last_window_start - first_partition) // WINDOW + 1
+    if windows < 1:
+        raise bad_value("--days", f"the world ends before the first partition {PARTITION_START}")
+    if int(days * 24 * 4) > windows:
+        most = math.floor(windows / (24 * 4) * 100) / 100
+        raise bad_value(
+            "--days",
+            f"{days:g} reaches before the first partition {PARTITION_START}: at most {most:g} days",
+        )
 
 
 def _window_keys(last_window_start: datetime, days: float) -> list[str]:
@@ -220,12 +267,17 @@ DEMO_MIN_MARKETS = 40
 
 @app.command()
 def demo(
-    days: Annotated[float, typer.Option(help="Days of 15-minute windows to collect.")] = 4.0,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 7,
+    days: Annotated[
+        float, typer.Option(callback=positive, help="Days of 15-minute windows to collect.")
+    ] = 4.0,
+    seed: Annotated[int, typer.Option(**SEED, help="Seed of the simulated world.")] = 7,
     bias: Annotated[
-        float, typer.Option(help="Favourite-longshot distortion of the world (0 = efficient).")
+        float,
+        typer.Option(
+            callback=BIAS_RANGE, help="Favourite-longshot distortion in (-1, 1) (0 = efficient)."
+        ),
     ] = 0.0,
-    port: Annotated[int, typer.Option(help="Replay server port (0 = any free port).")] = 0,
+    port: Annotated[int, typer.Option(**PORT, help="Replay server port (0 = any free port).")] = 0,
 ) -> None:
     """Run the pipeline offline: a replay server, `days` of windows through Dagster, then
     the model (walk-forward evaluated), paper trading and the newest window's edge report.
@@ -235,10 +287,9 @@ def demo(
     from btc_tracker_pipeline.replay import ReplayServer
     from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
-    if days <= 0:
-        raise _fail("--days must be positive")
-    environment.prepare_dagster_environment()
     now = datetime.now(UTC).replace(tzinfo=None).replace(second=0, microsecond=0)
+    _check_days(days, floor_to_window(now) - WINDOW)
+    environment.prepare_dagster_environment()
     world = SimulatedWorld(seed=seed, days=days + 2, now=now, bias=bias)
     server = ReplayServer(world, port=port)
     server.start()
@@ -430,7 +481,9 @@ def model(
 def train(
     min_markets: Annotated[
         int | None,
-        typer.Option(help="Train with fewer resolved markets than the default 200 (small data)."),
+        typer.Option(
+            min=1, help="Train with fewer resolved markets than the default 200 (small data)."
+        ),
     ] = None,
 ) -> None:
     """Retrain and evaluate the model now (train_job: price_model + paper_trades).
@@ -446,9 +499,12 @@ def train(
 @app.command()
 def edges(
     min_edge: Annotated[
-        float | None, typer.Option(help="Only recommend net edges at least this large.")
+        float | None,
+        typer.Option(
+            callback=MIN_EDGE_RANGE, help="Only recommend net edges at least this large, in [0, 1)."
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
 ) -> None:
     """The newest edge report: each market's question, market vs model, net edge after
@@ -458,8 +514,6 @@ def edges(
     """
     import json
 
-    if min_edge is not None and not 0 <= min_edge < 1:
-        raise _fail("--min-edge must be in [0, 1)")
     if as_json:
         window, rows = _latest_edges(min_edge)
         print(json.dumps({"window_start": window, "rows": rows[:limit]}, default=str, indent=2))
@@ -572,11 +626,11 @@ def backfill(
 
 @app.command()
 def ui(
-    port: Annotated[int, typer.Option(help="Web UI port on 127.0.0.1.")] = 3000,
+    port: Annotated[int, typer.Option(**PORT, help="Web UI port on 127.0.0.1.")] = 3000,
     replay: Annotated[
         bool, typer.Option(help="Also serve a simulated world and point the APIs at it.")
     ] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the --replay world.")] = 7,
+    seed: Annotated[int, typer.Option(**SEED, help="Seed of the --replay world.")] = 7,
 ) -> None:
     """Start the Dagster UI and daemon (`dagster dev`) on this project's instance.
 

@@ -114,12 +114,25 @@ def finite(value: float | None) -> float | None:
     return value
 
 
-def open_interval(low: float, high: float) -> Callable[[float | None], float | None]:
-    """typer callback: a finite number strictly between ``low`` and ``high``."""
+def positive(value: float | None) -> float | None:
+    """typer callback: a finite number > 0."""
+    if finite(value) is not None and value <= 0:  # type: ignore[operator]
+        raise typer.BadParameter(f"{value:g} is not > 0")
+    return value
+
+
+def interval(
+    low: float, high: float, *, include_low: bool = False
+) -> Callable[[float | None], float | None]:
+    """typer callback: a finite number in (low, high), or [low, high) with ``include_low``."""
+    shown = f"{'[' if include_low else '('}{low:g}, {high:g})"
 
     def check(value: float | None) -> float | None:
-        if finite(value) is not None and not low < value < high:  # type: ignore[operator]
-            raise typer.BadParameter(f"{value} is not strictly between {low:g} and {high:g}")
+        if finite(value) is None:
+            return value
+        above = value >= low if include_low else value > low  # type: ignore[operator]
+        if not (above and value < high):  # type: ignore[operator]
+            raise typer.BadParameter(f"{value:g} is not in {shown}")
         return value
 
     return check

@@ -32,7 +32,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from btc_tracker_pipeline import environment
-from btc_tracker_pipeline.cli_output import PipeConsole, print_error
+from btc_tracker_pipeline.cli_output import PipeConsole, finite, print_error
 from btc_tracker_pipeline.partitions import key_of, window_of
 
 if TYPE_CHECKING:  # the heavy imports (polars, duckdb, ccxt via sources) wait for a command
@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the heavy imports (polars, duckdb, ccxt via sources) wait f
 # Same default as defs.resources.DEFAULT_GAMMA_URL (not imported: it pulls in Dagster).
 DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
 READ_WAIT_S = 30.0
+MAX_WAIT_S = 86_400.0  # a day: longer than any collection holds the write lock
 GAPS_SHOWN = 20
 
 # Full width when stdout/stderr is a pipe or a file: no value is cut with "…" in a log.
@@ -93,6 +94,8 @@ WaitOption = Annotated[
     typer.Option(
         "--wait",
         min=0,
+        max=MAX_WAIT_S,
+        callback=finite,
         help="Seconds to wait for a running collection's write lock before giving up.",
     ),
 ]
@@ -281,7 +284,8 @@ def markets_command(
         bool, typer.Option("--active/--closed", help="Open markets (default) or closed ones.")
     ] = True,
     min_volume: Annotated[
-        float | None, typer.Option(min=0, help="Only markets with at least this volume (USDC).")
+        float | None,
+        typer.Option(min=0, callback=finite, help="Only markets with at least this volume (USDC)."),
     ] = None,
     limit: Annotated[int, typer.Option(min=0, help="Show the N largest by volume (0 = all).")] = 50,
     json_output: JsonOption = False,

@@ -146,3 +146,76 @@ def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.strip() == f"btc-tracker {version('btc-tracker-pipeline')}"
+
+
+# --------------------------------------------------------------------------- numeric options
+
+BAD_NUMBERS = [
+    ("demo", "--days", "100000", "at most"),
+    ("demo", "--days", "nan", "not a finite number"),
+    ("demo", "--days", "inf", "not a finite number"),
+    ("demo", "--days", "0", "not > 0"),
+    ("demo", "--bias", "1", "not in (-1, 1)"),
+    ("demo", "--seed", "-1", ""),
+    ("demo", "--port", "65536", ""),
+    ("replay", "--days", "1e12", "at most"),
+    ("replay", "--days", "nan", "not a finite number"),
+    ("replay", "--days", "-2", "not > 0"),
+    ("replay", "--bias", "nan", "not a finite number"),
+    ("replay", "--bias", "-1", "not in (-1, 1)"),
+    ("replay", "--strikes", "0", ""),
+    ("replay", "--strikes", "4001", ""),
+    ("replay", "--port", "-1", ""),
+    ("replay", "--seed", "abc", ""),
+    ("ui", "--port", "70000", ""),
+    ("ui", "--seed", "-3", ""),
+    ("train", "--min-markets", "0", ""),
+    ("edges", "--limit", "0", ""),
+    ("edges", "--min-edge", "1", "not in [0, 1)"),
+    ("edges", "--min-edge", "nan", "not a finite number"),
+    ("edges", "--min-edge", "-0.1", "not in [0, 1)"),
+    ("markets", "--min-volume", "inf", "not a finite number"),
+    ("markets", "--min-volume", "-1", ""),
+    ("markets", "--limit", "-1", ""),
+    ("stats", "--wait", "nan", ""),
+    ("stats", "--wait", "-1", ""),
+    ("export", "--wait", "1e9", ""),
+    ("history", "--tail", "-1", ""),
+    ("history", "--wait", "inf", ""),
+]
+
+
+@pytest.mark.parametrize(("command", "option", "value", "says"), BAD_NUMBERS)
+def test_a_bad_number_is_a_one_line_usage_error(
+    command, option, value, says, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    args = [command, option, value]
+    if command == "history":
+        args.insert(1, "1")
+    if command == "export":
+        args += ["--table", "markets", "--out", str(tmp_path / "m.csv")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert 1 <= len(lines) <= 2, result.output
+    assert lines[0].startswith(f"error: Invalid value for '{option}'"), lines[0]
+    assert says in lines[0]
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    assert list(tmp_path.iterdir()) == []  # nothing started: no warehouse, no export
+
+
+def test_demo_days_up_to_the_first_partition_are_accepted_and_the_maximum_is_named():
+    result = runner.invoke(app, ["demo", "--days", "100000"])
+    most = float(result.output.split("at most ")[1].split()[0])
+    assert 700 < most < 100000
+    assert "2025-01-01-00:00" in result.output
+
+
+def test_the_cli_repeats_the_simulated_worlds_limits():
+    from btc_tracker_pipeline.replay import simulated
+
+    assert cli.MAX_STRIKES == simulated.MAX_STRIKES
+    simulated.SimulatedWorld(seed=2**63 - 1, days=1, bias=0.99)
+    with pytest.raises(ValueError):
+        simulated.SimulatedWorld(bias=1.0)
