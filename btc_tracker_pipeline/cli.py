@@ -73,6 +73,19 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _check_configuration() -> None:
+    """Refuse a bad BTC_TRACKER_* variable with one line, before any file or request."""
+    try:
+        environment.check_configuration()
+    except environment.ConfigurationError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _prepare_environment() -> None:
+    _check_configuration()
+    environment.prepare_dagster_environment()
+
+
 def _parse_now(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -289,7 +302,7 @@ def demo(
 
     now = datetime.now(UTC).replace(tzinfo=None).replace(second=0, microsecond=0)
     _check_days(days, floor_to_window(now) - WINDOW)
-    environment.prepare_dagster_environment()
+    _prepare_environment()
     world = SimulatedWorld(seed=seed, days=days + 2, now=now, bias=bias)
     server = ReplayServer(world, port=port)
     server.start()
@@ -462,6 +475,7 @@ def model(
 
     from btc_tracker_pipeline.model.artifact import ModelArtifactError, load_latest, model_dirs
 
+    _check_configuration()
     try:
         _, card = load_latest(environment.models_path())
     except ModelArtifactError as exc:
@@ -490,7 +504,7 @@ def train(
 
     Example: btc-tracker train
     """
-    environment.prepare_dagster_environment()
+    _prepare_environment()
     if not _train(min_markets):
         raise typer.Exit(1)
     _print_model_card()
@@ -514,6 +528,7 @@ def edges(
     """
     import json
 
+    _check_configuration()
     if as_json:
         window, rows = _latest_edges(min_edge)
         print(json.dumps({"window_start": window, "rows": rows[:limit]}, default=str, indent=2))
@@ -536,6 +551,7 @@ def dataset(
 
     if out.suffix not in (".parquet", ".csv"):
         raise _fail(f"--out {out}: use a .parquet or .csv file name")
+    _check_configuration()
     try:
         with warehouse(environment.warehouse_path(), read_only=True, wait_s=30) as conn:
             frame = build_dataset(*training_tables(conn))
@@ -590,7 +606,7 @@ def collect(
     run_config = _market_config(market_ids)
     key = partition or key_of(floor_to_window(datetime.now(UTC)) - WINDOW)
     keys = _keys(key, key)
-    environment.prepare_dagster_environment()
+    _prepare_environment()
     failures = _run_with_progress(keys, run_config)
     _print_summary(environment.warehouse_path())
     if failures:
@@ -612,7 +628,7 @@ def backfill(
     """
     run_config = _market_config(market_ids)
     keys = _keys(from_key, to_key)
-    environment.prepare_dagster_environment()
+    _prepare_environment()
     started = time.monotonic()
     failures = _run_with_progress(keys, run_config)
     elapsed = time.monotonic() - started
@@ -639,7 +655,7 @@ def ui(
 
     Example: btc-tracker ui --replay --port 3000
     """
-    environment.prepare_dagster_environment()
+    _prepare_environment()
     root = environment.project_root()
     if replay:
         from btc_tracker_pipeline.replay import ReplayServer

@@ -110,6 +110,14 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _check_configuration() -> None:
+    """Refuse a bad BTC_TRACKER_* variable with one line, before any file or request."""
+    try:
+        environment.check_configuration()
+    except environment.ConfigurationError as exc:
+        raise _fail(str(exc)) from exc
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else exc.__class__.__name__
@@ -184,6 +192,7 @@ def _reading(wait_s: float) -> Iterator[tuple[duckdb.DuckDBPyConnection, Path]]:
 
     from btc_tracker_pipeline.warehouse import WarehouseError
 
+    _check_configuration()
     path = environment.warehouse_path()
     try:
         conn = _connect(path, wait_s)
@@ -229,7 +238,8 @@ def _gamma_client() -> GammaClient:
     from btc_tracker_pipeline.sources.gamma import GammaClient
     from btc_tracker_pipeline.sources.http import HttpSettings, JsonHttp, make_client
 
-    settings = HttpSettings(max_attempts=3)
+    _check_configuration()
+    settings = HttpSettings(timeout_s=environment.http_timeout_s(), max_attempts=3)
     url = os.environ.get(environment.ENV_GAMMA) or DEFAULT_GAMMA_URL
     return GammaClient(JsonHttp(make_client(settings), settings), url)
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import polars as pl
@@ -219,3 +222,101 @@ def test_the_cli_repeats_the_simulated_worlds_limits():
     simulated.SimulatedWorld(seed=2**63 - 1, days=1, bias=0.99)
     with pytest.raises(ValueError):
         simulated.SimulatedWorld(bias=1.0)
+
+
+# --------------------------------------------------------------------------- configuration
+
+BAD_VARIABLES = [
+    ("BTC_TRACKER_HTTP_TIMEOUT_S", "abc"),
+    ("BTC_TRACKER_HTTP_TIMEOUT_S", "-1"),
+    ("BTC_TRACKER_HTTP_TIMEOUT_S", "nan"),
+    ("BTC_TRACKER_GAMMA_URL", "ftp://x"),
+    ("BTC_TRACKER_CLOB_URL", "localhost:8765"),
+    ("BTC_TRACKER_BINANCE_URL", "http://"),
+    ("BTC_TRACKER_WAREHOUSE", ""),
+    ("BTC_TRACKER_MODELS", " "),
+]
+CONFIGURED_COMMANDS = [
+    ["collect", "--partition", "2026-02-28-23:30"],
+    ["backfill", "--from", "2026-02-28-23:00", "--to", "2026-02-28-23:30"],
+    ["demo", "--days", "0.05"],
+    ["train"],
+    ["ui"],
+    ["model"],
+    ["edges"],
+    ["dataset", "--out", "{tmp}/d.parquet"],
+    ["markets"],
+    ["stats"],
+    ["history", "1"],
+    ["export", "--table", "markets", "--out", "{tmp}/m.csv"],
+]
+
+
+class CountingHandler(BaseHTTPRequestHandler):
+    requests = 0
+
+    def do_GET(self) -> None:
+        CountingHandler.requests += 1
+        self.send_error(404)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def counting_server() -> Iterator[str]:
+    """An HTTP server that counts the requests it gets; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CountingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("args", CONFIGURED_COMMANDS, ids=lambda a: a[0])
+@pytest.mark.parametrize(("name", "value"), BAD_VARIABLES)
+def test_a_bad_variable_is_one_line_before_any_request(
+    args, name, value, counting_server, tmp_path, monkeypatch
+):
+    work = tmp_path / "work"
+    work.mkdir()
+    for url_name, path in (("GAMMA", "gamma"), ("CLOB", "clob"), ("BINANCE", "binance")):
+        monkeypatch.setenv(f"BTC_TRACKER_{url_name}_URL", f"{counting_server}/{path}")
+    monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(work / "w.duckdb"))
+    monkeypatch.setenv("BTC_TRACKER_MODELS", str(work / "models"))
+    monkeypatch.setenv("BTC_TRACKER_DAGSTER_STORAGE", str(work / "dagster"))
+    monkeypatch.setenv(name, value)
+    before = CountingHandler.requests
+    result = runner.invoke(app, [a.format(tmp=work) for a in args])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert lines == [f"error: {name}={value!r}: " + lines[0].split(": ", 2)[2]], result.output
+    assert "expected" in lines[0]
+    assert CountingHandler.requests == before
+    assert list(work.iterdir()) == []
+
+
+def test_dagster_refuses_to_load_the_code_location_with_a_bad_variable(monkeypatch):
+    from btc_tracker_pipeline.definitions import defs
+    from btc_tracker_pipeline.environment import ConfigurationError
+
+    monkeypatch.setenv("BTC_TRACKER_CLOB_URL", "localhost:8765")
+    with pytest.raises(Exception) as info:
+        defs()
+    causes, error = [], info.value
+    while error is not None:
+        causes.append(error)
+        error = error.__cause__ or error.__context__
+    found = [c for c in causes if isinstance(c, ConfigurationError)]
+    assert found and str(found[0]).startswith("BTC_TRACKER_CLOB_URL='localhost:8765': expected")
+
+
+def test_a_run_refuses_a_bad_url_at_once():
+    from btc_tracker_pipeline.defs.resources import BinanceResource, PolymarketResource
+    from btc_tracker_pipeline.environment import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="BTC_TRACKER_GAMMA_URL='ftp://x'"):
+        PolymarketResource(gamma_url="ftp://x").setup_for_execution(None)
+    with pytest.raises(ConfigurationError, match="BTC_TRACKER_BINANCE_URL='x:1'"):
+        BinanceResource(base_url="x:1").client()
