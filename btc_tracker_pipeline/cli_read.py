@@ -86,6 +86,30 @@ SUFFIX_FORMATS = {
     ".parquet": ExportFormat.parquet,
 }
 
+# The warehouse's user data, in the order `export --help` lists it (test_cli_read checks
+# that these and INTERNAL_TABLES are every table of the schema).
+EXPORT_TABLES = (
+    "markets",
+    "tracked_markets",
+    "market_snapshots",
+    "btc_spot_prices",
+    "btc_spot_windows",
+    "market_resolutions",
+    "market_indicators",
+    "collection_runs",
+    "edge_report",
+    "model_predictions",
+    "paper_trades",
+)
+# Bookkeeping, not data: the backfill's caches and the schema version.
+INTERNAL_TABLES = {
+    "history_quotes": "a backfill cache",
+    "history_spans": "a backfill cache",
+    "kline_cache": "a backfill cache",
+    "kline_spans": "a backfill cache",
+    "schema_migrations": "the schema version",
+}
+
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON on stdout (for scripts) instead of tables.")
 ]
@@ -612,16 +636,31 @@ def _window_start(key: str | None, option: str) -> datetime | None:
 
 
 def _export_format(fmt: ExportFormat | None, out: Path) -> ExportFormat:
-    if fmt is not None:
-        return fmt
+    """--format, else the format --out's suffix names; a mismatch of the two is refused."""
     found = SUFFIX_FORMATS.get(out.suffix.lower())
-    if found is None:
+    if fmt is None and found is None:
         raise _fail(f"--format is needed: cannot tell csv, json or parquet from {out.name!r}")
-    return found
+    if fmt is not None and found is not None and fmt != found:
+        raise _fail(
+            f"--format {fmt.value} does not match --out {out.name!r} ({found.value}): "
+            "drop --format or rename the file"
+        )
+    return fmt or found  # type: ignore[return-value]
+
+
+def _check_table(table: str, present: Sequence[str]) -> None:
+    """Refuse an internal table or one this warehouse does not have."""
+    valid = ", ".join(t for t in EXPORT_TABLES if t in present)
+    if table in INTERNAL_TABLES:
+        raise _fail(f"{table} is {INTERNAL_TABLES[table]}, not data to export; tables: {valid}")
+    if table not in EXPORT_TABLES or table not in present:
+        raise _fail(f"unknown table {table!r}; valid tables: {valid}")
 
 
 def export_command(
-    table: Annotated[str, typer.Option("--table", help="Warehouse table to export.")],
+    table: Annotated[
+        str, typer.Option("--table", help=f"Table to export: {', '.join(EXPORT_TABLES)}.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="File to write (replaced if it exists).")],
     fmt: Annotated[
         ExportFormat | None,
@@ -639,7 +678,8 @@ def export_command(
     json_output: JsonOption = False,
     wait: WaitOption = READ_WAIT_S,
 ) -> None:
-    """Export a warehouse table to CSV, newline-delimited JSON or Parquet.
+    """Export a warehouse table to CSV, newline-delimited JSON or Parquet (the format
+    from --out's suffix: .csv, .json/.jsonl/.ndjson, .parquet; or --format).
 
     DuckDB streams the rows straight to the file (COPY … TO), so a table of any size
     exports in constant memory. --from/--to select windows by window_start (open_time
@@ -656,9 +696,7 @@ def export_command(
     fmt = _export_format(fmt, out)
     target = _check_writable(out, "--out")
     with _reading(wait) as (conn, _path):
-        valid = queries.table_names(conn)
-        if table not in valid:
-            raise _fail(f"unknown table {table!r}; valid tables: {', '.join(valid)}")
+        _check_table(table, queries.table_names(conn))
         if (start or last) and queries.time_column(conn, table) is None:
             raise _fail(f"table {table} has no window column: drop --from/--to to export it all")
         begin, end = queries.window_bounds(start, last)

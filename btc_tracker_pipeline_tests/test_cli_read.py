@@ -325,10 +325,20 @@ def test_export_parquet_round_trips_every_table(built, tmp_path, table):
     assert frame.columns == columns_of(built, table)
 
 
-def test_export_accepts_every_table_of_the_warehouse(built, tmp_path):
-    tables = [r[0] for r in built.sql("SELECT table_name FROM duckdb_tables() ORDER BY 1")]
-    assert {"market_snapshots", "markets", "schema_migrations"} <= set(tables)
-    for table in tables:  # tables added by later migrations too, empty or not
+def test_export_offers_every_table_of_user_data_and_no_internal_one(built, tmp_path):
+    tables = {r[0] for r in built.sql("SELECT table_name FROM duckdb_tables()")}
+    # A table added by a later migration must be listed as data or as internal.
+    assert tables == set(cli_read.EXPORT_TABLES) | set(cli_read.INTERNAL_TABLES)
+    help_text = " ".join(invoke("export", "--help").stdout.split())
+    for table in cli_read.EXPORT_TABLES:
+        assert table in help_text
+    for table in cli_read.INTERNAL_TABLES:
+        assert table not in help_text
+        line = one_line_error(invoke("export", "--table", table, "--out", str(tmp_path / "x.csv")))
+        assert line.startswith(f"error: {table} is ") and "not data to export" in line
+        assert "market_snapshots" in line and "kline_cache" not in line.split("tables:")[1]
+    assert list(tmp_path.iterdir()) == []
+    for table in cli_read.EXPORT_TABLES:  # empty or not
         out = tmp_path / f"{table}.parquet"
         data = as_json(invoke("export", "--table", table, "--out", str(out), "--json"))
         frame = pl.read_parquet(out)
@@ -410,6 +420,51 @@ def test_export_errors_are_one_line(built, tmp_path):
     assert list(tmp_path.iterdir()) == []
     usage = invoke("export", "--table", "markets", "--out", out, "--format", "xlsx")
     assert usage.exit_code == 2  # typer's usage error
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "suffix_format"),
+    [("csv", "x.parquet", "parquet"), ("parquet", "x.csv", "csv"), ("json", "x.CSV", "csv")],
+)
+def test_export_refuses_a_format_that_contradicts_the_file_name(
+    built, tmp_path, fmt, name, suffix_format
+):
+    out = tmp_path / name
+    line = one_line_error(
+        invoke("export", "--table", "markets", "--format", fmt, "--out", str(out))
+    )
+    assert line == (
+        f"error: --format {fmt} does not match --out '{name}' ({suffix_format}): "
+        "drop --format or rename the file"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def read_text_csv(path: Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema=False)  # token ids are too long for any integer
+
+
+@pytest.mark.parametrize(
+    ("name", "read"),
+    [("m.csv", read_text_csv), ("m.jsonl", pl.read_ndjson), ("m.parquet", pl.read_parquet)],
+)
+def test_export_infers_the_format_from_the_suffix(built, tmp_path, name, read):
+    out = tmp_path / name
+    data = as_json(invoke("export", "--table", "markets", "--out", str(out), "--json"))
+    assert read(out).height == data["rows"] == built.one("SELECT count(*) FROM markets")
+    # --format that agrees with the name, or a name with no known suffix, is fine.
+    assert (
+        invoke(
+            "export", "--table", "markets", "--out", str(out), "--format", data["format"]
+        ).exit_code
+        == 0
+    )
+    other = tmp_path / "m.dat"
+    assert (
+        invoke("export", "--table", "markets", "--out", str(other), "--format", "csv").exit_code
+        == 0
+    )
+    assert read_text_csv(other).height == data["rows"]
 
 
 # --------------------------------------------------------------------------- opening
