@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -12,28 +13,77 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from btc_tracker_pipeline import cli_read, environment, stopping
-from btc_tracker_pipeline.partitions import WINDOW, floor_to_window, key_of
+from btc_tracker_pipeline.cli_output import (
+    PORT,
+    SEED,
+    OneLineErrors,
+    PipeConsole,
+    bad_value,
+    interval,
+    positive,
+    print_error,
+    show_version,
+)
+from btc_tracker_pipeline.partitions import (
+    PARTITION_START,
+    WINDOW,
+    floor_to_window,
+    key_of,
+    window_of,
+)
 
 app = typer.Typer(
     name="btc-tracker",
     help="Track every Polymarket Bitcoin market every 15 minutes beside BTC spot.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-console = Console()
-err_console = Console(stderr=True)
+# Full width when stdout/stderr is a pipe or a file: no value is cut with "…" in a log.
+console = PipeConsole()
+err_console = PipeConsole(stderr=True)
+
+# replay.simulated's MAX_STRIKES and bias range, repeated so `--help` does not import numpy
+# (test_cli_output checks that they agree).
+MAX_STRIKES = 4000
+BIAS_RANGE = interval(-1.0, 1.0)
+MIN_EDGE_RANGE = interval(0.0, 1.0, include_low=True)
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = None,
+) -> None:
+    pass
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    print_error(err_console, message)
     return typer.Exit(code)
+
+
+def _check_configuration() -> None:
+    """Refuse a bad BTC_TRACKER_* variable with one line, before any file or request."""
+    try:
+        environment.check_configuration()
+    except environment.ConfigurationError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _prepare_environment() -> None:
+    _check_configuration()
+    environment.prepare_dagster_environment()
 
 
 def _parse_now(value: str | None) -> datetime | None:
@@ -62,14 +112,19 @@ def _build_world(
 
 @app.command()
 def replay(
-    port: Annotated[int, typer.Option(help="Loopback port (0 picks a free one).")] = 8765,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 7,
-    days: Annotated[float, typer.Option(help="Days of simulated history before --now.")] = 5.0,
+    port: Annotated[int, typer.Option(**PORT, help="Loopback port (0 picks a free one).")] = 8765,
+    seed: Annotated[int, typer.Option(**SEED, help="Seed of the simulated world.")] = 7,
+    days: Annotated[
+        float, typer.Option(callback=positive, help="Days of simulated history before --now.")
+    ] = 5.0,
     now: Annotated[
         str | None, typer.Option(help="World clock, ISO UTC; default: follow the wall clock.")
     ] = None,
     bias: Annotated[
-        float, typer.Option(help="Favourite-longshot distortion (0 = efficient market).")
+        float,
+        typer.Option(
+            callback=BIAS_RANGE, help="Favourite-longshot distortion in (-1, 1) (0 = efficient)."
+        ),
     ] = 0.0,
     data: Annotated[
         Path | None, typer.Option(help="Serve recorded history from this directory instead.")
@@ -78,7 +133,9 @@ def replay(
         str | None,
         typer.Option(help="Fault injection, e.g. '429=0.05,5xx=0.05,slow=0.02,malformed=0.01'."),
     ] = None,
-    strikes: Annotated[int, typer.Option(help="Strikes per daily 'above K' ladder.")] = 11,
+    strikes: Annotated[
+        int, typer.Option(min=1, max=MAX_STRIKES, help="Strikes per daily 'above K' ladder.")
+    ] = 11,
 ) -> None:
     """Serve Gamma (/gamma), CLOB (/clob) and Binance (/binance) on one loopback port.
 
@@ -90,15 +147,36 @@ def replay(
         spec = FaultSpec.parse(faults) if faults else None
     except ValueError as exc:
         raise _fail(f"--faults: {exc}") from exc
-    world = _build_world(seed, days, _parse_now(now), bias, data, strikes)
+    world_now = _parse_now(now)
+    if data is None:
+        _check_days(days, floor_to_window(world_now or datetime.now(UTC)))
+    world = _build_world(seed, days, world_now, bias, data, strikes)
     server = ReplayServer(world, port=port, faults=spec)
     url = server.url if hasattr(server, "url") else f"http://127.0.0.1:{port}"
     console.print(f"replay server on [bold]{url}[/] (world now: {world.now():%Y-%m-%d %H:%M} UTC)")
+    # One line, never wrapped: a pasted half would leave CLOB and Binance on the real APIs.
     console.print(
         f"  export {environment.ENV_GAMMA}={url}/gamma {environment.ENV_CLOB}={url}/clob "
-        f"{environment.ENV_BINANCE}={url}/binance"
+        f"{environment.ENV_BINANCE}={url}/binance",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
     )
     server.serve_forever()
+
+
+def _check_days(days: float, last_window_start: datetime) -> None:
+    """Refuse a --days that reaches before the first partition (PARTITION_START)."""
+    first_partition = window_of(PARTITION_START)[0]
+    windows = (last_window_start - first_partition) // WINDOW + 1
+    if windows < 1:
+        raise bad_value("--days", f"the world ends before the first partition {PARTITION_START}")
+    if int(days * 24 * 4) > windows:
+        most = math.floor(windows / (24 * 4) * 100) / 100
+        raise bad_value(
+            "--days",
+            f"{days:g} reaches before the first partition {PARTITION_START}: at most {most:g} days",
+        )
 
 
 def _window_keys(last_window_start: datetime, days: float) -> list[str]:
@@ -202,12 +280,17 @@ DEMO_MIN_MARKETS = 40
 
 @app.command()
 def demo(
-    days: Annotated[float, typer.Option(help="Days of 15-minute windows to collect.")] = 4.0,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 7,
+    days: Annotated[
+        float, typer.Option(callback=positive, help="Days of 15-minute windows to collect.")
+    ] = 4.0,
+    seed: Annotated[int, typer.Option(**SEED, help="Seed of the simulated world.")] = 7,
     bias: Annotated[
-        float, typer.Option(help="Favourite-longshot distortion of the world (0 = efficient).")
+        float,
+        typer.Option(
+            callback=BIAS_RANGE, help="Favourite-longshot distortion in (-1, 1) (0 = efficient)."
+        ),
     ] = 0.0,
-    port: Annotated[int, typer.Option(help="Replay server port (0 = any free port).")] = 0,
+    port: Annotated[int, typer.Option(**PORT, help="Replay server port (0 = any free port).")] = 0,
 ) -> None:
     """Run the pipeline offline: a replay server, `days` of windows through Dagster, then
     the model (walk-forward evaluated), paper trading and the newest window's edge report.
@@ -218,10 +301,9 @@ def demo(
     from btc_tracker_pipeline.replay.demo_world import save_world
     from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
-    if days <= 0:
-        raise _fail("--days must be positive")
-    environment.prepare_dagster_environment()
     now = datetime.now(UTC).replace(tzinfo=None).replace(second=0, microsecond=0)
+    _check_days(days, floor_to_window(now) - WINDOW)
+    _prepare_environment()
     world = SimulatedWorld(seed=seed, days=days + 2, now=now, bias=bias)
     save_world(world, environment.warehouse_path())  # what `ui --replay` serves
     server = ReplayServer(world, port=port)
@@ -348,6 +430,7 @@ def _print_edges(min_edge: float | None, limit: int) -> None:
     table = Table(title=f"edge report, window {window} UTC: {len(buys)} of {len(rows)} markets")
     for col in (
         "market",
+        "question",
         "family",
         "side",
         "mid",
@@ -355,14 +438,18 @@ def _print_edges(min_edge: float | None, limit: int) -> None:
         "model",
         "struct",
         "net edge",
+        "EV/$",
         "stake",
         "flags",
     ):
-        table.add_column(col)
+        # Ids and numbers are never cut; on a narrow terminal the question wraps.
+        wraps = col == "question"
+        table.add_column(col, no_wrap=not wraps, min_width=12 if wraps else None)
     for r in (buys or rows)[:limit]:
         price = r["ask"] if r["side"] == "YES" else r["bid"]
         table.add_row(
             r["market_id"],
+            escape(r.get("question") or ""),
             r["family"] or "",
             r["recommendation"],
             f"{r['market_prob']:.3f}",
@@ -370,6 +457,7 @@ def _print_edges(min_edge: float | None, limit: int) -> None:
             f"{r['model_prob']:.3f}" if r["model_prob"] is not None else "",
             f"{r['structural_probability']:.3f}" if r["structural_probability"] is not None else "",
             f"{r['net_edge']:+.3f}" if r["net_edge"] is not None else "",
+            f"{r['ev_per_dollar']:+.3f}" if r.get("ev_per_dollar") is not None else "",
             f"{r['stake']:.2f}" if r["stake"] is not None else "",
             r["flags"] or "",
         )
@@ -389,6 +477,7 @@ def model(
 
     from btc_tracker_pipeline.model.artifact import ModelArtifactError, load_latest, model_dirs
 
+    _check_configuration()
     try:
         _, card = load_latest(environment.models_path())
     except ModelArtifactError as exc:
@@ -408,14 +497,16 @@ def model(
 def train(
     min_markets: Annotated[
         int | None,
-        typer.Option(help="Train with fewer resolved markets than the default 200 (small data)."),
+        typer.Option(
+            min=1, help="Train with fewer resolved markets than the default 200 (small data)."
+        ),
     ] = None,
 ) -> None:
     """Retrain and evaluate the model now (train_job: price_model + paper_trades).
 
     Example: btc-tracker train
     """
-    environment.prepare_dagster_environment()
+    _prepare_environment()
     if not _train(min_markets):
         raise typer.Exit(1)
     _print_model_card()
@@ -424,19 +515,22 @@ def train(
 @app.command()
 def edges(
     min_edge: Annotated[
-        float | None, typer.Option(help="Only recommend net edges at least this large.")
+        float | None,
+        typer.Option(
+            callback=MIN_EDGE_RANGE, help="Only recommend net edges at least this large, in [0, 1)."
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
 ) -> None:
-    """The newest edge report: market vs model, net edge after fees, recommendation, stake.
+    """The newest edge report: each market's question, market vs model, net edge after
+    fees, EV per $ on the better side (net edge / all-in price), recommendation, stake.
 
     Example: btc-tracker edges --min-edge 0.05
     """
     import json
 
-    if min_edge is not None and not 0 <= min_edge < 1:
-        raise _fail("--min-edge must be in [0, 1)")
+    _check_configuration()
     if as_json:
         window, rows = _latest_edges(min_edge)
         print(json.dumps({"window_start": window, "rows": rows[:limit]}, default=str, indent=2))
@@ -459,6 +553,7 @@ def dataset(
 
     if out.suffix not in (".parquet", ".csv"):
         raise _fail(f"--out {out}: use a .parquet or .csv file name")
+    _check_configuration()
     try:
         with warehouse(environment.warehouse_path(), read_only=True, wait_s=30) as conn:
             frame = build_dataset(*training_tables(conn))
@@ -517,7 +612,7 @@ def collect(
     run_config = _market_config(market_ids)
     key = partition or key_of(floor_to_window(datetime.now(UTC)) - WINDOW)
     keys = _keys(key, key)
-    environment.prepare_dagster_environment()
+    _prepare_environment()
     failures = _run_with_progress(keys, run_config)
     _print_summary(environment.warehouse_path())
     if failures:
@@ -539,7 +634,7 @@ def backfill(
     """
     run_config = _market_config(market_ids)
     keys = _keys(from_key, to_key)
-    environment.prepare_dagster_environment()
+    _prepare_environment()
     started = time.monotonic()
     failures = _run_with_progress(keys, run_config)
     elapsed = time.monotonic() - started
@@ -574,13 +669,13 @@ def _ui_world(seed: int | None):
 
 @app.command()
 def ui(
-    port: Annotated[int, typer.Option(help="Web UI port on 127.0.0.1.")] = 3000,
+    port: Annotated[int, typer.Option(**PORT, help="Web UI port on 127.0.0.1.")] = 3000,
     replay: Annotated[
         bool, typer.Option(help="Also serve a simulated world and point the APIs at it.")
     ] = False,
     seed: Annotated[
         int | None,
-        typer.Option(help="Seed of a new --replay world (default: the last demo's world)."),
+        typer.Option(**SEED, help="Seed of a new --replay world (default: the last demo's world)."),
     ] = None,
 ) -> None:
     """Start the Dagster UI and daemon (`dagster dev`) on this project's instance.
@@ -591,7 +686,7 @@ def ui(
 
     Example: btc-tracker ui --replay --port 3000
     """
-    environment.prepare_dagster_environment()
+    _prepare_environment()
     root = environment.project_root()
     if replay:
         from btc_tracker_pipeline.replay import ReplayServer

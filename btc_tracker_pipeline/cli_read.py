@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from btc_tracker_pipeline import environment
+from btc_tracker_pipeline.cli_output import PipeConsole, finite, print_error
 from btc_tracker_pipeline.partitions import key_of, window_of
 
 if TYPE_CHECKING:  # the heavy imports (polars, duckdb, ccxt via sources) wait for a command
@@ -45,10 +45,12 @@ if TYPE_CHECKING:  # the heavy imports (polars, duckdb, ccxt via sources) wait f
 # Same default as defs.resources.DEFAULT_GAMMA_URL (not imported: it pulls in Dagster).
 DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
 READ_WAIT_S = 30.0
+MAX_WAIT_S = 86_400.0  # a day: longer than any collection holds the write lock
 GAPS_SHOWN = 20
 
-console = Console()
-err_console = Console(stderr=True)
+# Full width when stdout/stderr is a pipe or a file: no value is cut with "…" in a log.
+console = PipeConsole()
+err_console = PipeConsole(stderr=True)
 
 # features.market_terms.FAMILIES, repeated so `btc-tracker --help` does not import the API
 # clients (ccxt); test_cli_read checks that the two agree.
@@ -84,6 +86,30 @@ SUFFIX_FORMATS = {
     ".parquet": ExportFormat.parquet,
 }
 
+# The warehouse's user data, in the order `export --help` lists it (test_cli_read checks
+# that these and INTERNAL_TABLES are every table of the schema).
+EXPORT_TABLES = (
+    "markets",
+    "tracked_markets",
+    "market_snapshots",
+    "btc_spot_prices",
+    "btc_spot_windows",
+    "market_resolutions",
+    "market_indicators",
+    "collection_runs",
+    "edge_report",
+    "model_predictions",
+    "paper_trades",
+)
+# Bookkeeping, not data: the backfill's caches and the schema version.
+INTERNAL_TABLES = {
+    "history_quotes": "a backfill cache",
+    "history_spans": "a backfill cache",
+    "kline_cache": "a backfill cache",
+    "kline_spans": "a backfill cache",
+    "schema_migrations": "the schema version",
+}
+
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON on stdout (for scripts) instead of tables.")
 ]
@@ -92,6 +118,8 @@ WaitOption = Annotated[
     typer.Option(
         "--wait",
         min=0,
+        max=MAX_WAIT_S,
+        callback=finite,
         help="Seconds to wait for a running collection's write lock before giving up.",
     ),
 ]
@@ -102,8 +130,16 @@ WaitOption = Annotated[
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
     """One ``error: …`` line on stderr (never wrapped) and the exit to raise, as cli._fail."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    print_error(err_console, message)
     return typer.Exit(code)
+
+
+def _check_configuration() -> None:
+    """Refuse a bad BTC_TRACKER_* variable with one line, before any file or request."""
+    try:
+        environment.check_configuration()
+    except environment.ConfigurationError as exc:
+        raise _fail(str(exc)) from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -180,6 +216,7 @@ def _reading(wait_s: float) -> Iterator[tuple[duckdb.DuckDBPyConnection, Path]]:
 
     from btc_tracker_pipeline.warehouse import WarehouseError
 
+    _check_configuration()
     path = environment.warehouse_path()
     try:
         conn = _connect(path, wait_s)
@@ -225,7 +262,8 @@ def _gamma_client() -> GammaClient:
     from btc_tracker_pipeline.sources.gamma import GammaClient
     from btc_tracker_pipeline.sources.http import HttpSettings, JsonHttp, make_client
 
-    settings = HttpSettings(max_attempts=3)
+    _check_configuration()
+    settings = HttpSettings(timeout_s=environment.http_timeout_s(), max_attempts=3)
     url = os.environ.get(environment.ENV_GAMMA) or DEFAULT_GAMMA_URL
     return GammaClient(JsonHttp(make_client(settings), settings), url)
 
@@ -283,7 +321,8 @@ def markets_command(
         bool, typer.Option("--active/--closed", help="Open markets (default) or closed ones.")
     ] = True,
     min_volume: Annotated[
-        float | None, typer.Option(min=0, help="Only markets with at least this volume (USDC).")
+        float | None,
+        typer.Option(min=0, callback=finite, help="Only markets with at least this volume (USDC)."),
     ] = None,
     limit: Annotated[int, typer.Option(min=0, help="Show the N largest by volume (0 = all).")] = 50,
     json_output: JsonOption = False,
@@ -621,16 +660,31 @@ def _window_start(key: str | None, option: str) -> datetime | None:
 
 
 def _export_format(fmt: ExportFormat | None, out: Path) -> ExportFormat:
-    if fmt is not None:
-        return fmt
+    """--format, else the format --out's suffix names; a mismatch of the two is refused."""
     found = SUFFIX_FORMATS.get(out.suffix.lower())
-    if found is None:
+    if fmt is None and found is None:
         raise _fail(f"--format is needed: cannot tell csv, json or parquet from {out.name!r}")
-    return found
+    if fmt is not None and found is not None and fmt != found:
+        raise _fail(
+            f"--format {fmt.value} does not match --out {out.name!r} ({found.value}): "
+            "drop --format or rename the file"
+        )
+    return fmt or found  # type: ignore[return-value]
+
+
+def _check_table(table: str, present: Sequence[str]) -> None:
+    """Refuse an internal table or one this warehouse does not have."""
+    valid = ", ".join(t for t in EXPORT_TABLES if t in present)
+    if table in INTERNAL_TABLES:
+        raise _fail(f"{table} is {INTERNAL_TABLES[table]}, not data to export; tables: {valid}")
+    if table not in EXPORT_TABLES or table not in present:
+        raise _fail(f"unknown table {table!r}; valid tables: {valid}")
 
 
 def export_command(
-    table: Annotated[str, typer.Option("--table", help="Warehouse table to export.")],
+    table: Annotated[
+        str, typer.Option("--table", help=f"Table to export: {', '.join(EXPORT_TABLES)}.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="File to write (replaced if it exists).")],
     fmt: Annotated[
         ExportFormat | None,
@@ -648,7 +702,8 @@ def export_command(
     json_output: JsonOption = False,
     wait: WaitOption = READ_WAIT_S,
 ) -> None:
-    """Export a warehouse table to CSV, newline-delimited JSON or Parquet.
+    """Export a warehouse table to CSV, newline-delimited JSON or Parquet (the format
+    from --out's suffix: .csv, .json/.jsonl/.ndjson, .parquet; or --format).
 
     DuckDB streams the rows straight to the file (COPY … TO), so a table of any size
     exports in constant memory. --from/--to select windows by window_start (open_time
@@ -665,9 +720,7 @@ def export_command(
     fmt = _export_format(fmt, out)
     target = _check_writable(out, "--out")
     with _reading(wait) as (conn, _path):
-        valid = queries.table_names(conn)
-        if table not in valid:
-            raise _fail(f"unknown table {table!r}; valid tables: {', '.join(valid)}")
+        _check_table(table, queries.table_names(conn))
         if (start or last) and queries.time_column(conn, table) is None:
             raise _fail(f"table {table} has no window column: drop --from/--to to export it all")
         begin, end = queries.window_bounds(start, last)

@@ -5,8 +5,10 @@ Only the CLI (and tests) call this; assets get their configuration from resource
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ENV_GAMMA = "BTC_TRACKER_GAMMA_URL"
 ENV_CLOB = "BTC_TRACKER_CLOB_URL"
@@ -14,6 +16,68 @@ ENV_BINANCE = "BTC_TRACKER_BINANCE_URL"
 ENV_WAREHOUSE = "BTC_TRACKER_WAREHOUSE"
 ENV_STORAGE = "BTC_TRACKER_DAGSTER_STORAGE"
 ENV_MODELS = "BTC_TRACKER_MODELS"
+ENV_HTTP_TIMEOUT = "BTC_TRACKER_HTTP_TIMEOUT_S"
+DEFAULT_HTTP_TIMEOUT_S = 10.0
+
+URL_VARIABLES = (ENV_GAMMA, ENV_CLOB, ENV_BINANCE)
+PATH_VARIABLES = (ENV_WAREHOUSE, ENV_MODELS, ENV_STORAGE)
+
+
+class ConfigurationError(ValueError):
+    """A ``BTC_TRACKER_*`` variable with a value btc-tracker cannot use (one-line message
+    naming the variable, its value and what is expected)."""
+
+
+def check_url(name: str, value: str) -> str:
+    """``value`` if it is an http(s) URL with a host, else ConfigurationError naming ``name``."""
+    try:
+        parts = urlsplit(value)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        usable = False
+    if not usable:
+        raise ConfigurationError(
+            f"{name}={value!r}: expected an http:// or https:// URL with a host, "
+            "e.g. http://127.0.0.1:8765/path"
+        )
+    return value
+
+
+def check_timeout(name: str, value: str | float) -> float:
+    """``value`` as seconds if it is a finite number > 0, else ConfigurationError."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigurationError(
+            f"{name}={value!r}: expected a finite number of seconds > 0, e.g. 10"
+        )
+    return seconds
+
+
+def http_timeout_s() -> float:
+    """``BTC_TRACKER_HTTP_TIMEOUT_S`` (default 10 s), checked."""
+    value = os.environ.get(ENV_HTTP_TIMEOUT)
+    return DEFAULT_HTTP_TIMEOUT_S if value is None else check_timeout(ENV_HTTP_TIMEOUT, value)
+
+
+def check_configuration() -> None:
+    """Check every ``BTC_TRACKER_*`` variable that is set: API URLs are http(s) with a
+    host, the timeout is seconds > 0, paths are not blank. Raises ConfigurationError
+    for the first bad one, before anything is opened or requested."""
+    for name in URL_VARIABLES:
+        value = os.environ.get(name)
+        if value is not None:
+            check_url(name, value)
+    http_timeout_s()
+    for name in PATH_VARIABLES:
+        value = os.environ.get(name)
+        if value is not None and not value.strip():
+            raise ConfigurationError(
+                f"{name}={value!r}: expected a file or folder path; unset it for the default"
+            )
 
 
 def project_root() -> Path:

@@ -325,10 +325,20 @@ def test_export_parquet_round_trips_every_table(built, tmp_path, table):
     assert frame.columns == columns_of(built, table)
 
 
-def test_export_accepts_every_table_of_the_warehouse(built, tmp_path):
-    tables = [r[0] for r in built.sql("SELECT table_name FROM duckdb_tables() ORDER BY 1")]
-    assert {"market_snapshots", "markets", "schema_migrations"} <= set(tables)
-    for table in tables:  # tables added by later migrations too, empty or not
+def test_export_offers_every_table_of_user_data_and_no_internal_one(built, tmp_path):
+    tables = {r[0] for r in built.sql("SELECT table_name FROM duckdb_tables()")}
+    # A table added by a later migration must be listed as data or as internal.
+    assert tables == set(cli_read.EXPORT_TABLES) | set(cli_read.INTERNAL_TABLES)
+    help_text = " ".join(invoke("export", "--help").stdout.split())
+    for table in cli_read.EXPORT_TABLES:
+        assert table in help_text
+    for table in cli_read.INTERNAL_TABLES:
+        assert table not in help_text
+        line = one_line_error(invoke("export", "--table", table, "--out", str(tmp_path / "x.csv")))
+        assert line.startswith(f"error: {table} is ") and "not data to export" in line
+        assert "market_snapshots" in line and "kline_cache" not in line.split("tables:")[1]
+    assert list(tmp_path.iterdir()) == []
+    for table in cli_read.EXPORT_TABLES:  # empty or not
         out = tmp_path / f"{table}.parquet"
         data = as_json(invoke("export", "--table", table, "--out", str(out), "--json"))
         frame = pl.read_parquet(out)
@@ -412,6 +422,51 @@ def test_export_errors_are_one_line(built, tmp_path):
     assert usage.exit_code == 2  # typer's usage error
 
 
+@pytest.mark.parametrize(
+    ("fmt", "name", "suffix_format"),
+    [("csv", "x.parquet", "parquet"), ("parquet", "x.csv", "csv"), ("json", "x.CSV", "csv")],
+)
+def test_export_refuses_a_format_that_contradicts_the_file_name(
+    built, tmp_path, fmt, name, suffix_format
+):
+    out = tmp_path / name
+    line = one_line_error(
+        invoke("export", "--table", "markets", "--format", fmt, "--out", str(out))
+    )
+    assert line == (
+        f"error: --format {fmt} does not match --out '{name}' ({suffix_format}): "
+        "drop --format or rename the file"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def read_text_csv(path: Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema=False)  # token ids are too long for any integer
+
+
+@pytest.mark.parametrize(
+    ("name", "read"),
+    [("m.csv", read_text_csv), ("m.jsonl", pl.read_ndjson), ("m.parquet", pl.read_parquet)],
+)
+def test_export_infers_the_format_from_the_suffix(built, tmp_path, name, read):
+    out = tmp_path / name
+    data = as_json(invoke("export", "--table", "markets", "--out", str(out), "--json"))
+    assert read(out).height == data["rows"] == built.one("SELECT count(*) FROM markets")
+    # --format that agrees with the name, or a name with no known suffix, is fine.
+    assert (
+        invoke(
+            "export", "--table", "markets", "--out", str(out), "--format", data["format"]
+        ).exit_code
+        == 0
+    )
+    other = tmp_path / "m.dat"
+    assert (
+        invoke("export", "--table", "markets", "--out", str(other), "--format", "csv").exit_code
+        == 0
+    )
+    assert read_text_csv(other).height == data["rows"]
+
+
 # --------------------------------------------------------------------------- opening
 
 
@@ -477,6 +532,27 @@ def test_a_reader_reports_a_writer_that_never_lets_go(built, tmp_path, monkeypat
         writer.kill()
         writer.wait(timeout=30)
     assert "is locked by another process" in line and "try again when it finishes" in line
+
+
+def test_tables_in_a_pipe_keep_every_value_whole(built, monkeypatch):
+    """A log or a pipe is not a terminal: however narrow COLUMNS was when the consoles
+    were made, no id, question or number is cut with "…" or wrapped."""
+    for console in (cli_read.console, cli_read.err_console):
+        monkeypatch.setattr(console, "width", 40)
+    market_id = resolved_market(built)
+    question = built.one("SELECT question FROM tracked_markets WHERE market_id = ?", market_id)
+    history = invoke("history", market_id)
+    stats = invoke("stats")
+    markets = invoke("markets", "--limit", "5")
+    for result in (history, stats, markets):
+        assert result.exit_code == 0, result.output
+        assert "…" not in result.stdout.replace(f"{FIRST} … {LAST}", "")
+    assert f"{market_id}: {question}" in history.stdout
+    snapshots = built.one("SELECT count(*) FROM market_snapshots")
+    assert has_row(stats.stdout, "snapshots", f"{snapshots:,}")
+    assert has_row(stats.stdout, "windows", "covered", f"16 ({FIRST} … {LAST} UTC)")
+    for market in as_json(invoke("markets", "--limit", "5", "--json"))["markets"]:
+        assert has_row(markets.stdout, market["market_id"], market["question"], market["family"])
 
 
 # --------------------------------------------------------------------------- markets

@@ -14,6 +14,7 @@ import dagster as dg
 import duckdb
 from pydantic import PrivateAttr
 
+from btc_tracker_pipeline import environment
 from btc_tracker_pipeline.sources.binance import BinanceClient
 from btc_tracker_pipeline.sources.clob import ClobClient
 from btc_tracker_pipeline.sources.gamma import GammaClient
@@ -38,6 +39,10 @@ class PolymarketResource(dg.ConfigurableResource):
     _http: JsonHttp | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # A bad URL fails the run at once, naming it, instead of after three retries.
+        environment.check_url(environment.ENV_GAMMA, self.gamma_url)
+        environment.check_url(environment.ENV_CLOB, self.clob_url)
+        environment.check_timeout(environment.ENV_HTTP_TIMEOUT, self.timeout_s)
         settings = HttpSettings(timeout_s=self.timeout_s, max_attempts=self.max_attempts)
         self._http = JsonHttp(make_client(settings), settings)
 
@@ -72,6 +77,8 @@ class BinanceResource(dg.ConfigurableResource):
 
     def client(self) -> BinanceClient:
         """A ccxt-backed client for this run."""
+        environment.check_url(environment.ENV_BINANCE, self.base_url)
+        environment.check_timeout(environment.ENV_HTTP_TIMEOUT, self.timeout_s)
         return BinanceClient(
             base_url=self.base_url,
             timeout_s=self.timeout_s,
@@ -107,31 +114,25 @@ def _env_or(name: str, default: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
-def _timeout_s() -> float:
-    """Per-request timeout from BTC_TRACKER_HTTP_TIMEOUT_S (default 10 s)."""
-    raw = os.environ.get("BTC_TRACKER_HTTP_TIMEOUT_S", "10")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ValueError(f"BTC_TRACKER_HTTP_TIMEOUT_S={raw!r}: expected seconds > 0, e.g. 10")
-    return value
-
-
 @dg.definitions
 def resources() -> dg.Definitions:
-    """Resources bound for every asset in the code location."""
+    """Resources bound for every asset in the code location.
+
+    A bad BTC_TRACKER_* variable fails the code location's load with a ConfigurationError
+    naming it (the UI and the daemon show it) rather than a run retrying a bad URL.
+    """
+    environment.check_configuration()
+    timeout_s = environment.http_timeout_s()
     return dg.Definitions(
         resources={
             "polymarket": PolymarketResource(
                 gamma_url=_env_or("BTC_TRACKER_GAMMA_URL", DEFAULT_GAMMA_URL),
                 clob_url=_env_or("BTC_TRACKER_CLOB_URL", DEFAULT_CLOB_URL),
-                timeout_s=_timeout_s(),
+                timeout_s=timeout_s,
             ),
             "binance": BinanceResource(
                 base_url=_env_or("BTC_TRACKER_BINANCE_URL", DEFAULT_BINANCE_URL),
-                timeout_s=_timeout_s(),
+                timeout_s=timeout_s,
             ),
             "warehouse": WarehouseResource(
                 path=_env_or("BTC_TRACKER_WAREHOUSE", DEFAULT_WAREHOUSE)
