@@ -165,7 +165,9 @@ def _quiet_logs(verbose: bool) -> str:
     if verbose:
         return VERBOSE
     # A handler on the root logger stops Python's last-resort printing to stderr.
-    logging.getLogger().addHandler(logging.NullHandler())
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
+        root.addHandler(logging.NullHandler())
     logging.getLogger("dagster").setLevel(logging.CRITICAL)
     return QUIET
 
@@ -189,7 +191,7 @@ def _one_line_errors(verbose: bool) -> Iterator[None]:
     one ``error:`` line; --verbose prints its trace first."""
     try:
         yield
-    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException):
         raise
     except Exception as exc:
         from btc_tracker_pipeline.failures import TRACE_HINT, exception_cause
