@@ -180,8 +180,11 @@ def _error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
-def _hint(message: str | None) -> None:
-    if message:
+def _hint(message: str | None, verbose: bool = False) -> None:
+    from btc_tracker_pipeline.failures import TRACE_HINT
+
+    # With --verbose the trace is already on screen.
+    if message and not (verbose and message == TRACE_HINT):
         err_console.print(f"hint: {escape(message)}", soft_wrap=True)
 
 
@@ -194,13 +197,13 @@ def _one_line_errors(verbose: bool) -> Iterator[None]:
     except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException):
         raise
     except Exception as exc:
-        from btc_tracker_pipeline.failures import TRACE_HINT, exception_cause
+        from btc_tracker_pipeline.failures import exception_cause
 
         if verbose:
             err_console.print_exception()
         cause = exception_cause(exc)
         _error(cause.text)
-        _hint(None if verbose and cause.hint == TRACE_HINT else cause.hint)
+        _hint(cause.hint, verbose)
         raise typer.Exit(1) from exc
 
 
@@ -260,7 +263,6 @@ def _run_with_progress(
     the bar counts the windows written; with ``resume`` the command that redoes the
     failed windows follows.
     """
-    from btc_tracker_pipeline.failures import TRACE_HINT
     from btc_tracker_pipeline.runner import chunks, run_windows
 
     log_level = _quiet_logs(verbose)
@@ -333,7 +335,7 @@ def _run_with_progress(
             f"resume with: {_resume_command(first_failed, keys[-1], run_config)}",
             soft_wrap=True,
         )
-    _hint(next((h for h in hints if not (verbose and h == TRACE_HINT)), None))
+    _hint(hints[0] if hints else None, verbose)
     return RunTally(failures, written)
 
 
@@ -570,7 +572,7 @@ def train(
         not_trained = _train(min_markets, verbose)
     if not_trained is not None:
         _error(not_trained.text)
-        _hint(not_trained.hint if not verbose else None)
+        _hint(not_trained.hint, verbose)
         raise typer.Exit(1)
     _print_model_card()
 
