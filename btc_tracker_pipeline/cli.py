@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
+import click
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -36,6 +40,9 @@ from btc_tracker_pipeline.partitions import (
     key_of,
     window_of,
 )
+
+if TYPE_CHECKING:
+    from btc_tracker_pipeline.failures import Cause
 
 app = typer.Typer(
     name="btc-tracker",
@@ -79,11 +86,6 @@ def _check_configuration() -> None:
         environment.check_configuration()
     except environment.ConfigurationError as exc:
         raise _fail(str(exc)) from exc
-
-
-def _prepare_environment() -> None:
-    _check_configuration()
-    environment.prepare_dagster_environment()
 
 
 def _parse_now(value: str | None) -> datetime | None:
@@ -222,56 +224,193 @@ def _announce_orphan(orphan) -> None:
     )
 
 
-def _run_with_progress(keys: list[str], run_config: dict | None = None) -> int:
-    """Run windows with a progress bar; on Ctrl+C/SIGTERM stop cleanly and exit 130/143."""
+VerboseOption = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Show Dagster's log and the full trace of a failure."),
+]
+
+
+def _quiet_logs(verbose: bool) -> str:
+    """Without --verbose, keep library log lines (API retries, Dagster's warnings) off the
+    terminal; returns the level for Dagster's console logger."""
+    from btc_tracker_pipeline.runner import QUIET, VERBOSE
+
+    if verbose:
+        return VERBOSE
+    # A handler on the root logger stops Python's last-resort printing to stderr.
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
+        root.addHandler(logging.NullHandler())
+    logging.getLogger("dagster").setLevel(logging.CRITICAL)
+    return QUIET
+
+
+def _warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+
+
+def _error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def _hint(message: str | None, verbose: bool = False) -> None:
+    from btc_tracker_pipeline.failures import TRACE_HINT
+
+    # With --verbose the trace is already on screen.
+    if message and not (verbose and message == TRACE_HINT):
+        err_console.print(f"hint: {escape(message)}", soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _one_line_errors(verbose: bool) -> Iterator[None]:
+    """An exception outside a run (the instance, a setting, the warehouse summary) becomes
+    one ``error:`` line; --verbose prints its trace first."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException):
+        raise
+    except Exception as exc:
+        from btc_tracker_pipeline.failures import exception_cause
+
+        if verbose:
+            err_console.print_exception()
+        cause = exception_cause(exc)
+        _error(cause.text)
+        _hint(cause.hint, verbose)
+        raise typer.Exit(1) from exc
+
+
+def _prepare() -> None:
+    """Check the ``BTC_TRACKER_*`` configuration, then ``environment.prepare_dagster_environment``
+    with a folder that cannot be made said in one line."""
+    _check_configuration()
+    try:
+        environment.prepare_dagster_environment()
+    except OSError as exc:
+        raise _fail(
+            f"cannot create the Dagster storage folder {exc.filename}: {exc.strerror}; "
+            f"set {environment.ENV_STORAGE} to a writable folder"
+        ) from exc
+
+
+def _check_models_folder() -> None:
+    """Fail before any work when the models folder cannot be created or written."""
+    folder = environment.models_path()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _fail(
+            f"cannot write models to {folder}: {exc.strerror}; "
+            f"set {environment.ENV_MODELS} to a writable folder"
+        ) from exc
+    if not os.access(folder, os.W_OK):
+        raise _fail(
+            f"cannot write models to {folder}: not writable by this user; "
+            f"set {environment.ENV_MODELS} to a writable folder"
+        )
+
+
+def _resume_command(first: str, last: str, run_config: dict | None) -> str:
+    ids = _configured_market_ids(run_config)
+    return f"btc-tracker backfill --from {first} --to {last}" + (
+        f" --market-ids {','.join(ids)}" if ids else ""
+    )
+
+
+class RunTally(NamedTuple):
+    """Runs that failed and windows written by the runs that succeeded."""
+
+    failed: int
+    written: int
+
+
+def _run_with_progress(
+    keys: list[str],
+    run_config: dict | None = None,
+    *,
+    verbose: bool = False,
+    resume: bool = False,
+) -> RunTally:
+    """Run windows with a progress bar; on Ctrl+C/SIGTERM stop cleanly and exit 130/143.
+
+    A failed run prints one ``error:`` line (a cause already said is not repeated) and
+    the bar counts the windows written; with ``resume`` the command that redoes the
+    failed windows follows.
+    """
     from btc_tracker_pipeline.runner import chunks, run_windows
 
-    failures = 0
+    log_level = _quiet_logs(verbose)
+    several = len(chunks(keys)) > 1
+    failures, written = 0, 0
+    first_failed: str | None = None
     stopped_at: str | None = None
+    said: list[str] = []
+    hints: list[str] = []
     with (
         Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("windows"),
+            TextColumn("windows, {task.fields[written]} written"),
             TimeElapsedColumn(),
             console=console,
         ) as progress,
         stopping.graceful_signals(_announce_stop),
     ):
-        task = progress.add_task("collecting", total=len(keys))
+        task = progress.add_task("collecting", total=len(keys), written=0)
 
         def on_chunk(outcome) -> None:
-            nonlocal failures, stopped_at
+            nonlocal failures, written, first_failed, stopped_at
             if stopping.requested() and not outcome.success:
                 stopped_at = outcome.first_key
                 return
-            progress.advance(task, outcome.windows)
-            if not outcome.success:
-                failures += 1
-                progress.console.print(
-                    f"[red]run {outcome.run_id[:8]} {outcome.first_key} … {outcome.last_key} "
-                    f"failed:[/] {outcome.error}"
-                )
+            written += outcome.windows if outcome.success else 0
+            progress.update(task, advance=outcome.windows, written=written)
+            if outcome.unknown_market_ids:
+                ids = ", ".join(outcome.unknown_market_ids)
+                _warn(f"market {ids}: not found on Gamma (recorded in collection_runs)")
+            if outcome.success:
+                return
+            failures += 1
+            first_failed = first_failed or outcome.first_key
+            if outcome.hint:
+                hints.append(outcome.hint)
+            if outcome.error not in said:
+                said.append(outcome.error)
+                where = f"{outcome.first_key} … {outcome.last_key}: " if several else ""
+                _error(f"{where}{outcome.error}")
 
         outcomes = run_windows(
-            keys, run_config=run_config, on_chunk=on_chunk, on_orphan=_announce_orphan
+            keys,
+            run_config=run_config,
+            on_chunk=on_chunk,
+            on_orphan=_announce_orphan,
+            log_level=log_level,
         )
     if stopping.requested():
         done = sum(o.windows for o in outcomes if o.success)
-        resume = stopped_at or (keys[done] if done < len(keys) else None)
+        resume_at = stopped_at or (keys[done] if done < len(keys) else None)
         console.print(
             f"[yellow]stopped by {stopping.requested()}[/]: {done} of {len(keys)} "
             "windows written by complete runs; every window is whole (old or new rows)."
         )
-        if resume is not None:
+        if resume_at is not None:
             # soft_wrap: a command or path stays on one line (copy-paste, logs).
             console.print(
-                f"resume with: btc-tracker backfill --from {resume} --to {keys[-1]}", soft_wrap=True
+                f"resume with: {_resume_command(resume_at, keys[-1], run_config)}",
+                soft_wrap=True,
             )
         raise typer.Exit(stopping.exit_code())
-    console.print(f"{len(chunks(keys))} run(s), {failures} failed")
-    return failures
+    console.print(
+        f"{len(chunks(keys))} run(s), {failures} failed; {written} of {len(keys)} windows written"
+    )
+    if failures and resume and first_failed is not None:
+        console.print(
+            f"resume with: {_resume_command(first_failed, keys[-1], run_config)}",
+            soft_wrap=True,
+        )
+    _hint(hints[0] if hints else None, verbose)
+    return RunTally(failures, written)
 
 
 # A few days of the simulated world hold ~35 usable resolved markets a day.
@@ -291,24 +430,42 @@ def demo(
         ),
     ] = 0.0,
     port: Annotated[int, typer.Option(**PORT, help="Replay server port (0 = any free port).")] = 0,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run the pipeline offline: a replay server, `days` of windows through Dagster, then
     the model (walk-forward evaluated), paper trading and the newest window's edge report.
 
     Example: btc-tracker demo --days 4
     """
+    _check_days(days, floor_to_window(datetime.now(UTC)) - WINDOW)
+    _prepare()
+    _check_models_folder()
+    with _one_line_errors(verbose):
+        failures, trained = _demo_runs(seed, days, bias, port, verbose)
+        _print_summary(environment.warehouse_path())
+        if trained:
+            _print_model_card()
+            _print_edges(min_edge=None, limit=10)
+    console.print(
+        "Open the Dagster UI on these runs, with a replay server behind the schedule: "
+        "[bold]btc-tracker ui --replay[/] (then http://127.0.0.1:3000)"
+    )
+    if failures:
+        raise typer.Exit(1)
+
+
+def _demo_runs(seed: int, days: float, bias: float, port: int, verbose: bool) -> tuple[int, bool]:
+    """The demo's runs against its replay server: (failed runs, whether a model was trained).
+
+    Stops with exit code 1 when no window of the history could be written."""
     from btc_tracker_pipeline.replay import ReplayServer
     from btc_tracker_pipeline.replay.demo_world import save_world
     from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
     now = datetime.now(UTC).replace(tzinfo=None).replace(second=0, microsecond=0)
-    _check_days(days, floor_to_window(now) - WINDOW)
-    _prepare_environment()
     world = SimulatedWorld(seed=seed, days=days + 2, now=now, bias=bias)
     save_world(world, environment.warehouse_path())  # what `ui --replay` serves
-    server = ReplayServer(world, port=port)
-    server.start()
-    try:
+    with ReplayServer(world, port=port) as server:
         environment.point_at_replay(server.url)
         console.print(
             f"replay server (seed {seed}) on {server.url}; world clock {now:%Y-%m-%d %H:%M} UTC"
@@ -319,32 +476,27 @@ def demo(
         started = time.monotonic()
         # History (CLOB prices-history) for the past, then the newest window as a live tick
         # (it is live when it ended at most 10 minutes ago).
-        failures = _run_with_progress(keys[:-1]) if len(keys) > 1 else 0
+        history = _run_with_progress(keys[:-1], verbose=verbose) if len(keys) > 1 else None
+        if history is not None and history.written == 0:
+            raise typer.Exit(1)
         console.print(
             f"training with a minimum of {DEMO_MIN_MARKETS} resolved markets (a small demo "
             "world; the default for real data is 200)"
         )
-        trained = _train(DEMO_MIN_MARKETS)
-        failures += _run_with_progress(keys[-1:])
+        not_trained = _train(DEMO_MIN_MARKETS, verbose)
+        if not_trained is not None:
+            _warn(not_trained.text)
+        live = _run_with_progress(keys[-1:], verbose=verbose)
         console.print(f"done in {time.monotonic() - started:.1f} s")
-    finally:
-        server.stop()
-    _print_summary(environment.warehouse_path())
-    if trained:
-        _print_model_card()
-        _print_edges(min_edge=None, limit=10)
-    console.print(
-        "Open the Dagster UI on these runs, with a replay server behind the schedule: "
-        "[bold]btc-tracker ui --replay[/] (then http://127.0.0.1:3000)"
-    )
-    if failures:
-        raise typer.Exit(1)
+    return (history.failed if history else 0) + live.failed, not_trained is None
 
 
-def _train(min_markets: int | None = None) -> bool:
-    """Run train_job (price_model + paper_trades); print why when it cannot train."""
+def _train(min_markets: int | None = None, verbose: bool = False) -> Cause | None:
+    """Run train_job (price_model + paper_trades); None when it trained, else why not."""
+    from btc_tracker_pipeline.failures import run_cause
     from btc_tracker_pipeline.runner import run_job
 
+    log_level = _quiet_logs(verbose)
     config = None
     if min_markets is not None:
         config = {"ops": {"price_model": {"config": {"min_resolved_markets": min_markets}}}}
@@ -352,17 +504,11 @@ def _train(min_markets: int | None = None) -> bool:
         console.status("training and evaluating the model (walk-forward)…"),
         stopping.graceful_signals(_announce_stop),
     ):
-        result = run_job("train_job", run_config=config)
+        result = run_job("train_job", run_config=config, log_level=log_level)
     if stopping.requested():
         console.print(f"[yellow]stopped by {stopping.requested()}[/] after training")
         raise typer.Exit(stopping.exit_code())
-    if result.success:
-        return True
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            message = event.step_failure_data.error.message.strip().splitlines()[0]
-            err_console.print(f"[yellow]{event.step_key}:[/] {message}")
-    return False
+    return None if result.success else run_cause(result)
 
 
 def _print_model_card() -> None:
@@ -501,13 +647,19 @@ def train(
             min=1, help="Train with fewer resolved markets than the default 200 (small data)."
         ),
     ] = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Retrain and evaluate the model now (train_job: price_model + paper_trades).
 
     Example: btc-tracker train
     """
-    _prepare_environment()
-    if not _train(min_markets):
+    _prepare()
+    _check_models_folder()
+    with _one_line_errors(verbose):
+        not_trained = _train(min_markets, verbose)
+    if not_trained is not None:
+        _error(not_trained.text)
+        _hint(not_trained.hint, verbose)
         raise typer.Exit(1)
     _print_model_card()
 
@@ -586,6 +738,12 @@ def _market_config(market_ids: str | None) -> dict | None:
     return {"ops": {"tracked_markets": {"config": {"market_ids": ids}}}}
 
 
+def _configured_market_ids(run_config: dict | None) -> list[str]:
+    """The ``--market-ids`` a ``_market_config`` run config holds (none: every market)."""
+    ops = (run_config or {}).get("ops", {})
+    return list(ops.get("tracked_markets", {}).get("config", {}).get("market_ids", []))
+
+
 def _keys(first: str, last: str) -> list[str]:
     from btc_tracker_pipeline.runner import partition_keys
 
@@ -604,6 +762,7 @@ def collect(
         str | None, typer.Option(help="Window key YYYY-MM-DD-HH:MM (default: newest complete).")
     ] = None,
     market_ids: Annotated[str | None, typer.Option(help=MARKET_IDS_HELP)] = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Collect one window now, in this process (the schedule's tick, by hand).
 
@@ -612,10 +771,12 @@ def collect(
     run_config = _market_config(market_ids)
     key = partition or key_of(floor_to_window(datetime.now(UTC)) - WINDOW)
     keys = _keys(key, key)
-    _prepare_environment()
-    failures = _run_with_progress(keys, run_config)
-    _print_summary(environment.warehouse_path())
-    if failures:
+    _prepare()
+    with _one_line_errors(verbose):
+        tally = _run_with_progress(keys, run_config, verbose=verbose)
+        if tally.written:
+            _print_summary(environment.warehouse_path())
+    if tally.failed:
         raise typer.Exit(1)
 
 
@@ -624,6 +785,7 @@ def backfill(
     from_key: Annotated[str, typer.Option("--from", help="First window key YYYY-MM-DD-HH:MM.")],
     to_key: Annotated[str, typer.Option("--to", help="Last window key (inclusive).")],
     market_ids: Annotated[str | None, typer.Option(help=MARKET_IDS_HELP)] = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Backfill a range of windows through Dagster: one run per day of windows.
 
@@ -634,15 +796,18 @@ def backfill(
     """
     run_config = _market_config(market_ids)
     keys = _keys(from_key, to_key)
-    _prepare_environment()
+    _prepare()
     started = time.monotonic()
-    failures = _run_with_progress(keys, run_config)
-    elapsed = time.monotonic() - started
-    console.print(
-        f"{len(keys)} windows in {elapsed:.1f} s ({len(keys) / max(elapsed, 1e-9):.1f} windows/s)"
-    )
-    _print_summary(environment.warehouse_path())
-    if failures:
+    with _one_line_errors(verbose):
+        tally = _run_with_progress(keys, run_config, verbose=verbose, resume=True)
+        elapsed = time.monotonic() - started
+        console.print(
+            f"{len(keys)} windows in {elapsed:.1f} s "
+            f"({len(keys) / max(elapsed, 1e-9):.1f} windows/s)"
+        )
+        if tally.written:
+            _print_summary(environment.warehouse_path())
+    if tally.failed:
         raise typer.Exit(1)
 
 
@@ -686,7 +851,7 @@ def ui(
 
     Example: btc-tracker ui --replay --port 3000
     """
-    _prepare_environment()
+    _prepare()
     root = environment.project_root()
     if replay:
         from btc_tracker_pipeline.replay import ReplayServer

@@ -14,12 +14,16 @@ from typing import Any
 
 import dagster as dg
 
-from btc_tracker_pipeline import stopping
+from btc_tracker_pipeline import failures, stopping
 from btc_tracker_pipeline.orphans import OrphanedRun, free_orphaned_runs, owner_tags
 from btc_tracker_pipeline.partitions import WINDOWS_PER_RUN, fifteen_minute_partitions
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# Dagster's console logger prints every event of every window and each step failure with
+# its trace (at ERROR); WARNING keeps the failures (--verbose), QUIET prints nothing.
+VERBOSE = "WARNING"
+QUIET = "CRITICAL"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class ChunkOutcome:
     success: bool
     run_id: str
     error: str | None
+    hint: str | None = None
+    unknown_market_ids: tuple[str, ...] = ()
 
 
 def partition_keys(first_key: str, last_key: str) -> list[str]:
@@ -56,12 +62,19 @@ def chunks(keys: Sequence[str], size: int = WINDOWS_PER_RUN) -> list[list[str]]:
     return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
 
 
-def _failure_text(result: dg.ExecuteInProcessResult) -> str:
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data is not None:
-            err = event.step_failure_data.error
-            return f"{event.step_key}: {err.message.strip() if err else 'failed'}"
-    return "run failed"
+def outcome_of(chunk: Sequence[str], result: dg.ExecuteInProcessResult) -> ChunkOutcome:
+    """What a run over ``chunk`` did: success, or its root cause on one line."""
+    cause = None if result.success else failures.run_cause(result)
+    return ChunkOutcome(
+        chunk[0],
+        chunk[-1],
+        len(chunk),
+        result.success,
+        result.run_id,
+        cause.text if cause else None,
+        cause.hint if cause else None,
+        tuple(failures.unknown_market_ids(result)),
+    )
 
 
 def _execute(
@@ -103,7 +116,7 @@ def run_windows(
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
     on_orphan: Callable[[OrphanedRun], None] | None = None,
     instance: dg.DagsterInstance | None = None,
-    log_level: str = "WARNING",
+    log_level: str = VERBOSE,
 ) -> list[ChunkOutcome]:
     """Materialize ``job_name`` for ``keys`` in runs of ``chunk_size`` windows.
 
@@ -114,7 +127,6 @@ def run_windows(
     from btc_tracker_pipeline.definitions import defs
 
     job = defs().resolve_job_def(job_name)
-    # Dagster's console logger prints every event of every window; keep warnings only.
     config = {"loggers": {"console": {"config": {"log_level": log_level}}}} | (run_config or {})
     instance = instance or dg.DagsterInstance.get()
     free_orphans(instance, on_orphan)
@@ -127,14 +139,7 @@ def run_windows(
         else:
             tags = {RANGE_START_TAG: chunk[0], RANGE_END_TAG: chunk[-1]}
             result = _execute(job, instance, config, tags)
-        outcome = ChunkOutcome(
-            chunk[0],
-            chunk[-1],
-            len(chunk),
-            result.success,
-            result.run_id,
-            None if result.success else _failure_text(result),
-        )
+        outcome = outcome_of(chunk, result)
         outcomes.append(outcome)
         if on_chunk:
             on_chunk(outcome)
@@ -146,7 +151,7 @@ def run_job(
     *,
     run_config: dict[str, Any] | None = None,
     instance: dg.DagsterInstance | None = None,
-    log_level: str = "WARNING",
+    log_level: str = VERBOSE,
 ) -> dg.ExecuteInProcessResult:
     """Run an unpartitioned job (e.g. ``train_job``) in this process, recorded in the instance."""
     from btc_tracker_pipeline.definitions import defs

@@ -57,6 +57,14 @@ def collect(env: dict[str, str], key: str) -> tuple[int, str]:
     return proc.returncode, out
 
 
+def the_error(out: str) -> str:
+    """The one ``error:`` line of a failed command; no other line of it is an error or trace."""
+    errors = [line for line in out.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, out
+    assert "Traceback" not in out and "STEP_FAILURE" not in out, out
+    return errors[0]
+
+
 def fill(folder: Path) -> Path:
     """Write a file until the disk says it is full."""
     filler = folder / "filler"
@@ -80,8 +88,9 @@ def test_disk_full_is_a_clear_error_and_loses_nothing(env, small_disk):
     code, out = collect(env, LATER)
 
     assert code == 1
-    assert "cannot write the warehouse: the disk is full" in out, out
-    assert "earlier windows are intact" in out
+    error = the_error(out)
+    assert "cannot write the warehouse: the disk is full" in error, out
+    assert "earlier windows are intact" in error
     assert snapshot_rows(env) == before
 
     filler.unlink()
@@ -99,8 +108,9 @@ def test_read_only_data_folder_is_a_clear_error_and_readers_still_work(env, smal
     try:
         code, out = collect(env, LATER)
         assert code == 1
-        assert "read-only file system" in out, out
-        assert "earlier data is untouched" in out
+        error = the_error(out)
+        assert "read-only file system" in error, out
+        assert "earlier data is untouched" in error
         stats = start_cli(env, "stats", "--json")
         stats_out, _ = stats.communicate(timeout=120)
         assert stats.returncode == 0, stats_out

@@ -25,6 +25,7 @@ from btc_tracker_pipeline.defs.shared import (
     window_asset,
     window_metadata,
 )
+from btc_tracker_pipeline.failures import UNKNOWN_IDS_METADATA
 from btc_tracker_pipeline.sources.errors import ApiError
 from btc_tracker_pipeline.warehouse import TableAppend, TableWrite, upsert_rows, write_window
 from btc_tracker_pipeline.warehouse.coverage import MIN_SHARE, ThinWindow, thin_windows
@@ -109,10 +110,12 @@ def tracked_markets(
             total += frame.height
             sample = frame  # the last window's rows, for the metadata
         thin = thin_windows(conn, range_start, range_end, quotes=False)
+    unknown = [f"market {i}: not found on Gamma" for i in discovery.missing_ids]
     if len(empty) == len(windows):
         raise dg.Failure(
-            f"no BTC markets found for {len(windows)} window(s) from {range_start:%Y-%m-%d %H:%M}"
-            " UTC; existing rows were kept (see collection_runs)"
+            "; ".join([*unknown, f"no BTC markets found for {len(windows)} window(s)"])
+            + f" from {range_start:%Y-%m-%d %H:%M} UTC; existing rows were kept "
+            "(see collection_runs)"
         )
     families = sample.group_by("family").len().sort("family")
     return dg.MaterializeResult(
@@ -123,6 +126,12 @@ def tracked_markets(
             "row_count": dg.MetadataValue.int(total),
             "markets_found": dg.MetadataValue.int(len(discovery.markets)),
             "mode": dg.MetadataValue.text("live" if live else "history"),
+            # Asked-for ids Gamma does not know; the CLI names them in a warning.
+            **(
+                {UNKNOWN_IDS_METADATA: dg.MetadataValue.text(",".join(discovery.missing_ids))}
+                if discovery.missing_ids
+                else {}
+            ),
             "families_in_last_window": preview(families, rows=20),
             "preview": preview(
                 sample.select("market_id", "family", "strike", "expiry", "question")
