@@ -53,6 +53,18 @@ def start_cli(env: dict[str, str], *args: str, **popen: object) -> subprocess.Po
     )
 
 
+def run_cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``btc-tracker *args`` to the end, stdout and stderr captured apart."""
+    return subprocess.run(
+        [sys.executable, "-m", "btc_tracker_pipeline.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def wait_for_history_requests(server: ReplayServer, proc: subprocess.Popen) -> None:
     """Block until a run is fetching quotes (past discovery, holding the writer pool)."""
     deadline = time.monotonic() + 120

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
-from btc_tracker_pipeline_tests.cli_process import ROOT, cli_env, instance, runs
+from btc_tracker_pipeline_tests.cli_process import cli_env, instance, run_cli, runs
 
 WINDOW = "2026-02-28-23:30"
 
@@ -49,18 +48,6 @@ def market_ending(world: SimulatedWorld, end: str) -> str:
     )
 
 
-def btc_tracker(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """``btc-tracker *args`` with stdout and stderr apart."""
-    return subprocess.run(
-        [sys.executable, "-m", "btc_tracker_pipeline.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def one_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
     """Assert exit code 1 and one ``error:`` line (with ``fragments``) among at most two
     lines on stderr; return it."""
@@ -84,7 +71,7 @@ def closed_port() -> int:
 
 
 def test_unknown_market_id_is_named_and_the_run_log_keeps_the_trace(env):
-    proc = btc_tracker(env, "collect", "--partition", WINDOW, "--market-ids", "999999999")
+    proc = run_cli(env, "collect", "--partition", WINDOW, "--market-ids", "999999999")
 
     one_error(proc, "market 999999999: not found on Gamma")
     assert "0 of 1 windows written" in proc.stdout
@@ -102,7 +89,7 @@ def test_unknown_market_id_is_named_and_the_run_log_keeps_the_trace(env):
 def test_unknown_market_id_among_known_ones_is_one_warning(env, world):
     known = market_ending(world, "2026-03-01T00:00:00Z")
 
-    proc = btc_tracker(env, "collect", "--partition", WINDOW, "--market-ids", f"999999999,{known}")
+    proc = run_cli(env, "collect", "--partition", WINDOW, "--market-ids", f"999999999,{known}")
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr.splitlines() == [
@@ -115,9 +102,7 @@ def test_unknown_market_id_among_known_ones_is_one_warning(env, world):
 
 
 def test_verbose_shows_dagsters_log_and_the_trace(env):
-    proc = btc_tracker(
-        env, "collect", "--partition", WINDOW, "--market-ids", "999999999", "--verbose"
-    )
+    proc = run_cli(env, "collect", "--partition", WINDOW, "--market-ids", "999999999", "--verbose")
 
     assert proc.returncode == 1
     assert "STEP_FAILURE" in proc.stderr and "Stack Trace" in proc.stderr
@@ -134,7 +119,7 @@ def test_api_down_is_one_line_naming_the_api(env):
         "BTC_TRACKER_HTTP_TIMEOUT_S": "1",
     }
 
-    proc = btc_tracker(env, "collect", "--partition", WINDOW)
+    proc = run_cli(env, "collect", "--partition", WINDOW)
 
     one_error(proc, f"Gamma API unreachable at {base}/gamma: connection refused")
     assert proc.stderr.splitlines()[1].startswith("hint: existing rows were kept")
@@ -144,7 +129,7 @@ def test_corrupted_warehouse_is_one_line(env):
     path = Path(env["BTC_TRACKER_WAREHOUSE"])
     path.write_bytes(os.urandom(1 << 16))
 
-    proc = btc_tracker(env, "collect", "--partition", WINDOW)
+    proc = run_cli(env, "collect", "--partition", WINDOW)
 
     one_error(proc, str(path))
 
@@ -154,7 +139,7 @@ def test_new_warehouse_where_no_folder_can_be_made_is_one_line(env, tmp_path):
     path = tmp_path / "afile" / "warehouse.duckdb"
     env["BTC_TRACKER_WAREHOUSE"] = str(path)
 
-    proc = btc_tracker(env, "collect", "--partition", WINDOW)
+    proc = run_cli(env, "collect", "--partition", WINDOW)
 
     one_error(proc, str(path))
     assert "run a collection first" not in proc.stderr
@@ -164,13 +149,13 @@ def test_dagster_storage_that_cannot_be_made_is_one_line(env, tmp_path):
     (tmp_path / "afile").write_text("not a folder")
     env["BTC_TRACKER_DAGSTER_STORAGE"] = str(tmp_path / "afile" / "dagster")
 
-    proc = btc_tracker(env, "collect", "--partition", WINDOW)
+    proc = run_cli(env, "collect", "--partition", WINDOW)
 
     one_error(proc, "cannot create the Dagster storage folder", str(tmp_path / "afile"))
 
 
 def test_too_few_markets_to_train_says_how_many_and_what_to_do(env):
-    proc = btc_tracker(env, "train")
+    proc = run_cli(env, "train")
 
     one_error(proc, "have 0 resolved markets, need 200")
     assert proc.stderr.splitlines()[1].startswith("hint: collect more history")
@@ -180,7 +165,7 @@ def test_models_folder_that_cannot_be_written_is_one_line(env, tmp_path):
     (tmp_path / "afile").write_text("not a folder")
     env["BTC_TRACKER_MODELS"] = str(tmp_path / "afile" / "models")
 
-    proc = btc_tracker(env, "train", "--min-markets", "1")
+    proc = run_cli(env, "train", "--min-markets", "1")
 
     one_error(proc, "cannot write models to", str(tmp_path / "afile" / "models"))
 
@@ -190,7 +175,7 @@ def test_failed_backfill_counts_written_windows_and_prints_the_resume_command(en
     # so the second run finds nothing to collect and fails.
     market = market_ending(world, "2026-02-27T00:15:00Z")
 
-    proc = btc_tracker(
+    proc = run_cli(
         env, "backfill", "--from", "2026-02-27-00:00", "--to", "2026-02-28-00:00",
         "--market-ids", market,
     )  # fmt: skip

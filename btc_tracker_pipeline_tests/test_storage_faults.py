@@ -19,6 +19,7 @@ import pytest
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline_tests.cli_process import cli_env, snapshot_rows, start_cli
+from btc_tracker_pipeline_tests.tmpfs import mounted_tmpfs
 
 EARLIER = ("2026-02-28-22:00", "2026-02-28-22:15")
 LATER = "2026-02-28-22:30"
@@ -27,19 +28,8 @@ LATER = "2026-02-28-22:30"
 @pytest.fixture
 def small_disk(tmp_path) -> Iterator[Path]:
     """A 64 MB tmpfs mounted in tmp_path, unmounted afterwards."""
-    mount_point = tmp_path / "data"
-    mount_point.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root with mount rights): {proc.stderr}")
-    try:
+    with mounted_tmpfs(tmp_path / "data", "size=64m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from btc_tracker_pipeline.warehouse import WarehouseError, open_warehouse
 from btc_tracker_pipeline.warehouse.schema import SCHEMA_VERSION, migrate, table_names
+from btc_tracker_pipeline_tests.tmpfs import mounted_tmpfs
 
 MODES = pytest.mark.parametrize("read_only", [False, True], ids=["write", "read"])
 
@@ -227,19 +227,8 @@ def test_a_new_warehouse_under_a_file_is_one_line(tmp_path, under):
 @pytest.fixture
 def read_only_disk(tmp_path) -> Iterator[Path]:
     """A tmpfs mounted read-only in tmp_path (root with mount rights; skipped elsewhere)."""
-    mount_point = tmp_path / "ro"
-    mount_point.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root with mount rights): {proc.stderr}")
-    try:
+    with mounted_tmpfs(tmp_path / "ro", "size=1m,ro") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 @pytest.mark.parametrize("name", ["warehouse.duckdb", "data/warehouse.duckdb"])
