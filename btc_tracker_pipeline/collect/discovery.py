@@ -15,7 +15,7 @@ from datetime import datetime
 
 import polars as pl
 
-from btc_tracker_pipeline.features.market_terms import parse_market_terms
+from btc_tracker_pipeline.features.market_terms import parse_market_terms, settles_on_twap
 from btc_tracker_pipeline.sources.gamma import GammaClient
 from btc_tracker_pipeline.sources.models import GammaMarket
 
@@ -48,6 +48,11 @@ TRACKED_SCHEMA: dict[str, pl.DataType] = {
     "fee_exponent": pl.Float64(),
     "price_to_beat": pl.Float64(),
     "discovered_by": pl.String(),
+    # Markets the model must not take for the others (migration 7): one of a neg-risk
+    # group; settled on a TWAP of the feed rather than one price.
+    "neg_risk": pl.Boolean(),
+    "neg_risk_market_id": pl.String(),
+    "twap_settled": pl.Boolean(),
 }
 
 MARKETS_SCHEMA: dict[str, pl.DataType] = {
@@ -188,6 +193,9 @@ def tracked_frame(
                 "fee_exponent": m.fee_exponent,
                 "price_to_beat": m.price_to_beat,
                 "discovered_by": discovered_by,
+                "neg_risk": m.neg_risk,
+                "neg_risk_market_id": m.neg_risk_market_id,
+                "twap_settled": settles_on_twap(m),
             }
         )
     return pl.DataFrame(rows, schema=TRACKED_SCHEMA)

@@ -326,6 +326,13 @@ def hit_period_start(question: str, expiry: datetime | None) -> datetime | None:
     return None
 
 
+def settles_on_twap(m: GammaMarket) -> bool:
+    """True when the market settles on a time-weighted average of its feed, not on one
+    price: ``cryptoMarketConfig.twapEnabled`` (newer crypto markets) or a resolution
+    source naming a TWAP stream (``…/streams/btc-usd-twap-60s-streams``)."""
+    return bool(m.twap_enabled) or "twap" in (m.resolution_source or "").lower()
+
+
 def _midnight_after(day: date) -> datetime:
     """00:00 ET of the day after ``day`` (= the end of its 11:59 PM ET minute), naive UTC."""
     return _et_to_utc(day + timedelta(days=1), 0, 0)

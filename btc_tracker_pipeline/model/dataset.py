@@ -38,6 +38,13 @@ Columns of the result:
   every metric, however many snapshots it has;
 - every column of ``FEATURES`` (Float64; null = missing, which XGBoost handles).
 
+- ``neg_risk``, ``twap_settled`` (Boolean, false when unknown): the market is one of a
+  neg-risk group, or settles on a TWAP of its feed rather than one price (from
+  ``tracked_markets``). Such rows are **kept and flagged**, not dropped: their labels and
+  prices are as good as the others', but a neg-risk market's price is tied to its
+  group's and a TWAP window settles on an average, so an evaluation or a strategy can
+  split on them. They are not features (the feature list is fixed under saved models).
+
 Rows are sorted by ``resolved_at, event_id, market_id, snapshot_ts``.
 """
 
@@ -101,8 +108,17 @@ ID_COLUMNS: list[str] = [
     "resolved_at",
     "cluster",
 ]
+# Markets flagged as unlike the others (module docstring); false when the input lacks them.
+FLAG_COLUMNS: list[str] = ["neg_risk", "twap_settled"]
 # ``structural_probability`` (baseline B1) is one of FEATURES.
-DATASET_COLUMNS: list[str] = [*ID_COLUMNS, "y", "market_prob", "weight", *FEATURES]
+DATASET_COLUMNS: list[str] = [
+    *ID_COLUMNS,
+    *FLAG_COLUMNS,
+    "y",
+    "market_prob",
+    "weight",
+    *FEATURES,
+]
 
 _US = pl.Datetime("us")
 
@@ -159,7 +175,8 @@ def build_dataset(
 
     ``indicators``: ``market_indicators`` rows (``INDICATOR_SCHEMA``); ``resolutions``:
     ``market_resolutions`` rows; ``markets``: one row per market with ``market_id,
-    event_slug, start_date, expiry`` (extra columns are ignored). Datetimes are naive
+    event_slug, start_date, expiry`` and optionally ``FLAG_COLUMNS`` (extra columns are
+    ignored). Datetimes are naive
     UTC (tz-aware ones are converted). Returns an empty frame with the same columns
     when nothing qualifies.
     """
@@ -192,6 +209,12 @@ def build_dataset(
         pl.col("event_slug").cast(pl.String),
         pl.col("start_date"),
         pl.col("expiry").alias("_static_expiry"),
+        *[
+            pl.col(name).cast(pl.Boolean)
+            if name in markets.columns
+            else pl.lit(None, pl.Boolean).alias(name)
+            for name in FLAG_COLUMNS
+        ],
     )
 
     rows = (
@@ -203,6 +226,7 @@ def build_dataset(
                 "family"
             ),
             pl.coalesce(pl.col("event_slug"), pl.col("market_id")).alias("event_id"),
+            *[pl.col(name).fill_null(False) for name in FLAG_COLUMNS],
         )
         .with_columns(pl.coalesce("settled_at", "expiry").alias("resolved_at"))
         .filter(

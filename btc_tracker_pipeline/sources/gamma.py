@@ -255,6 +255,7 @@ def parse_market(raw: Mapping[str, Any], event: Mapping[str, Any] | None = None)
     tokens = _string_list(raw, "clobTokenIds")
     _check_aligned(outcomes, prices, tokens)
     fees = _mapping(raw.get("feeSchedule"), "feeSchedule") or {}
+    crypto = _mapping(raw.get("cryptoMarketConfig"), "cryptoMarketConfig") or {}
     return GammaMarket(
         id=parse_id(raw.get("id")),
         question=parse_str(raw.get("question"), "question") or "",
@@ -287,6 +288,13 @@ def parse_market(raw: Mapping[str, Any], event: Mapping[str, Any] | None = None)
         fee_exponent=parse_number(fees.get("exponent"), "feeSchedule.exponent"),
         tick_size=parse_number(raw.get("orderPriceMinTickSize"), "orderPriceMinTickSize"),
         resolution_source=parse_str(raw.get("resolutionSource"), "resolutionSource"),
+        neg_risk=parse_bool(raw.get("negRisk"), "negRisk"),
+        # "" on markets that are not neg-risk (fixture gamma_events_list_sample.json).
+        neg_risk_market_id=parse_str(raw.get("negRiskMarketID"), "negRiskMarketID") or None,
+        twap_enabled=parse_bool(crypto.get("twapEnabled"), "cryptoMarketConfig.twapEnabled"),
+        twap_lookback_seconds=parse_number(
+            crypto.get("twapLookbackSeconds"), "cryptoMarketConfig.twapLookbackSeconds"
+        ),
         **_event_fields(_market_event(raw, event)),
     )
 

@@ -51,6 +51,14 @@ class GammaMarket:
     # eventMetadata.priceToBeat: the reference price at an up/down window start.
     price_to_beat: float | None
     tag_ids: tuple[str, ...] = field(default_factory=tuple)
+    # negRisk / negRiskMarketID: one of a neg-risk group (its NO converts to YES of the
+    # others); None when the field is absent.
+    neg_risk: bool | None = None
+    neg_risk_market_id: str | None = None
+    # cryptoMarketConfig.twapEnabled / twapLookbackSeconds: settled on a TWAP of the feed
+    # (Chainlink's 60-second TWAP), not on one price; None when absent.
+    twap_enabled: bool | None = None
+    twap_lookback_seconds: float | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import duckdb
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # The tables written window by window (``warehouse.write_window``) and their keys. Since
 # migration 5 the keys are checked when a window is written, not by a PRIMARY KEY: DuckDB
@@ -419,6 +419,17 @@ MIGRATIONS: list[tuple[int, list[str | Callable[[duckdb.DuckDBPyConnection], Non
                 volume DOUBLE NOT NULL
             )
             """,
+        ],
+    ),
+    (
+        7,
+        [
+            # Markets the model must not take for the others: neg-risk (negRisk,
+            # negRiskMarketID) and settled on a TWAP (cryptoMarketConfig.twapEnabled or a
+            # TWAP resolution source). Null on rows written before.
+            "ALTER TABLE tracked_markets ADD COLUMN neg_risk BOOLEAN",
+            "ALTER TABLE tracked_markets ADD COLUMN neg_risk_market_id VARCHAR",
+            "ALTER TABLE tracked_markets ADD COLUMN twap_settled BOOLEAN",
         ],
     ),
 ]

@@ -307,3 +307,19 @@ def test_updown_rows_before_the_window_opens_are_dropped():
         ),
     )
     assert ds["snapshot_ts"].to_list() == [T0 + 3 * Q, T0 + 4 * Q]
+
+
+def test_neg_risk_and_twap_markets_are_kept_and_flagged():
+    ind, res, mk = world()
+    flagged = mk.with_columns(
+        (pl.col("market_id") == "ok").alias("neg_risk"),
+        pl.when(pl.col("market_id") == "early").then(True).otherwise(None).alias("twap_settled"),
+    )
+    ds = build_dataset(ind, res, flagged)
+    assert ds.columns == DATASET_COLUMNS
+    assert set(ds.filter("neg_risk")["market_id"]) == {"ok"}
+    assert set(ds.filter("twap_settled")["market_id"]) == {"early"}
+    # Same rows as without the flags; a markets frame without them means "not flagged".
+    plain = build_dataset(ind, res, mk)
+    assert plain.drop("neg_risk", "twap_settled").equals(ds.drop("neg_risk", "twap_settled"))
+    assert not plain["neg_risk"].any() and not plain["twap_settled"].any()

@@ -280,3 +280,27 @@ def test_real_lists_and_numbers_are_accepted(fixtures_dir: Path) -> None:
     assert market.outcome_prices == (0.25, 0.75)
     assert market.token_ids == ("123", "456")
     assert market.best_bid == 0.004
+
+
+def test_neg_risk_and_twap_fields(fixtures_dir):
+    events = json.loads((fixtures_dir / "gamma_events_list_sample.json").read_text())
+    neg = parse_market(events[0]["markets"][0], events[0])
+    assert neg.neg_risk is True
+    assert neg.neg_risk_market_id == (
+        "0x2c3d7e0eee6f058be3006baabf0d54a07da254ba47fe6e3e095e7990c7814700"
+    )
+    raw = json.loads((fixtures_dir / "gamma_market_btc_5m_by_slug.json").read_text())
+    plain = parse_market(raw)
+    assert (plain.neg_risk, plain.neg_risk_market_id, plain.twap_enabled) == (False, None, None)
+    # cryptoMarketConfig as docs/apis.md §1.6 quotes it (newer crypto markets).
+    config = {
+        "id": "btc-5m-twap-60",
+        "asset": "btc",
+        "duration": "5m",
+        "twapEnabled": True,
+        "twapLookbackSeconds": 60,
+    }
+    twap = parse_market({**raw, "cryptoMarketConfig": config})
+    assert (twap.twap_enabled, twap.twap_lookback_seconds) == (True, 60)
+    absent = parse_market({k: v for k, v in raw.items() if not k.startswith("negRisk")})
+    assert absent.neg_risk is None

@@ -26,13 +26,17 @@ def edge_inputs(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime)
 def training_tables(
     conn: duckdb.DuckDBPyConnection,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(indicators of resolved markets, resolutions, one static row per market)."""
+    """(indicators of resolved markets, resolutions, one static row per market with its
+    ``neg_risk`` / ``twap_settled`` flags from any of its ``tracked_markets`` rows)."""
     resolutions = conn.sql("SELECT * FROM market_resolutions").pl()
     indicators = conn.sql(
         "SELECT * FROM market_indicators WHERE market_id IN "
         "(SELECT market_id FROM market_resolutions WHERE status = 'resolved')"
     ).pl()
     markets = conn.sql(
-        "SELECT market_id, event_slug, start_date, end_date AS expiry FROM markets"
+        "SELECT m.market_id, m.event_slug, m.start_date, m.end_date AS expiry, "
+        "f.neg_risk, f.twap_settled FROM markets m LEFT JOIN ("
+        "SELECT market_id, bool_or(neg_risk) AS neg_risk, bool_or(twap_settled) AS twap_settled "
+        "FROM tracked_markets GROUP BY market_id) f USING (market_id)"
     ).pl()
     return indicators, resolutions, markets
