@@ -204,6 +204,10 @@ class MarketStatic:
     tick: float = 0.01
     min_size: float = 5
     automatically_resolved: bool = False
+    # negRiskMarketID of a neg-risk group (``negRisk: true``); None: not neg-risk.
+    neg_risk_market_id: str | None = None
+    # cryptoMarketConfig (newer crypto markets, e.g. settled on a 60 s TWAP); None: absent.
+    crypto_config: Mapping[str, Any] | None = None
     # pre-formatted strings, filled once (a world formats thousands of markets a minute)
     text: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
@@ -328,7 +332,7 @@ def gamma_market_parts(
     if liquidity is not None:
         out["liquidityClob"] = liquidity
     out["acceptingOrders"] = q.accepting_orders
-    out["negRisk"] = False
+    out["negRisk"] = s.neg_risk_market_id is not None
     tail: dict[str, Any] = {
         "ready": False,
         "funded": False,
@@ -359,6 +363,10 @@ def gamma_market_parts(
         tail["eventStartTime"] = text["eventStartTime"]
     tail |= _MARKET_FEES
     tail["feeSchedule"] = dict(CRYPTO_FEE_SCHEDULE)
+    if s.neg_risk_market_id is not None:
+        tail["negRiskMarketID"] = s.neg_risk_market_id
+    if s.crypto_config is not None:
+        tail["cryptoMarketConfig"] = dict(s.crypto_config)
     return out, tail
 
 
@@ -397,6 +405,7 @@ class EventStatic:
     series_slug: str | None = None
     start_time: datetime | None = None
     show_market_images: bool = True
+    neg_risk: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,7 +457,7 @@ def gamma_event(
         "volume1yr": num(round(q.volume, 6)),
         "enableOrderBook": True,
         "liquidityClob": num(round(q.liquidity, 4)),
-        "negRisk": False,
+        "negRisk": s.neg_risk,
         "commentCount": 0,
     }
     if markets is not None:
@@ -460,7 +469,7 @@ def gamma_event(
         "cyom": False,
         "showAllOutcomes": True,
         "showMarketImages": s.show_market_images,
-        "enableNegRisk": False,
+        "enableNegRisk": s.neg_risk,
         "automaticallyActive": True,
     }
     if s.start_time is not None:
@@ -547,8 +556,8 @@ def clob_market_body(
         "market_slug": static.slug,
         "minimum_order_size": num(static.min_size),
         "minimum_tick_size": static.tick,
-        "neg_risk": False,
-        "neg_risk_market_id": "",
+        "neg_risk": static.neg_risk_market_id is not None,
+        "neg_risk_market_id": static.neg_risk_market_id or "",
         "neg_risk_request_id": "",
         "notifications_enabled": True,
         "question": static.question,

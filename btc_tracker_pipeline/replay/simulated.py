@@ -20,6 +20,14 @@ same arguments give byte-identical answers. The pieces:
   noised deterministically in logit space, then quoted on the 0.01 tick (see
   ``_quotes``). Every quote is a function of (seed, market, minute).
 
+Real shapes, on some markets (a function of seed and market, docs/apis.md §1.6, §3.8):
+about 1 in 10 15-minute windows has only its title to say what it is (a title slug, no
+``eventStartTime``); 1 in 4 settles on Chainlink's 60-second TWAP (``cryptoMarketConfig``
+and the TWAP stream as resolution source); 1 in 5 "above" ladders names its strikes only
+in the rules (`"Close" price of 85,000.01 or higher`, no ``groupItemTitle``, the event
+title as question); 1 in 4 ladders is a neg-risk group (``negRisk``, ``negRiskMarketID``).
+The settlement rule on the path is the same for all.
+
 Synthetic identifiers (stable for a seed, independent of ``now``): market ids are
 ``family * 10**9 + local`` (15m: 1, hourly: 2, above: 3, reach: 4, dip: 5; local =
 window start / 900 or / 3600, or day-or-week index * 10**5 + strike / 10), event ids
@@ -33,6 +41,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -112,6 +121,22 @@ _ABOVE_DESCRIPTION = (
     "price according to Binance BTC/USDT, not according to other sources or spot markets."
     "\n\nPrice precision is determined by the number of decimal places in the source."
 )
+# Rules-only strikes (see the module docstring): the strike is in the "Close" sentence.
+_ABOVE_RULES_STRIKE = _ABOVE_DESCRIPTION.replace(
+    'final "Close" price higher than the price specified in the title',
+    'final "Close" price of {strike}.01 or higher',
+)
+TWAP_SOURCE = "https://data.chain.link/streams/btc-usd-twap-60s-streams"
+# docs/apis.md §1.6 (5m); the world's TWAP windows are 15-minute ones.
+_TWAP_CONFIG = {
+    "id": "btc-15m-twap-60",
+    "asset": "btc",
+    "duration": "15m",
+    "twapEnabled": True,
+    "twapLookbackSeconds": 60,
+}
+# Share of markets (15m windows) or ladders (days) written in each real shape.
+TITLE_ONLY_SHARE, TWAP_SHARE, RULES_STRIKE_SHARE, NEG_RISK_SHARE = 0.1, 0.25, 0.2, 0.25
 _HIT_DESCRIPTION = (
     'This market will immediately resolve to "Yes" if any Binance 1 minute candle for '
     "BTC/USDT between Monday 12:00 AM ET and Sunday 11:59 PM ET of the week specified in the "
@@ -552,6 +577,10 @@ class SimulatedWorld:
             return self._build_above(cursor, key, listed)
         return self._build_hit(cursor, key, listed)
 
+    def _shape(self, key: str, salt: int) -> float:
+        """A uniform draw of (seed, key, salt) choosing which real shape a market takes."""
+        return _unit(int.from_bytes(_sha(self.seed, key, "shape")[:8], "little"), 0, salt)
+
     def _identity(self, key: str) -> dict[str, Any]:
         tokens = tuple(str(int.from_bytes(_sha(self.seed, key, "token", i), "big")) for i in (0, 1))
         return {
@@ -580,6 +609,9 @@ class SimulatedWorld:
         group_title: str | None = None,
         threshold: int = 0,
         volume_scale: float = 20_000.0,
+        title_only: bool = False,
+        neg_risk_market_id: str | None = None,
+        crypto_config: dict[str, Any] | None = None,
     ) -> _Market:
         key_hash = int.from_bytes(_sha(self.seed, key, "hash")[:8], "little")
         self._path.ensure(self._min_ceil(end) + 3)
@@ -594,10 +626,12 @@ class SimulatedWorld:
             created_at=listed - timedelta(seconds=70),
             accepting_orders_at=listed - timedelta(seconds=67),
             end_date=end,
-            event_start=start if family in (UD15, UD1H) else None,
+            event_start=start if family in (UD15, UD1H) and not title_only else None,
             group_item_title=group_title,
             group_item_threshold=str(threshold),
             automatically_resolved=family in (UD15, UD1H),
+            neg_risk_market_id=neg_risk_market_id,
+            crypto_config=crypto_config,
             **self._identity(key),
         )
         # log-uniform-ish sizes: scale * exp(+-1.2)
@@ -634,6 +668,7 @@ class SimulatedWorld:
         end: datetime,
         markets: Sequence[_Market],
         start_time: datetime | None = None,
+        neg_risk: bool = False,
     ) -> _Event:
         series_family = REACH if family == DIP else family
         series = _SERIES[series_family]
@@ -651,6 +686,7 @@ class SimulatedWorld:
             series_slug=series["slug"],
             start_time=start_time,
             show_market_images=family in (UD15, UD1H),
+            neg_risk=neg_risk,
         )
         return _Event(
             static=static,
@@ -666,6 +702,7 @@ class SimulatedWorld:
         return end + delay + timedelta(seconds=int(_unit(key_hash, 0, 5) * 30))
 
     def _build_updown(self, family: int, t0: int, key: str, listed: datetime) -> _Event:
+        title_only, crypto = False, None
         start = shapes.from_epoch_s(t0)
         span = timedelta(minutes=15 if family == UD15 else 60)
         end = start + span
@@ -677,6 +714,12 @@ class SimulatedWorld:
             )
             slug = f"btc-updown-15m-{t0}"
             local_id, description, source = t0 // 900, _UD_DESCRIPTION, shapes.CHAINLINK_SOURCE
+            title_only = self._shape(key, 1) < TITLE_ONLY_SHARE
+            if title_only:
+                # "bitcoin-up-or-down-march-11-1100am-1115am-et": nothing but the title
+                slug = re.sub(r"[^a-z0-9]+", "-", title.lower().replace(":", "")).strip("-")
+            if self._shape(key, 2) < TWAP_SHARE:
+                source, crypto = TWAP_SOURCE, _TWAP_CONFIG
         else:
             title = f"Bitcoin Up or Down - {day}, {_clock12(local, False)} ET"
             hour = _clock12(local, False).lower()
@@ -702,6 +745,8 @@ class SimulatedWorld:
             end=end,
             closed_at=closed_at,
             volume_scale=20_000.0 if family == UD15 else 60_000.0,
+            title_only=title_only,
+            crypto_config=crypto,
         )
         return self._event(
             family=family,
@@ -714,7 +759,7 @@ class SimulatedWorld:
             listed=listed,
             end=end,
             markets=[market],
-            start_time=start,
+            start_time=None if title_only else start,
         )
 
     def _build_above(self, day: date, key: str, listed: datetime) -> _Event:
@@ -728,15 +773,29 @@ class SimulatedWorld:
         label_slug = label.lower().replace(" ", "-")
         closed_at = self._closing(key, end, timedelta(hours=1))
         day_index = (day - _DAY0).days
+        rules_only = self._shape(key, 3) < RULES_STRIKE_SHARE
+        neg_risk_id = (
+            "0x" + _sha(self.seed, key, "negRisk").hex()
+            if self._shape(key, 4) < NEG_RISK_SHARE
+            else None
+        )
         markets = [
             self._market(
                 family=ABOVE,
                 key=f"{key}:{strike}",
                 event_key=key,
                 market_id=str(3 * 10**9 + day_index * 10**5 + strike // 10),
-                question=f"Will the price of Bitcoin be above ${strike:,} on {label}?",
+                question=(
+                    f"Bitcoin above ___ on {label}?"
+                    if rules_only
+                    else f"Will the price of Bitcoin be above ${strike:,} on {label}?"
+                ),
                 slug=f"bitcoin-above-{_strike_label(strike)}-on-{label_slug}",
-                description=_ABOVE_DESCRIPTION,
+                description=(
+                    _ABOVE_RULES_STRIKE.format(strike=f"{strike:,}")
+                    if rules_only
+                    else _ABOVE_DESCRIPTION
+                ),
                 source=shapes.BINANCE_SOURCE,
                 outcomes=("Yes", "No"),
                 listed=listed,
@@ -744,9 +803,10 @@ class SimulatedWorld:
                 end=end,
                 closed_at=closed_at,
                 strike=float(strike),
-                group_title=f"{strike:,}",
+                group_title=None if rules_only else f"{strike:,}",
                 threshold=i,
                 volume_scale=150_000.0,
+                neg_risk_market_id=neg_risk_id,
             )
             for i, strike in enumerate(strikes)
         ]
@@ -761,6 +821,7 @@ class SimulatedWorld:
             listed=listed,
             end=end,
             markets=markets,
+            neg_risk=neg_risk_id is not None,
         )
 
     def _build_hit(self, monday: date, key: str, listed: datetime) -> _Event:

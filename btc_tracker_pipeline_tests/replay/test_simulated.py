@@ -44,17 +44,19 @@ def _tokens(market: dict[str, Any]) -> list[str]:
 
 
 def _family(market: dict[str, Any]) -> str:
-    slug = market["slug"]
-    for prefix, name in (
-        ("btc-updown-15m-", "15m"),
-        ("bitcoin-up-or-down-", "1h"),
-        ("bitcoin-above-", "above"),
-        ("will-bitcoin-reach-", "reach"),
-        ("will-bitcoin-dip-to-", "dip"),
-    ):
-        if slug.startswith(prefix):
-            return name
-    raise AssertionError(slug)
+    # Market ids are family * 10**9 + local (simulated.py docstring); slugs vary by shape.
+    return {1: "15m", 2: "1h", 3: "above", 4: "reach", 5: "dip"}[int(market["id"]) // 10**9]
+
+
+def _window_start(market: dict[str, Any]) -> datetime:
+    """An up/down market's window start (from its id: title-only ones have no field)."""
+    seconds = {"15m": 900, "1h": 3600}[_family(market)]
+    return datetime(1970, 1, 1) + timedelta(seconds=int(market["id"]) % 10**9 * seconds)
+
+
+def _strike(market: dict[str, Any]) -> float:
+    """A ladder market's strike (from its id: rules-only ones have no groupItemTitle)."""
+    return float(int(market["id"]) % 10**5 * 10)
 
 
 def _by_family(markets: list[dict[str, Any]], family: str, closed: bool) -> list[dict[str, Any]]:
@@ -173,25 +175,31 @@ def test_15m_family_follows_polymarket(
 ) -> None:
     open_15m = _by_family(markets, "15m", closed=False)
     assert open_15m
+    title_only = 0
     for m in open_15m + _by_family(markets, "15m", closed=True):
-        t = int(m["slug"].rsplit("-", 1)[1])
-        assert t % 900 == 0
-        start = datetime(1970, 1, 1) + timedelta(seconds=t)
-        assert _dt(m["eventStartTime"]) == start
+        start = _window_start(m)
+        t = int((start - datetime(1970, 1, 1)).total_seconds())
+        event = m["events"][0]
+        if "eventStartTime" in m:
+            assert m["slug"] == f"btc-updown-15m-{t}"
+            assert _dt(m["eventStartTime"]) == start == _dt(event["startTime"])
+        else:  # a real shape: only the title says which window it is
+            title_only += 1
+            assert m["slug"].startswith("bitcoin-up-or-down-") and "startTime" not in event
         assert _dt(m["endDate"]) == start + timedelta(minutes=15)
         assert timedelta(0) <= start - _dt(m["startDate"]) <= timedelta(days=1)
         assert re.fullmatch(
             r"Bitcoin Up or Down - [A-Z][a-z]+ \d{1,2}, \d{1,2}:\d{2}[AP]M-\d{1,2}:\d{2}[AP]M ET",
             m["question"],
         )
-        event = m["events"][0]
         assert event["slug"] == m["slug"] and event["series"][0]["id"] == "10192"
         has_price = start <= world.now()
         assert ("eventMetadata" in event) is has_price
+    assert 0.05 < title_only / len(open_15m + _by_family(markets, "15m", closed=True)) < 0.15
     # 2026-03-11 15:00Z is 11:00 EDT
-    sample = next(m for m in open_15m if m["slug"] == "btc-updown-15m-1773241200")
+    sample = next(m for m in open_15m if _window_start(m) == datetime(2026, 3, 11, 15))
     assert sample["question"] == "Bitcoin Up or Down - March 11, 11:00AM-11:15AM ET"
-    start = _dt(sample["eventStartTime"])
+    start = _window_start(sample)
     to_beat = sample["events"][0]["eventMetadata"]["priceToBeat"]
     assert to_beat == float(world.klines("1m", _ms(start), _ms(start), 1)[0][1])
 
@@ -207,8 +215,13 @@ def test_other_families_titles_and_slugs(markets: list[dict[str, Any]]) -> None:
     assert event["slug"] == "bitcoin-above-on-march-11"
     assert event["seriesSlug"] == "btc-multi-strikes-weekly"
     for m in above:
-        strike = int(m["groupItemTitle"].replace(",", ""))
-        assert m["question"] == f"Will the price of Bitcoin be above ${strike:,} on March 11?"
+        strike = int(_strike(m))
+        if "groupItemTitle" in m:
+            assert m["groupItemTitle"] == f"{strike:,}"
+            assert m["question"] == f"Will the price of Bitcoin be above ${strike:,} on March 11?"
+        else:  # a real shape: the strike is only in the rules
+            assert m["question"] == "Bitcoin above ___ on March 11?"
+            assert f'final "Close" price of {strike:,}.01 or higher' in m["description"]
         assert m["endDate"] == "2026-03-11T16:00:00Z"  # noon EDT
         assert m["outcomes"] == '["Yes", "No"]'
     assert sorted(int(m["groupItemThreshold"]) for m in above) == list(range(11))
@@ -227,7 +240,7 @@ def test_updown_resolutions_agree_with_1m_klines(
     checked = 0
     for family, minutes in (("15m", 15), ("1h", 60)):
         for m in _by_family(markets, family, closed=True):
-            start = _dt(m["eventStartTime"])
+            start = _window_start(m)
             candles = world.klines("1m", _ms(start), _ms(start) + (minutes - 1) * 60_000, 100)
             assert len(candles) == minutes
             up = float(candles[-1][4]) >= float(candles[0][1])
@@ -247,7 +260,7 @@ def test_ladder_resolution_is_close_at_end_above_strike(
     assert closed
     outcomes = set()
     for m in closed:
-        strike = float(m["groupItemTitle"].replace(",", ""))
+        strike = _strike(m)
         yes = world.btc_close_at(_dt(m["endDate"])) > strike
         assert world.resolution_of(m["id"]) == ("Yes" if yes else "No")
         outcomes.add(yes)
@@ -376,7 +389,7 @@ def test_updown_lead_lists_up_down_markets_that_much_ahead(
     assert open_updown(short.gamma_markets()) == {"15m": 5, "1h": 2}
     for m in short.gamma_markets():
         if _family(m) in ("15m", "1h") and _dt(m["startDate"]) > short.start:
-            assert _dt(m["eventStartTime"]) - _dt(m["startDate"]) <= timedelta(hours=1)
+            assert _window_start(m) - _dt(m["startDate"]) <= timedelta(hours=1)
     with pytest.raises(ValueError, match="updown_lead"):
         SimulatedWorld(seed=7, now=NOW, updown_lead=timedelta(0))
 
@@ -495,3 +508,20 @@ def test_btc_close_at_refuses_the_future(world: SimulatedWorld) -> None:
     assert world.btc_close_at(minute + timedelta(seconds=20)) == float(row[4])
     with pytest.raises(ValueError):
         world.btc_close_at(world.now())
+
+
+def test_some_markets_take_the_rarer_real_shapes(world: SimulatedWorld, markets) -> None:
+    """TWAP-settled 15m windows, rules-only strikes and neg-risk ladders (docs/apis.md §3.8)."""
+    fifteen = [m for m in markets if _family(m) == "15m"]
+    twap = [m for m in fifteen if "cryptoMarketConfig" in m]
+    assert 0.15 < len(twap) / len(fifteen) < 0.35
+    for m in twap:
+        assert m["cryptoMarketConfig"]["twapEnabled"] is True
+        assert m["resolutionSource"].endswith("btc-usd-twap-60s-streams")
+    above = [m for m in markets if _family(m) == "above"]
+    rules_only = {m["events"][0]["id"] for m in above if "groupItemTitle" not in m}
+    neg_risk = {m["events"][0]["id"] for m in above if m["negRisk"]}
+    assert rules_only and neg_risk and len(neg_risk) < len({m["events"][0]["id"] for m in above})
+    for event in world.gamma_events():
+        ids = {m.get("negRiskMarketID") for m in event["markets"]}
+        assert event["negRisk"] is (ids != {None}) and len(ids) == 1
