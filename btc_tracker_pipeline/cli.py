@@ -106,7 +106,9 @@ def _build_world(
 
     if data is not None:
         try:
-            return RecordedWorld(data, now=now)
+            world = RecordedWorld(data, now=now)
+            world.check_for_pipeline()
+            return world
         except RecordedDataError as exc:
             raise _fail(str(exc)) from exc
     return SimulatedWorld(seed=seed, days=days, now=now, bias=bias, strikes_per_ladder=strikes)

@@ -147,6 +147,20 @@ def test_broken_recorded_data_is_a_one_line_error_naming_file_and_line(tmp_path)
     assert "Traceback" not in result.output
 
 
+def test_recorded_15_minute_candles_are_refused_in_one_line_at_start(tmp_path):
+    (tmp_path / "markets.jsonl").write_text("")
+    (tmp_path / "klines.csv").write_text(
+        "open_time_ms,open,high,low,close,volume\n"
+        + "".join(f"{1773259200000 + i * 900_000},80000,80010,79990,80005,1.5\n" for i in range(8))
+    )
+    result = runner.invoke(app, ["replay", "--data", str(tmp_path), "--port", "0"])
+    assert result.exit_code == 1
+    assert "holds 15-minute candles (900 s apart); the pipeline needs 1-minute" in " ".join(
+        result.output.split()
+    )
+    assert "Traceback" not in result.output and "replay server on" not in result.output
+
+
 def test_model_command_without_a_model_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("BTC_TRACKER_MODELS", str(tmp_path / "models"))
     result = runner.invoke(app, ["model", "--json"])

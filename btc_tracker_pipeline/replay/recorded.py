@@ -34,6 +34,7 @@ MARKETS_FILE = "markets.jsonl"
 PRICES_DIR = "prices"
 KLINES_HEADER = ["open_time_ms", "open", "high", "low", "close", "volume"]
 PRICES_HEADER = ["t", "p"]
+PIPELINE_INTERVAL_MS = 60_000  # the pipeline reads Binance 1-minute klines only
 BOOK_LEVELS = 5
 BOOK_LEVEL_SIZE = 100.0
 RESOLVED_AT = 0.999  # docs/apis.md §1.7: tolerate >= 0.999 / <= 0.001 as one-hot
@@ -248,6 +249,21 @@ def _load_prices(directory: Path, known: set[str]) -> dict[str, _Series]:
 # --- the world -------------------------------------------------------------------------
 
 
+def typical_spacing_ms(open_ms: np.ndarray) -> int:
+    """The most common spacing between consecutive open times: the interval the candles
+    were recorded at, gaps (outages) aside. The smallest wins a tie."""
+    values, counts = np.unique(np.diff(open_ms), return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
+def spacing_words(spacing_ms: int) -> str:
+    """``15-minute candles (900 s apart)`` for 900,000 ms."""
+    for unit, size in (("day", 86_400_000), ("hour", 3_600_000), ("minute", 60_000)):
+        if spacing_ms % size == 0:
+            return f"{spacing_ms // size}-{unit} candles ({spacing_ms // 1000} s apart)"
+    return f"candles {spacing_ms / 1000:g} s apart"
+
+
 class RecordedWorld:
     """Recorded history served as a world (see ``data_format.md``).
 
@@ -281,6 +297,20 @@ class RecordedWorld:
         self._by_id = {m.raw["id"]: m for m in self._markets}
         self._views: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
         self._identity = f"recorded-{data_digest(self.data_dir)[:16]}"
+        self.kline_spacing_ms = typical_spacing_ms(self._open_ms)
+
+    def check_for_pipeline(self) -> None:
+        """Refuse candles the pipeline cannot use: it asks for 1-minute klines, which
+        coarser recorded candles cannot give (Binance would answer "Invalid interval.").
+
+        Raises:
+            RecordedDataError: one line saying what ``klines.csv`` holds.
+        """
+        if self.kline_spacing_ms != PIPELINE_INTERVAL_MS:
+            raise RecordedDataError(
+                f"{self.data_dir / KLINES_FILE}: holds {spacing_words(self.kline_spacing_ms)}; "
+                "the pipeline needs 1-minute candles (Binance 1m klines)"
+            )
 
     def now(self) -> datetime:
         """The fixed current minute."""
@@ -512,8 +542,11 @@ class RecordedWorld:
     def klines(
         self, interval: str, start_ms: int | None, end_ms: int | None, limit: int
     ) -> list[list[Any]]:
-        """Recorded candles resampled (UTC-aligned OHLCV) to ``interval``; ValueError for
-        an interval finer than, or not a multiple of, the recorded one."""
+        """Recorded candles resampled (UTC-aligned OHLCV) to ``interval``, answered like
+        Binance: the first ``limit`` candles opening at or after ``start_ms`` (and at or
+        before ``end_ms`` and now), however far the next recorded candle is; without
+        ``start_ms`` the newest ``limit``. ValueError for an interval finer than, or not
+        a multiple of, the recorded one."""
         step = shapes.interval_ms(interval)
         base = self.base_interval_ms
         if step < base or step % base:
@@ -525,26 +558,29 @@ class RecordedWorld:
             return []
         now_ms = epoch_ms(self._now)
         last = now_ms if end_ms is None else min(now_ms, int(end_ms))
-        last = last // step * step
-        first = None if start_ms is None else -(-int(start_ms) // step) * step
-        lo = 0 if first is None else int(np.searchsorted(self._open_ms, first, side="left"))
+        last = last // step * step  # the newest bucket that may be served
         hi = int(np.searchsorted(self._open_ms, last + step - 1, side="right"))
         hi = min(hi, int(np.searchsorted(self._open_ms, now_ms, side="right")))
-        if first is None:
-            # the newest `limit` candles: base candles of the last `limit` buckets
-            lo = int(np.searchsorted(self._open_ms, last - (limit - 1) * step, side="left"))
+        # Like Binance (§3.8): the first `limit` candles opening at or after startTime,
+        # whatever the gaps, not a fixed span from it. A bucket holds at most `per` base
+        # candles, so `limit * per` of them always make `limit` buckets or more.
+        per = step // base
+        if start_ms is None:  # the newest `limit` candles up to endTime
+            lo = max(0, hi - limit * per)
         else:
-            hi = min(hi, int(np.searchsorted(self._open_ms, first + limit * step, side="left")))
+            first = -(-int(start_ms) // step) * step
+            lo = int(np.searchsorted(self._open_ms, first, side="left"))
+            hi = min(hi, lo + limit * per)
+        if hi <= lo:
+            return []
         open_ms = self._open_ms[lo:hi]
         cols = {name: values[lo:hi] for name, values in self._cols.items()}
         typical = (cols["high"] + cols["low"] + cols["close"]) / 3.0
         cols["quote"] = cols["volume"] * typical
         if step != base:
             open_ms, cols = shapes.resample_ohlcv(open_ms, cols, step)
-        if first is None:
-            open_ms, cols = open_ms[-limit:], {k: v[-limit:] for k, v in cols.items()}
-        else:
-            open_ms, cols = open_ms[:limit], {k: v[:limit] for k, v in cols.items()}
+        keep = slice(-limit, None) if start_ms is None else slice(None, limit)
+        open_ms, cols = open_ms[keep], {k: v[keep] for k, v in cols.items()}
         return shapes.kline_rows(open_ms, step, cols)
 
     def ticker_24h(self) -> dict[str, Any]:

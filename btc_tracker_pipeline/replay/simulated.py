@@ -379,6 +379,9 @@ class SimulatedWorld:
         updown_lead: how long before its window an up/down market is listed (a shorter
             lead means fewer open up/down markets, e.g. for small benchmark worlds).
         clock: callable giving the current time (overrides ``now``), e.g. a test clock.
+        kline_gaps: Binance outages, ``[(start, end), ...]`` UTC: no candle opens in
+            ``[start, end)`` (klines answer as Binance does, with the next candles after
+            the gap); the path, the ticker and the markets go on underneath.
     """
 
     def __init__(
@@ -392,6 +395,7 @@ class SimulatedWorld:
         clock: Callable[[], datetime] | None = None,
         updown_lead: timedelta = timedelta(days=1),
         start: datetime | None = None,
+        kline_gaps: Sequence[tuple[datetime, datetime]] = (),
     ) -> None:
         if seed < 0:
             raise ValueError("seed must be >= 0")
@@ -417,6 +421,8 @@ class SimulatedWorld:
             raise ValueError("start must be 00:00 UTC of a day")
         self.start = datetime(day.year, day.month, day.day)
         self._origin_s = int(epoch_s(self.start))
+        self.kline_gaps = _merged_gaps(kline_gaps)
+        self._gap_minutes = [(self._min_ceil(a), self._min_ceil(b)) for a, b in self.kline_gaps]
         self._lock = threading.RLock()
         self._path = _Path(seed, sigma_annual)
         self._events: list[_Event] = []
@@ -439,7 +445,11 @@ class SimulatedWorld:
             "sigma_annual": self.sigma_annual,
             "strikes_per_ladder": self.strikes_per_ladder,
             "updown_lead_s": self.updown_lead.total_seconds(),
-        }
+        } | (  # only when set, so that worlds without outages keep their identity
+            {"kline_gaps": [[a.isoformat(), b.isoformat()] for a, b in self.kline_gaps]}
+            if self.kline_gaps
+            else {}
+        )
 
     @classmethod
     def from_parameters(
@@ -459,6 +469,10 @@ class SimulatedWorld:
             clock=clock,
             updown_lead=timedelta(seconds=float(p["updown_lead_s"])),
             start=datetime.fromisoformat(p["start"]),
+            kline_gaps=[
+                (datetime.fromisoformat(a), datetime.fromisoformat(b))
+                for a, b in p.get("kline_gaps", [])
+            ],
         )
 
     def identity(self) -> str:
@@ -1279,11 +1293,33 @@ class SimulatedWorld:
         cols["taker_quote"] = cols["taker"] * typical
         return cols
 
+    def _served_minutes(self, a: int, b: int, count: int, newest: bool) -> list[tuple[int, int]]:
+        """Spans of the minutes [a, b) outside ``kline_gaps``, oldest first, cut to the
+        first (or, with ``newest``, the last) ``count`` minutes."""
+        spans, cursor = [], a
+        for g0, g1 in self._gap_minutes:
+            if g1 <= cursor or g0 >= b:
+                continue
+            if g0 > cursor:
+                spans.append((cursor, g0))
+            cursor = max(cursor, g1)
+        if cursor < b:
+            spans.append((cursor, b))
+        kept: list[tuple[int, int]] = []
+        for x, y in reversed(spans) if newest else spans:
+            n = min(y - x, count - sum(q - p for p, q in kept))
+            if n <= 0:
+                break
+            kept.append((y - n, y) if newest else (x, x + n))
+        return sorted(kept)
+
     def klines(
         self, interval: str, start_ms: int | None, end_ms: int | None, limit: int
     ) -> list[list[Any]]:
         """Binance klines of any interval 1m–1d, aggregated from the 1-minute path and
-        aligned to UTC; open times in [start_ms, end_ms], none after ``now()``."""
+        aligned to UTC, answered like Binance: the first ``limit`` candles opening at or
+        after ``start_ms`` (without it, the newest ``limit``), at or before ``end_ms``
+        and ``now()``, skipping ``kline_gaps`` however long they are."""
         step = shapes.interval_ms(interval)
         with self._lock:
             now_min = self._now_min()
@@ -1293,20 +1329,24 @@ class SimulatedWorld:
             last = (origin_ms + now_min * 60_000) // step * step
             if end_ms is not None:
                 last = min(last, int(end_ms) // step * step)
-            if start_ms is None:
-                lo = max(first, last - (max(limit, 1) - 1) * step)
-            else:
-                lo = max(first, -(-int(start_ms) // step) * step)
-            hi = min(last, lo + (max(limit, 1) - 1) * step)
-            if limit <= 0 or hi < lo:
+            if start_ms is not None:
+                first = max(first, -(-int(start_ms) // step) * step)
+            a = (first - origin_ms) // 60_000
+            b = min((last + step - origin_ms) // 60_000, now_min + 1)
+            if limit <= 0 or b <= a:
                 return []
-            a = (lo - origin_ms) // 60_000
-            b = min((hi + step - origin_ms) // 60_000, now_min + 1)
-            cols = self._minute_columns(a, b, now_min)
-            open_ms = origin_ms + np.arange(a, b, dtype=np.int64) * 60_000
+            # `limit` buckets hold at most `limit * step` minutes (fewer after a gap).
+            spans = self._served_minutes(a, b, limit * step // 60_000, start_ms is None)
+            if not spans:
+                return []
+            parts = [self._minute_columns(x, y, now_min) for x, y in spans]
+            cols = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+            minutes = np.concatenate([np.arange(x, y, dtype=np.int64) for x, y in spans])
+            open_ms = origin_ms + minutes * 60_000
             if step != 60_000:
                 open_ms, cols = shapes.resample_ohlcv(open_ms, cols, step)
-            return shapes.kline_rows(open_ms, step, cols)
+            keep = slice(-limit, None) if start_ms is None else slice(None, limit)
+            return shapes.kline_rows(open_ms[keep], step, {k: v[keep] for k, v in cols.items()})
 
     def ticker_24h(self) -> dict[str, Any]:
         """Binance 24h rolling ticker at ``now()`` (window shortened at the path start)."""
@@ -1361,6 +1401,22 @@ class SimulatedWorld:
                 raise ValueError(f"no closed 1m candle at {ts} (world {self.start} → {self.now()})")
             self._path.ensure(now_min + 2)
             return float(self._path.p[minute + 1])
+
+
+def _merged_gaps(
+    gaps: Sequence[tuple[datetime, datetime]],
+) -> tuple[tuple[datetime, datetime], ...]:
+    """Outages as sorted, non-overlapping naive-UTC [start, end) pairs; ValueError for
+    one that ends before it starts."""
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted((to_naive_utc(a), to_naive_utc(b)) for a, b in gaps):
+        if end <= start:
+            raise ValueError(f"kline gap {start} → {end} must end after it starts")
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
 
 
 def _floor_minute(dt: datetime) -> datetime:

@@ -284,29 +284,39 @@ class BinanceClient:
 
     def klines(self, start: datetime, end: datetime, timeframe: str = "1m") -> list[Kline]:
         """Every candle whose open time is in [start, end), oldest first, in
-        ceil(n / 1000) requests. The newest candle may still be open if ``end``
-        is in the future (§3.6)."""
+        ceil(n / 1000) requests when the candles run to ``end`` (one more when the
+        range ends in an outage or in the future). The newest candle may still be
+        open if ``end`` is in the future (§3.6).
+
+        Binance answers ``startTime`` with the first candles opening at or after it,
+        whatever the gap (§3.8), so a range is paged to its end: a page shorter than
+        asked is not the end (a gap inside it, or a server with a smaller limit); only
+        an empty page is, as nothing then opens in [startTime, endTime].
+        """
         start_ms, end_ms = to_ms(start), to_ms(end)
         step_ms = int(self.exchange.parse_timeframe(timeframe) * 1000)
         rows: list[Any] = []
         since = start_ms
         while since < end_ms:
-            page = self._call(
-                self.exchange.fetch_ohlcv,
-                self.symbol,
-                timeframe,
-                since,
-                KLINES_PAGE_LIMIT,
-                {"until": end_ms - 1},
-            )
-            fresh = [r for r in _ohlcv_rows(page) if since <= r[0] < end_ms]
-            if not fresh:
+            fresh = self._klines_page(timeframe, since, end_ms)
+            if not fresh:  # nothing opens in [since, end), or the server ignores startTime
                 break
             rows.extend(fresh)
             since = int(fresh[-1][0]) + step_ms
-            if len(page) < KLINES_PAGE_LIMIT:
-                break
         return parse_ohlcv(rows)
+
+    def _klines_page(self, timeframe: str, since: int, end_ms: int) -> list[Any]:
+        """One ``fetch_ohlcv`` page from ``since``, keeping the rows opening in
+        [since, end_ms) (``until`` becomes Binance's inclusive ``endTime``)."""
+        page = self._call(
+            self.exchange.fetch_ohlcv,
+            self.symbol,
+            timeframe,
+            since,
+            KLINES_PAGE_LIMIT,
+            {"until": end_ms - 1},
+        )
+        return [r for r in _ohlcv_rows(page) if since <= r[0] < end_ms]
 
     def ticker_24h(self) -> Ticker24h:
         """The rolling 24h ticker of the symbol (``GET /api/v3/ticker/24hr``)."""

@@ -250,3 +250,51 @@ def test_a_truncated_answer_is_retried(fixtures_dir: Path, route: str) -> None:
         assert client.ticker_24h().last > 0
         assert len(client.klines(T0, T0 + timedelta(minutes=5))) == 5
     assert client.retries == 1
+
+
+# --- gaps: Binance answers startTime with the first candles at or after it (§3.8) -----
+
+
+def gappy_rows() -> list[list[Any]]:
+    """1m candles from T0 + 10 min with two outages: 30 minutes inside the first page
+    and 1,500 minutes (longer than a page) later; the last 20 minutes are an outage too."""
+    rows = synthetic_rows(T0 + timedelta(minutes=10), 3000)
+    outages = [(400, 430), (1200, 2700), (2980, 3000)]
+    return [r for i, r in enumerate(rows) if not any(a <= i < b for a, b in outages)]
+
+
+def expected_times(rows: list[list[Any]], start: datetime, end: datetime) -> list[datetime]:
+    lo, hi = to_ms(start), to_ms(end)
+    return [datetime(1970, 1, 1) + timedelta(milliseconds=r[0]) for r in rows if lo <= r[0] < hi]
+
+
+@pytest.mark.parametrize("cap", [1000, 300])
+def test_klines_page_past_gaps_and_short_pages(fixtures_dir: Path, cap: int) -> None:
+    # A range that starts before the first candle, has an outage inside a page, one
+    # longer than a page, and ends in an outage; ``cap`` < 1000: a server answering
+    # fewer rows than asked (a short page that is not the end of the range).
+    rows = gappy_rows()
+    route = klines_route(rows)
+
+    def capped(request: Request) -> Reply:
+        reply = route(request)
+        return Reply(reply.body[:cap])
+
+    start, end = T0 - timedelta(hours=24), T0 + timedelta(minutes=3010)
+    with serve(fake_binance(fixtures_dir, capped)) as server:
+        klines = client_for(server).klines(start, end)
+
+    assert [k.open_time for k in klines] == expected_times(rows, start, end)
+    assert len(klines) == 3000 - 30 - 1500 - 20
+    # Each page starts after the newest candle so far; one empty page ends the range.
+    requests = kline_requests(server)
+    assert len(requests) == math.ceil(len(klines) / cap) + 1
+    assert int(requests[-1].get("startTime") or 0) == to_ms(T0 + timedelta(minutes=10 + 2980))
+
+
+def test_klines_of_a_range_inside_an_outage_are_none_in_one_request(fixtures_dir: Path) -> None:
+    rows = gappy_rows()
+    start = T0 + timedelta(minutes=10 + 1300)
+    with serve(fake_binance(fixtures_dir, klines_route(rows))) as server:
+        assert client_for(server).klines(start, start + timedelta(hours=2)) == []
+    assert len(kline_requests(server)) == 1
