@@ -7,14 +7,15 @@ is recorded, never required. Closed markets with 50/50 or all-zero prices are
 *void*; any other closed market (e.g. prices still 0.995/0.005) is *unsettled*.
 
 The settle time is ``closedTime`` (``endDate`` when Gamma omits it). Listing is one
-keyset pass over a whole range of windows; each window then takes the markets whose
-settle time falls in it.
+keyset pass over a whole range of windows, ordered by ``closedTime`` so that a barrier
+that resolved weeks before its ``endDate`` is found like any other; each window then
+takes the markets whose settle time falls in it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ import polars as pl
 
 from btc_tracker_pipeline.collect.discovery import BITCOIN_TAG_ID, is_btc_market
 from btc_tracker_pipeline.features.market_terms import parse_market_terms
-from btc_tracker_pipeline.sources.gamma import GammaClient
+from btc_tracker_pipeline.sources.gamma import MARKETS_PAGE_LIMIT, GammaClient
 from btc_tracker_pipeline.sources.models import GammaMarket
 
 ResolutionStatus = Literal["resolved", "void", "unsettled"]
@@ -171,18 +172,17 @@ def find_resolutions(
     range_end: datetime,
     *,
     max_settle_lag: timedelta = timedelta(days=9),
-    max_early_close: timedelta = timedelta(days=8),
     market_ids: Sequence[str] = (),
 ) -> tuple[list[GammaMarket], list[str]]:
     """Closed BTC markets whose settle time is in [range_start, range_end), by id, and
     the messages of market objects that did not parse (skipped, never fatal).
 
-    One ``closed=true`` keyset listing by the bitcoin tag covers the whole range:
-    ``end_date_min = range_start - max_settle_lag`` (settlement can lag ``endDate`` by
-    UMA disputes) and ``end_date_max = range_end + max_early_close``. The second margin
-    exists because barrier markets ("reach"/"dip", "immediately resolve") close before
-    their ``endDate``; with ``max_early_close=0`` a weekly reach market that hit early
-    would never be labelled. Explicit ``market_ids`` replace the tag listing.
+    One ``closed=true`` keyset listing by the bitcoin tag, ordered by ``closedTime``,
+    covers the whole range (:func:`closed_in_range`). It has no upper bound on
+    ``endDate``: a monthly or yearly barrier ("reach"/"dip", "immediately resolve")
+    closes on its touch, weeks or months before its ``endDate``, and is found whatever
+    that lead. ``end_date_min = range_start - max_settle_lag`` (settlement can lag
+    ``endDate`` by UMA disputes). Explicit ``market_ids`` replace the tag listing.
     """
     skipped: list[str] = []
 
@@ -193,19 +193,55 @@ def find_resolutions(
     if market_ids:
         listed: Iterable[GammaMarket] = gamma.get_markets_by_ids(list(market_ids), skip)
     else:
-        # §0/§1.2: closed markets are hidden unless closed=true is sent.
-        listed = gamma.iter_markets(
-            skip,
-            closed=True,
-            tag_id=BITCOIN_TAG_ID,
-            end_date_min=range_start - max_settle_lag,
-            end_date_max=range_end + max_early_close,
+        listed = closed_in_range(
+            gamma, skip, range_start, range_end, end_date_min=range_start - max_settle_lag
         )
     found: dict[str, GammaMarket] = {}
     for m in listed:
         if m.closed and settled_in_window(m, range_start, range_end) and is_btc_market(m):
             found[m.id] = m
-    return [found[i] for i in sorted(found, key=_id_key)], skipped
+    return [found[i] for i in sorted(found, key=_id_key)], list(dict.fromkeys(skipped))
+
+
+def closed_in_range(
+    gamma: GammaClient,
+    on_malformed: Callable[[object, Exception], None],
+    range_start: datetime,
+    range_end: datetime,
+    *,
+    end_date_min: datetime,
+) -> Iterator[GammaMarket]:
+    """Closed bitcoin-tag markets with ``endDate >= end_date_min``, read by ``closedTime``
+    only as far as [range_start, range_end) needs (a superset: filter the result).
+
+    Newest closures first, stopping at the first one before ``range_start``: a live
+    tick reads one page. When a full page of closures after ``range_end`` comes first
+    (a backfill of the past), the walk starts again oldest first and stops at the first
+    closure at or after ``range_end``: it reads the closures since ``end_date_min``,
+    never the weeks of markets that closed after the range.
+    """
+    filters = {
+        "closed": True,  # §0/§1.2: closed markets are hidden unless closed=true is sent
+        "tag_id": BITCOIN_TAG_ID,
+        "end_date_min": end_date_min,
+        "order": "closedTime",
+    }
+    later = 0
+    for m in gamma.iter_markets(on_malformed, ascending=False, **filters):
+        if m.closed_time is None or m.closed_time < range_start:
+            return
+        if m.closed_time < range_end:
+            yield m
+            continue
+        later += 1
+        if later >= MARKETS_PAGE_LIMIT:
+            break
+    else:
+        return
+    for m in gamma.iter_markets(on_malformed, ascending=True, **filters):
+        if m.closed_time is None or m.closed_time >= range_end:
+            return
+        yield m
 
 
 # --------------------------------------------------------------------------- cross-check

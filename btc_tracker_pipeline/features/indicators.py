@@ -66,7 +66,8 @@ MIN_VOLATILITY_POINTS = 4
 
 # Windows before W that a row of W reads: the RSI needs p(W−28) … p(W).
 LOOKBACK_WINDOWS = RSI_CHANGES
-# 1m klines before W.end a row of W reads: 24 h for the volatility, 8 days for touches.
+# 1m klines before W.end a row of W reads: 24 h for the volatility, 8 days for up/down
+# reference prices; older barrier touches come from a touch history (structural.py).
 KLINE_LOOKBACK = max(VOL_WINDOW, BARRIER_LOOKBACK)
 
 INDICATOR_SCHEMA: dict[str, pl.DataType] = {
@@ -346,6 +347,7 @@ def compute_indicators(
     spot_windows: pl.DataFrame,
     klines: pl.DataFrame,
     target_starts: Sequence[datetime],
+    touch_history: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """``market_indicators`` rows for the target windows, columns exactly INDICATOR_SCHEMA.
 
@@ -354,7 +356,9 @@ def compute_indicators(
     rows of the target windows; ``spot_windows``: ``btc_spot_windows`` rows of the
     target windows; ``klines``: ``btc_spot_prices`` 1m rows from the first target
     start − KLINE_LOOKBACK to the last target end; ``target_starts``: the
-    ``window_start`` of every target window. Extra rows (later windows, more
+    ``window_start`` of every target window; ``touch_history``: the barrier extremes
+    before those klines (``features.structural.touch_history``), so that a touch since
+    a barrier's reference start weeks ago counts. Extra rows (later windows, more
     history) are allowed and never change a result. One row per target (window,
     market) with both a snapshot and a tracked row, sorted by (window_start,
     market_id); the features are defined in the module docstring.
@@ -397,5 +401,5 @@ def compute_indicators(
     bars = klines.select(pl.col("open_time").cast(_US), "open", "high", "low", "close").unique(
         "open_time", keep="first"
     )
-    rows = add_quality(structural_columns(rows, bars))
+    rows = add_quality(structural_columns(rows, bars, touch_history))
     return rows.select([pl.col(name).cast(dtype) for name, dtype in INDICATOR_SCHEMA.items()])

@@ -308,20 +308,27 @@ def _from_text(text: str, group_title: str | None) -> tuple[str, str, float, flo
     return _from_than(text)
 
 
-def hit_period_start(question: str, expiry: datetime | None) -> datetime | None:
-    """Start (00:00 ET, as naive UTC) of the period named in a "reach/dip … March 2-8?"
-    question; the year is the expiry's (the previous one when that would be after expiry)."""
-    match = _PERIOD_RE.search(question or "")
-    if match is None or expiry is None:
+_MONTH_RE = re.compile(r"\bin\s+(" + "|".join(_MONTHS) + r")(?:\s+(\d{4}))?\b", re.I)
+_IN_YEAR_RE = re.compile(r"\bin\s+(\d{4})\b", re.I)
+_BY_DATE_RE = re.compile(
+    r"\bby\s+(?:(" + "|".join(_MONTHS) + r")\s+\d{1,2}(?:,?\s+(\d{4}))?|end\s+of\s+(\d{4}))",
+    re.I,
+)
+_BEFORE_YEAR_RE = re.compile(r"\bbefore\s+(\d{4})\b", re.I)
+
+
+def _et_midnight(year: int, month: int, day: int = 1) -> datetime | None:
+    try:
+        return datetime(year, month, day, tzinfo=ET).astimezone(UTC).replace(tzinfo=None)
+    except ValueError:
         return None
-    month = _MONTHS.index(match.group(1).lower()) + 1
-    day = int(match.group(2))
+
+
+def _latest_before(month: int, day: int, expiry: datetime) -> datetime | None:
+    # The year is the expiry's, or the previous one when that start is not before expiry.
     for year in (expiry.year, expiry.year - 1):
-        try:
-            start = datetime(year, month, day, tzinfo=ET).astimezone(UTC).replace(tzinfo=None)
-        except ValueError:
-            return None
-        if start < expiry:
+        start = _et_midnight(year, month, day)
+        if start is None or start < expiry:
             return start
     return None
 
@@ -424,6 +431,43 @@ def settlement_expiry(m: GammaMarket, terms: MarketTerms) -> datetime | None:
     if terms.family in ("reach", "dip"):
         return barrier_period_end(m.question, m.description, m.end_date) or m.end_date
     return m.end_date
+
+
+def hit_period_start(question: str, expiry: datetime | None) -> datetime | None:
+    """Start (00:00 ET, as naive UTC) of the period a barrier question names, from which
+    touches count: "March 2-8" (that Monday), "in May" / "in May 2026" (the 1st of the
+    month), "in 2025" (January 1), "by December 31[, 2025]" / "by end of 2025" (January 1
+    of that year) and "before 2027" (January 1 of the year before). Years left out are
+    the latest that starts before ``expiry``; None when nothing matches."""
+    text = question or ""
+    week = _PERIOD_RE.search(text)
+    if week is not None:
+        if expiry is None:
+            return None
+        return _latest_before(_MONTHS.index(week.group(1).lower()) + 1, int(week.group(2)), expiry)
+    month = _MONTH_RE.search(text)
+    if month is not None:
+        number = _MONTHS.index(month.group(1).lower()) + 1
+        if month.group(2):
+            return _et_midnight(int(month.group(2)), number)
+        return None if expiry is None else _latest_before(number, 1, expiry)
+    year = _IN_YEAR_RE.search(text)
+    if year is not None:
+        return _et_midnight(int(year.group(1)), 1)
+    by = _BY_DATE_RE.search(text)
+    if by is not None:
+        named = by.group(2) or by.group(3)
+        if named:
+            return _et_midnight(int(named), 1)
+        if expiry is None:
+            return None
+        # "by December 31": the year that ends at the expiry (in ET, a minute before it).
+        last = (expiry - timedelta(minutes=1)).replace(tzinfo=UTC).astimezone(ET)
+        return _et_midnight(last.year, 1)
+    before = _BEFORE_YEAR_RE.search(text)
+    if before is not None:
+        return _et_midnight(int(before.group(1)) - 1, 1)
+    return None
 
 
 def parse_market_terms(m: GammaMarket) -> MarketTerms:

@@ -10,8 +10,12 @@ quantity for a window W uses only 1-minute klines with ``open_time < W.end``:
   ``reference_start``; null until it has opened.
 - ``barrier_touched`` (reach/dip only): max 1m ``high`` ≥ K (reach) or min 1m
   ``low`` ≤ K (dip) over the klines in [touch start, end); touch start =
-  ``reference_start``, else ``start_date``, never earlier than end − BARRIER_LOOKBACK
-  (8 days). Null when no kline falls in that range; False before the touch start.
+  ``reference_start`` (the 1st of a monthly barrier's month, January 1 of a yearly
+  one), else ``start_date``, else end − BARRIER_LOOKBACK (8 days). The part of that
+  range before the klines passed comes from a ``touch_history`` frame (extremes per
+  touch start, :func:`touch_history`), so a touch weeks ago is remembered without
+  reading weeks of 1m bars. Null when no kline falls in the range; False before
+  the touch start.
 - ``log_moneyness``: ln(S/K) (K = ``strike``, the lower bound for ranges);
   ln(S/S_ref) for up/down.
 - ``structural_probability``: P(YES) by family, below; null when the family or an
@@ -44,9 +48,15 @@ HOURS_PER_YEAR = 8_760.0
 VOL_WINDOW = timedelta(hours=24)
 VOL_HALF_LIFE = timedelta(hours=6)
 MIN_VOL_BARS = 60
-# Barrier touches look back at most this far from the window end: it bounds the
-# klines a caller must pass, and makes a row independent of the batch it is in.
+# Up/down reference prices (and touches of a barrier without any start) look back at
+# most this far from the window end: it bounds the 1m klines a caller must pass.
 BARRIER_LOOKBACK = timedelta(days=8)
+TOUCH_HISTORY_SCHEMA: dict[str, pl.DataType] = {
+    "touch_start": pl.Datetime("us"),
+    "before": pl.Datetime("us"),
+    "history_high": pl.Float64(),
+    "history_low": pl.Float64(),
+}
 
 _US_PER_MIN = 60_000_000
 _VOL_BARS = int(VOL_WINDOW / timedelta(minutes=1))
@@ -246,23 +256,48 @@ def _range_query(table: np.ndarray, op: np.ufunc, lo: np.ndarray, hi: np.ndarray
     return np.where(ok, op(first, second), np.nan)
 
 
+def touch_history(
+    klines: pl.DataFrame, touch_starts: pl.Series | Sequence[datetime], before: datetime
+) -> pl.DataFrame:
+    """Max 1m ``high`` and min 1m ``low`` of the klines in [touch start, ``before``) per
+    distinct touch start (TOUCH_HISTORY_SCHEMA; starts at or after ``before`` and
+    starts with no kline in range are left out). The warehouse computes the same in SQL
+    (``defs/features``); this is its polars form."""
+    starts = pl.DataFrame(
+        {"touch_start": pl.Series(touch_starts, dtype=pl.Datetime("us"))}
+    ).drop_nulls()
+    starts = starts.unique().filter(pl.col("touch_start") < before)
+    bars = klines.select(pl.col("open_time").cast(pl.Datetime("us")), "high", "low").filter(
+        pl.col("open_time") < before
+    )
+    out = (
+        starts.join_where(bars, pl.col("open_time") >= pl.col("touch_start"))
+        .group_by("touch_start")
+        .agg(pl.col("high").max().alias("history_high"), pl.col("low").min().alias("history_low"))
+        .with_columns(pl.lit(before, dtype=pl.Datetime("us")).alias("before"))
+    )
+    return out.select(list(TOUCH_HISTORY_SCHEMA)).sort("touch_start")
+
+
 def barrier_extremes(
     klines: pl.DataFrame,
     touch_starts: pl.Series,
     window_ends: pl.Series,
+    history: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Max 1m ``high`` and min 1m ``low`` over the klines in [from, end) per row.
 
-    ``from`` = max(touch start, end − BARRIER_LOOKBACK) (end − BARRIER_LOOKBACK when the
-    touch start is null). Columns ``touch_high``, ``touch_low`` (null when no kline
-    falls in the range) and ``touch_elapsed`` (False when from ≥ end: nothing could
-    have touched yet).
+    ``from`` = the touch start (end − BARRIER_LOOKBACK when it is null). ``history``
+    (TOUCH_HISTORY_SCHEMA, optional) adds the extremes of [touch start, before) for
+    rows with ``before ≤ end``: the bars older than ``klines``. Columns ``touch_high``,
+    ``touch_low`` (null when no kline falls in the range) and ``touch_elapsed`` (False
+    when from ≥ end: nothing could have touched yet).
     """
     ends_us = _epoch_us(window_ends)
-    floor_us = ends_us - _BARRIER_US
     starts = touch_starts.cast(pl.Datetime("us")).dt.epoch("us")
-    starts_us = starts.fill_null(np.iinfo(np.int64).min).to_numpy().astype(np.int64)
-    from_us = np.maximum(starts_us, floor_us)
+    known = starts.is_not_null().to_numpy()
+    starts_us = starts.fill_null(0).to_numpy().astype(np.int64)
+    from_us = np.where(known, starts_us, ends_us - _BARRIER_US)
     elapsed = from_us < ends_us
     high = np.full(len(ends_us), np.nan)
     low = np.full(len(ends_us), np.nan)
@@ -285,6 +320,20 @@ def barrier_extremes(
             )
         high = np.where(np.isfinite(high), high, np.nan)
         low = np.where(np.isfinite(low), low, np.nan)
+    if history is not None and not history.is_empty() and len(ends_us):
+        older = pl.DataFrame({"touch_start": touch_starts.cast(pl.Datetime("us"))}).join(
+            history.select(list(TOUCH_HISTORY_SCHEMA)).unique("touch_start"),
+            on="touch_start",
+            how="left",
+            maintain_order="left",
+        )
+        applies = older["before"].cast(pl.Datetime("us")).dt.epoch("us").to_numpy()
+        applies = np.nan_to_num(applies.astype(np.float64), nan=np.inf) <= ends_us
+        with np.errstate(invalid="ignore"):
+            past_high = np.where(applies, older["history_high"].to_numpy(), np.nan)
+            past_low = np.where(applies, older["history_low"].to_numpy(), np.nan)
+        high = np.fmax(high, past_high.astype(np.float64))
+        low = np.fmin(low, past_low.astype(np.float64))
     return pl.DataFrame(
         {
             "touch_high": pl.Series(high, dtype=pl.Float64).fill_nan(None),
@@ -324,19 +373,22 @@ def reference_prices(
     return pl.Series("reference_price", out, dtype=pl.Float64).fill_nan(None)
 
 
-def structural_columns(frame: pl.DataFrame, klines: pl.DataFrame) -> pl.DataFrame:
+def structural_columns(
+    frame: pl.DataFrame, klines: pl.DataFrame, history: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Add the STRUCTURAL_SCHEMA columns to ``frame`` (see the module docstring).
 
     ``frame`` needs ``window_end, family, strike, strike_high, reference_start,
     start_date, expiry, btc_spot_price``; ``klines`` the 1m bars (``open_time, open,
-    high, low, close``) covering [first end − BARRIER_LOOKBACK, last end).
+    high, low, close``) covering [first end − BARRIER_LOOKBACK, last end); ``history``
+    the :func:`touch_history` of the barrier touch starts before those bars.
     """
     ends = frame["window_end"].cast(pl.Datetime("us"))
     vol = realized_vol(klines, ends.unique().sort())
     # Touches and reference prices only for the rows of the families that use them.
     barrier = np.flatnonzero(frame["family"].is_in(["reach", "dip"]).to_numpy())
     touch_start = frame["reference_start"].fill_null(frame["start_date"])
-    touch = barrier_extremes(klines, touch_start.gather(barrier), ends.gather(barrier))
+    touch = barrier_extremes(klines, touch_start.gather(barrier), ends.gather(barrier), history)
     updown = np.flatnonzero(frame["family"].str.starts_with(_UPDOWN_PREFIX).to_numpy())
     reference = reference_prices(
         klines, frame["reference_start"].gather(updown), ends.gather(updown)

@@ -168,22 +168,40 @@ def add_features(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def build_dataset(
+# Rules 2-5 of the module docstring, row by row, with what a refusal calls them.
+ROW_RULES: list[tuple[str, pl.Expr]] = [
+    ("had no expiry", pl.col("expiry").is_not_null()),
+    ("had no snapshot time", pl.col("snapshot_ts").is_not_null()),
+    (
+        "had snapshots only once the outcome was known (rule 2)",
+        (pl.col("snapshot_ts") < pl.col("expiry"))
+        & (pl.col("settled_at").is_null() | (pl.col("snapshot_ts") < pl.col("settled_at"))),
+    ),
+    (
+        "had snapshots only after the barrier was touched (rule 3)",
+        ~pl.col("barrier_touched").fill_null(False),
+    ),
+    ("had no market price (rule 4)", pl.col("market_probability").is_not_null()),
+    (
+        "were up/down windows not yet open (rule 5)",
+        ~pl.col("family").str.starts_with("updown") | pl.col("reference_price").is_not_null(),
+    ),
+]
+
+
+def _naive_inputs(
     indicators: pl.DataFrame, resolutions: pl.DataFrame, markets: pl.DataFrame
-) -> pl.DataFrame:
-    """Labelled training/evaluation rows; the rules and columns are in the module docstring.
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    return (
+        _naive_utc(indicators, ["snapshot_ts", "window_start", "window_end"]),
+        _naive_utc(resolutions, ["expiry", "settled_at", "window_start"]),
+        _naive_utc(markets, ["start_date", "expiry"]),
+    )
 
-    ``indicators``: ``market_indicators`` rows (``INDICATOR_SCHEMA``); ``resolutions``:
-    ``market_resolutions`` rows; ``markets``: one row per market with ``market_id,
-    event_slug, start_date, expiry`` and optionally ``FLAG_COLUMNS`` (extra columns are
-    ignored). Datetimes are naive
-    UTC (tz-aware ones are converted). Returns an empty frame with the same columns
-    when nothing qualifies.
-    """
-    resolutions = _naive_utc(resolutions, ["expiry", "settled_at", "window_start"])
-    markets = _naive_utc(markets, ["start_date", "expiry"])
-    indicators = _naive_utc(indicators, ["snapshot_ts", "window_start", "window_end"])
 
+def _labels(resolutions: pl.DataFrame) -> pl.DataFrame:
+    """Rule 1: one label per usable resolved market (``_res_family``, ``_res_expiry``,
+    ``settled_at``, ``y``)."""
     order = [c for c in ("settled_at", "window_start") if c in resolutions.columns]
     labels = resolutions
     if "label_check" not in labels.columns:
@@ -204,6 +222,13 @@ def build_dataset(
             pl.col("yes_won").cast(pl.Int8).alias("y"),
         )
     )
+    return labels
+
+
+def _candidate_rows(
+    indicators: pl.DataFrame, labels: pl.DataFrame, markets: pl.DataFrame
+) -> pl.DataFrame:
+    """Indicator rows of labelled markets with their static info, before rules 2-5."""
     static = markets.unique("market_id", keep="first", maintain_order=True).select(
         "market_id",
         pl.col("event_slug").cast(pl.String),
@@ -217,7 +242,7 @@ def build_dataset(
         ],
     )
 
-    rows = (
+    return (
         indicators.join(labels, on="market_id", how="inner")
         .join(static, on="market_id", how="left")
         .with_columns(
@@ -229,18 +254,47 @@ def build_dataset(
             *[pl.col(name).fill_null(False) for name in FLAG_COLUMNS],
         )
         .with_columns(pl.coalesce("settled_at", "expiry").alias("resolved_at"))
-        .filter(
-            pl.col("expiry").is_not_null()
-            & pl.col("snapshot_ts").is_not_null()
-            & pl.col("market_probability").is_not_null()
-            & (pl.col("snapshot_ts") < pl.col("expiry"))
-            & (pl.col("settled_at").is_null() | (pl.col("snapshot_ts") < pl.col("settled_at")))
-            & ~pl.col("barrier_touched").fill_null(False)
-            & (
-                ~pl.col("family").str.starts_with("updown")
-                | pl.col("reference_price").is_not_null()
-            )
-        )
+    )
+
+
+def dataset_losses(
+    indicators: pl.DataFrame, resolutions: pl.DataFrame, markets: pl.DataFrame
+) -> tuple[int, int, list[tuple[str, int]]]:
+    """Why resolved markets are not in ``build_dataset``: (closed markets with a label
+    row, markets resolved with a usable label, [(reason, markets lost), …]). The rules
+    are applied in the module docstring's order, so each market is counted once, at the
+    first rule that leaves it no row."""
+    indicators, resolutions, markets = _naive_inputs(indicators, resolutions, markets)
+    labels = _labels(resolutions)
+    closed = resolutions["market_id"].n_unique() if resolutions.height else 0
+    rule_1 = "were void, unsettled or contradicted by the klines (rule 1)"
+    losses = [(rule_1, closed - labels.height)]
+    rows = _candidate_rows(indicators, labels, markets)
+    left = rows["market_id"].n_unique() if rows.height else 0
+    losses.append(("had no market_indicators rows", labels.height - left))
+    for reason, rule in ROW_RULES:
+        rows = rows.filter(rule)
+        now = rows["market_id"].n_unique() if rows.height else 0
+        losses.append((reason, left - now))
+        left = now
+    return closed, labels.height, [(reason, n) for reason, n in losses if n > 0]
+
+
+def build_dataset(
+    indicators: pl.DataFrame, resolutions: pl.DataFrame, markets: pl.DataFrame
+) -> pl.DataFrame:
+    """Labelled training/evaluation rows; the rules and columns are in the module docstring.
+
+    ``indicators``: ``market_indicators`` rows (``INDICATOR_SCHEMA``); ``resolutions``:
+    ``market_resolutions`` rows; ``markets``: one row per market with ``market_id,
+    event_slug, start_date, expiry`` and optionally ``FLAG_COLUMNS`` (extra columns are
+    ignored). Datetimes are naive UTC (tz-aware ones are converted). Returns an empty
+    frame with the same columns when nothing qualifies.
+    """
+    indicators, resolutions, markets = _naive_inputs(indicators, resolutions, markets)
+    labels = _labels(resolutions)
+    rows = _candidate_rows(indicators, labels, markets).filter(
+        pl.all_horizontal(rule for _, rule in ROW_RULES)
     )
     rows = add_features(rows).with_columns(
         pl.col("event_id").alias("cluster"),

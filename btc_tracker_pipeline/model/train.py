@@ -76,12 +76,44 @@ MIN_STOPPING_EVENTS = 10
 
 
 class InsufficientDataError(ValueError):
-    """Too few resolved markets to train or evaluate: "have N resolved markets, need M"."""
+    """Too few resolved markets to train or evaluate: "have N resolved markets, need M",
+    then what is wrong with them. N counts the markets of the dataset; when the
+    warehouse holds more, :func:`refusal_message` says which dataset rule removed them."""
 
     def __init__(self, have: int, need: int, detail: str = "") -> None:
         self.have, self.need = have, need
         message = f"have {have} resolved markets, need {need}"
         super().__init__(f"{message}: {detail}" if detail else message)
+
+
+def explain_losses(losses: list[tuple[str, int]]) -> str:
+    """``dataset.dataset_losses`` reasons as one clause: "because 310 had snapshots
+    only once the outcome was known (rule 2), 12 had no market price (rule 4)"."""
+    if not losses:
+        return ""
+    return "because " + ", ".join(f"{n} {reason}" for reason, n in losses)
+
+
+def refusal_message(
+    exc: InsufficientDataError, resolved: int, losses: list[tuple[str, int]]
+) -> str:
+    """The refusal with its real cause: when fewer markets are usable than the
+    ``resolved`` ones, "have R resolved markets but 0 usable rows, need M because …"
+    with the markets each dataset rule removed (``dataset.dataset_losses``)."""
+    if resolved <= exc.have:
+        return str(exc)
+    rows = "0 usable rows" if exc.have == 0 else f"{exc.have} usable"
+    head = f"have {resolved} resolved markets but {rows}, need {exc.need}"
+    head = f"{head} {explain_losses(losses)}".strip()
+    detail = str(exc).split(": ", 1)[1] if ": " in str(exc) else ""
+    return f"{head}; {detail}" if detail else head
+
+
+def one_outcome(df: pl.DataFrame) -> str:
+    """ "all N labels are NO" (or YES) for rows of a single outcome, N in markets."""
+    markets = df["market_id"].n_unique() if df.height else 0
+    side = "YES" if df.height and df["y"][0] == 1 else "NO"
+    return f"all {markets} labels are {side}"
 
 
 def _with_features(df: pl.DataFrame, features: list[str]) -> pl.DataFrame:
@@ -163,8 +195,9 @@ def fit_model(
         raise ValueError("scale_pos_weight distorts probabilities (docs/modeling.md §2.1)")
     n_markets = train_df["market_id"].n_unique() if train_df.height else 0
     if train_df.height == 0 or train_df["y"].n_unique() < 2:
+        detail = "no training rows" if train_df.height == 0 else one_outcome(train_df)
         raise InsufficientDataError(
-            n_markets, MIN_RESOLVED_MARKETS, "the training rows hold only one outcome"
+            n_markets, MIN_RESOLVED_MARKETS, f"one outcome only in the training rows: {detail}"
         )
     train_df = _with_features(train_df, FEATURES)
     booster_args = {k: v for k, v in settings.items() if k not in _OWN_PARAMS}
@@ -351,11 +384,11 @@ def walk_forward_evaluate(
             }
         )
     if not parts:
-        raise InsufficientDataError(
-            ds["market_id"].n_unique(),
-            split_kw["min_train_markets"],
-            "every fold's training rows hold one outcome only",
-        )
+        detail = "one outcome only in every fold"
+        if ds["y"].n_unique() == 1:
+            detail += f": {one_outcome(ds)}"
+        have = ds["market_id"].n_unique()
+        raise InsufficientDataError(have, split_kw["min_train_markets"], detail)
     pred_df = pl.concat(parts).select("fold", *PRED_ID_COLUMNS, "model_prob")
     report = evaluation_report(pred_df, n_boot=n_boot)
     report["folds"] = fold_rows
@@ -403,7 +436,9 @@ __all__ = [
     "MIN_RESOLVED_MARKETS",
     "InsufficientDataError",
     "Model",
+    "explain_losses",
     "fit_model",
+    "refusal_message",
     "train_final",
     "walk_forward_evaluate",
 ]

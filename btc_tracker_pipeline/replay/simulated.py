@@ -13,9 +13,13 @@ same arguments give byte-identical answers. The pieces:
   (235), crypto (21) and crypto-prices (1312):
   15-minute and hourly up/down (listed ``updown_lead`` ahead, 24 h by default), daily
   "above K" ladders (listed 48 h before 12:00 ET), weekly "reach K" / "dip to K"
-  (listed 48 h before Monday 00:00 ET). A market that would have been listed before
-  the path starts is listed at the path start; up/down windows start at or after it,
-  and reach/dip look for touches from max(week start, path start).
+  (listed 48 h before Monday 00:00 ET) and monthly ones ("Will Bitcoin reach $X in
+  March?", listed 3 days before the 1st, 00:00 ET). A market that would have been
+  listed before the path starts is listed at the path start; up/down windows start at
+  or after it, and reach/dip look for touches from max(period start, path start).
+  A reach/dip market closes YES 5-95 minutes after the 1m candle that touched its
+  strike, often weeks before its endDate, and its price history stops there; one that
+  never touched closes NO about an hour after its endDate (docs/apis.md §3.8).
 * Prices: fair probability from the path, distorted towards 0.5 by ``bias`` and
   noised deterministically in logit space, then quoted on the 0.01 tick (see
   ``_quotes``). Every quote is a function of (seed, market, minute).
@@ -29,11 +33,11 @@ title as question); 1 in 4 ladders is a neg-risk group (``negRisk``, ``negRiskMa
 The settlement rule on the path is the same for all.
 
 Synthetic identifiers (stable for a seed, independent of ``now``): market ids are
-``family * 10**9 + local`` (15m: 1, hourly: 2, above: 3, reach: 4, dip: 5; local =
-window start / 900 or / 3600, or day-or-week index * 10**5 + strike / 10), event ids
-use families 6–9 the same way; token ids, conditionId and questionID are SHA-256 of
-``(seed, market key, role)`` (tokens as ~77-digit decimals). Series ids other than
-15m's real 10192 are made up.
+``family * 10**9 + local`` (15m: 1, hourly: 2, above: 3, reach: 4, dip: 5, monthly
+reach: 11, monthly dip: 12; local = window start / 900 or / 3600, or day-, week- or
+month-index * 10**5 + strike / 10), event ids use families 6–9 and 13 the same way;
+token ids, conditionId and questionID are SHA-256 of ``(seed, market key, role)``
+(tokens as ~77-digit decimals). Series ids other than 15m's real 10192 are made up.
 """
 
 from __future__ import annotations
@@ -75,6 +79,10 @@ BOOK_LEVELS = 6
 MAX_STRIKES = 4000
 MAX_UPDOWN_LEAD = timedelta(days=7)
 UD15, UD1H, ABOVE, REACH, DIP = 0, 1, 2, 3, 4
+MONTH = 5  # catalogue of monthly "What price will Bitcoin hit in <Month>?" events
+# docs/apis.md §3.8: a barrier resolves YES within hours of the touch (here 5-95 min).
+TOUCH_CLOSE_MIN = timedelta(minutes=5)
+TOUCH_CLOSE_SPREAD_S = 90 * 60
 _STEPS = (2000, 1000, 500, 250, 100, 50, 20, 10)
 _MONTHS = (
     "January",
@@ -146,6 +154,15 @@ _HIT_DESCRIPTION = (
     'https://www.binance.com/en/trade/BTC_USDT with "1m" and "Candles" selected on the top bar.'
 )
 
+_MONTH_HIT_DESCRIPTION = (
+    'This market will immediately resolve to "Yes" if any Binance 1 minute candle for '
+    "BTC/USDT between the first day 12:00 AM ET and the last day 11:59 PM ET of the month "
+    'specified in the title has a final "{field}" price {cmp} the price specified in the '
+    'title. Otherwise, this market will resolve to "No".\n\nThe resolution source for this '
+    'market is Binance, specifically the BTC/USDT "{field}" prices available at '
+    'https://www.binance.com/en/trade/BTC_USDT with "1m" and "Candles" selected on the top bar.'
+)
+
 _SERIES = {
     UD15: shapes.series_object(
         "10192", "btc-up-or-down-15m", "BTC Up or Down 15m", "15m", "2025-09-30T16:23:17.404Z"
@@ -171,12 +188,20 @@ _SERIES = {
         "weekly",
         "2025-08-25T15:21:44.902Z",
     ),
+    MONTH: shapes.series_object(
+        "10411",
+        "btc-what-price-hit-monthly",
+        "What price will Bitcoin hit (monthly)",
+        "monthly",
+        "2025-08-25T15:22:10.117Z",
+    ),
 }
 _TAG_IDS = {
     UD15: ("235", "21", "1312", "101757"),
     UD1H: ("235", "21", "1312", "101757"),
     ABOVE: ("235", "102264", "102516", "21", "1312", "101757"),
     REACH: ("235", "21", "1312", "101757", "102264"),
+    MONTH: ("235", "21", "1312", "101757"),
 }
 
 
@@ -350,6 +375,17 @@ def _step_for(count: int, spot: float, span: float) -> int:
     return _STEPS[-1]
 
 
+def _next_month(first: date) -> date:
+    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
+
+
+def _month_bounds(first: date) -> tuple[datetime, datetime]:
+    """The month starting at ``first`` as [00:00 ET of its first day, of the next month)."""
+    nxt = _next_month(first)
+    start = datetime(first.year, first.month, 1, tzinfo=ET)
+    return _utc(start), _utc(datetime(nxt.year, nxt.month, 1, tzinfo=ET))
+
+
 def _week_label(monday: date) -> tuple[str, str]:
     """("March 2-8", "march-2-8") or ("March 30-April 5", "march-30-april-5")."""
     sunday = monday + timedelta(days=6)
@@ -519,11 +555,15 @@ class SimulatedWorld:
         monday -= timedelta(days=monday.weekday())
         while self._week_bounds(monday)[1] <= origin + timedelta(days=1):
             monday += timedelta(days=7)
+        month = _et(origin).date().replace(day=1)
+        while _month_bounds(month)[1] <= origin + timedelta(days=1):
+            month = _next_month(month)
         return {
             UD15: -(-t0 // 900) * 900,
             UD1H: -(-t0 // 3600) * 3600,
             ABOVE: first_day,
             REACH: monday,
+            MONTH: month,
         }
 
     @staticmethod
@@ -541,9 +581,12 @@ class SimulatedWorld:
             key = f"above:{cursor.isoformat()}"
             noon = datetime(cursor.year, cursor.month, cursor.day, 12, tzinfo=ET)
             natural = _utc(noon) - timedelta(days=2)
-        else:
+        elif family == REACH:
             key = f"hit:{cursor.isoformat()}"
             natural = self._week_bounds(cursor)[0] - timedelta(days=2)
+        else:
+            key = f"month:{cursor.isoformat()}"
+            natural = _month_bounds(cursor)[0] - timedelta(days=3)
         key_hash = int.from_bytes(_sha(self.seed, key, "hash")[:8], "little")
         if natural < self.start:
             return key, self.start
@@ -554,7 +597,7 @@ class SimulatedWorld:
         """Build every event listed at or before ``now_min`` (incrementally)."""
         limit = self._dt(now_min)
         added = False
-        for family in (UD15, UD1H, ABOVE, REACH):
+        for family in (UD15, UD1H, ABOVE, REACH, MONTH):
             while True:
                 cursor = self._cursors[family]
                 key, listed = self._listing(family, cursor)
@@ -574,6 +617,7 @@ class SimulatedWorld:
             UD1H: lambda c: c + 3600,
             ABOVE: lambda c: c + timedelta(days=1),
             REACH: lambda c: c + timedelta(days=7),
+            MONTH: _next_month,
         }[family](cursor)
 
     def _add_event(self, event: _Event) -> None:
@@ -589,6 +633,8 @@ class SimulatedWorld:
             return self._build_updown(family, cursor, key, listed)
         if family == ABOVE:
             return self._build_above(cursor, key, listed)
+        if family == MONTH:
+            return self._build_month_hit(cursor, key, listed)
         return self._build_hit(cursor, key, listed)
 
     def _shape(self, key: str, salt: int) -> float:
@@ -707,7 +753,8 @@ class SimulatedWorld:
             family=family,
             key_hash=int.from_bytes(_sha(self.seed, key, "event")[:8], "little"),
             listed_min=markets[0].listed_min,
-            closed_min=markets[0].closed_min,
+            # barriers close on their own touch: the event closes with its last market
+            closed_min=max(mk.closed_min for mk in markets),
             markets=tuple(markets),
         )
 
@@ -840,49 +887,126 @@ class SimulatedWorld:
 
     def _build_hit(self, monday: date, key: str, listed: datetime) -> _Event:
         week_start, end = self._week_bounds(monday)
+        label, label_slug = _week_label(monday)
+        week_index = (monday - _MONDAY0).days // 7
+        return self._build_barriers(
+            key=key,
+            listed=listed,
+            period=(week_start, end),
+            label=label,
+            label_slug=label_slug,
+            description=_HIT_DESCRIPTION,
+            span=0.25,
+            ids=(4 * 10**9 + week_index * 10**5, 5 * 10**9 + week_index * 10**5),
+            event_id=str(9 * 10**9 + week_index),
+            event_family=REACH,
+            volume_scale=40_000.0,
+        )
+
+    def _build_month_hit(self, first: date, key: str, listed: datetime) -> _Event:
+        month = _MONTHS[first.month - 1]
+        month_index = (first.year - _DAY0.year) * 12 + first.month - 1
+        return self._build_barriers(
+            key=key,
+            listed=listed,
+            period=_month_bounds(first),
+            label=f"in {month}",
+            label_slug=f"in-{month.lower()}-{first.year}",
+            description=_MONTH_HIT_DESCRIPTION,
+            span=0.5,
+            ids=(11 * 10**9 + month_index * 10**5, 12 * 10**9 + month_index * 10**5),
+            event_id=str(13 * 10**9 + month_index),
+            event_family=MONTH,
+            volume_scale=120_000.0,
+        )
+
+    def _touch_close(
+        self, key: str, up: bool, strike: float, start_min: int, end_min: int, end: datetime
+    ) -> datetime:
+        """closedTime of a barrier: 5-95 min after the candle that touched the strike
+        closed (docs/apis.md §3.8), else an hour or so after endDate (a NO)."""
+        self._path.ensure(end_min + 3)
+        if up:
+            reached = np.maximum.accumulate(self._path.high[start_min:end_min])
+            first = int(np.searchsorted(reached, strike, side="left"))
+        else:
+            reached = np.minimum.accumulate(self._path.low[start_min:end_min])
+            first = int(np.searchsorted(-reached, -strike, side="left"))
+        if first >= len(reached):
+            return self._closing(key, end, timedelta(hours=1))
+        key_hash = int.from_bytes(_sha(self.seed, key, "hash")[:8], "little")
+        delay = TOUCH_CLOSE_MIN + timedelta(
+            seconds=int(_unit(key_hash, 0, 15) * TOUCH_CLOSE_SPREAD_S)
+        )
+        return self._dt(start_min + first + 1) + delay
+
+    def _build_barriers(
+        self,
+        *,
+        key: str,
+        listed: datetime,
+        period: tuple[datetime, datetime],
+        label: str,
+        label_slug: str,
+        description: str,
+        span: float,
+        ids: tuple[int, int],
+        event_id: str,
+        event_family: int,
+        volume_scale: float,
+    ) -> _Event:
+        """A "What price will Bitcoin hit …" event: reach strikes above the listing
+        spot, dip strikes below, each market closing early on its own touch."""
+        period_start, end = period
         spot = float(self._path.p[self._min_floor(listed)])
         n_up, n_down = (self.strikes_per_ladder + 1) // 2, self.strikes_per_ladder // 2
-        step = _step_for(max(n_up, 1), spot, 0.25)
+        step = _step_for(max(n_up, 1), spot, span)
         up_base = (math.floor(spot / step) + 1) * step
         down_base = (math.ceil(spot / step) - 1) * step
         reach = [up_base + i * step for i in range(n_up)][::-1]
         dip = [k for k in (down_base - i * step for i in range(n_down)) if k > 0]
-        label, label_slug = _week_label(monday)
-        closed_at = self._closing(key, end, timedelta(hours=1))
-        week_index = (monday - _MONDAY0).days // 7
-        effective_start = max(week_start, self.start)
+        effective_start = max(period_start, self.start)
+        start_min, end_min = max(0, self._min_floor(effective_start)), self._min_floor(end)
         specs = [(REACH, k, "↑", "reach", "High", "equal to or greater than") for k in reach] + [
             (DIP, k, "↓", "dip to", "Low", "equal to or less than") for k in dip
         ]
-        markets = [
-            self._market(
-                family=family,
-                key=f"{key}:{word}:{strike}",
-                event_key=key,
-                market_id=str((family + 1) * 10**9 + week_index * 10**5 + strike // 10),
-                question=f"Will Bitcoin {word} ${strike:,} {label}?",
-                slug=f"will-bitcoin-{word.replace(' ', '-')}-{_strike_label(strike)}-{label_slug}",
-                description=_HIT_DESCRIPTION.format(field=field, cmp=cmp),
-                source=shapes.BINANCE_SOURCE,
-                outcomes=("Yes", "No"),
-                listed=listed,
-                start=effective_start,
-                end=end,
-                closed_at=closed_at,
-                strike=float(strike),
-                group_title=f"{arrow} {strike:,}",
-                threshold=i,
-                volume_scale=40_000.0,
+        markets = []
+        for i, (family, strike, arrow, word, field, cmp) in enumerate(specs):
+            market_key = f"{key}:{word}:{strike}"
+            closed_at = self._touch_close(
+                market_key, family == REACH, float(strike), start_min, end_min, end
             )
-            for i, (family, strike, arrow, word, field, cmp) in enumerate(specs)
-        ]
+            markets.append(
+                self._market(
+                    family=family,
+                    key=market_key,
+                    event_key=key,
+                    market_id=str(ids[family - REACH] + strike // 10),
+                    question=f"Will Bitcoin {word} ${strike:,} {label}?",
+                    slug=(
+                        f"will-bitcoin-{word.replace(' ', '-')}-{_strike_label(strike)}"
+                        f"-{label_slug}"
+                    ),
+                    description=description.format(field=field, cmp=cmp),
+                    source=shapes.BINANCE_SOURCE,
+                    outcomes=("Yes", "No"),
+                    listed=listed,
+                    start=effective_start,
+                    end=end,
+                    closed_at=closed_at,
+                    strike=float(strike),
+                    group_title=f"{arrow} {strike:,}",
+                    threshold=i,
+                    volume_scale=volume_scale,
+                )
+            )
         return self._event(
-            family=REACH,
+            family=event_family,
             key=key,
-            event_id=str(9 * 10**9 + week_index),
+            event_id=event_id,
             slug=f"what-price-will-bitcoin-hit-{label_slug}",
             title=f"What price will Bitcoin hit {label}?",
-            description=_HIT_DESCRIPTION.format(field="High", cmp="equal to or greater than"),
+            description=description.format(field="High", cmp="equal to or greater than"),
             source=shapes.BINANCE_SOURCE,
             listed=listed,
             end=end,

@@ -188,6 +188,12 @@ def day(sim):
     return markets, skipped, stats, klines
 
 
+def _pg_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace(" ", "T").replace("+00", "+00:00")).replace(
+        tzinfo=None
+    )
+
+
 def _raw_time(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -205,16 +211,20 @@ def test_finds_every_btc_market_that_closed_that_day_in_one_listing(sim, day):
     assert {m.id for m in markets} == expected
     families = {parse_market_terms(m).family for m in markets}
     assert families == {"updown_15m", "updown_1h", "above"}
-    # One keyset listing: exactly the pages its matches need, no other Gamma route.
-    lo, hi = DAY_START - timedelta(days=9), DAY_END + timedelta(days=8)
-    listed = [
+    # One keyset listing, newest closure first, read down to the first closure before
+    # the range: never more pages than the old end-date window [-9 d, +8 d] needed.
+    lo = DAY_START - timedelta(days=9)
+    closed = [
         r
         for r in raw
         if r["closed"]
-        and lo <= _raw_time(r["endDate"]) <= hi
+        and _raw_time(r["endDate"]) >= lo
         and any(t["id"] == "235" for t in r["events"][0]["tags"])
     ]
-    assert stats["routes"] == {"/gamma/markets/keyset": math.ceil(len(listed) / 100)}
+    walked = sum(_pg_time(r["closedTime"]) >= DAY_START for r in closed) + 1
+    old = sum(_raw_time(r["endDate"]) <= DAY_END + timedelta(days=8) for r in closed)
+    assert stats["routes"] == {"/gamma/markets/keyset": math.ceil(walked / 100)}
+    assert math.ceil(walked / 100) <= math.ceil(old / 100)
 
 
 def test_every_label_matches_the_world(sim, day):
@@ -394,6 +404,10 @@ def test_listing_catches_late_and_early_settlements_and_skips_bad_objects(tmp_pa
             closed_time="2026-03-04 10:10:00+00",
             volumeNum={"not": "a number"},
         ),
+        # a monthly barrier that touched 27 days before its endDate
+        _recorded_market("99", end="2026-04-01T04:00:00Z", closed_time="2026-03-04 10:25:00+00"),
+        # a yearly one that touched in February: not in range
+        _recorded_market("100", end="2027-01-01T05:00:00Z", closed_time="2026-02-11 08:00:00+00"),
     ]
     (tmp_path / "markets.jsonl").write_text("\n".join(json.dumps(m) for m in lines) + "\n")
     (tmp_path / "klines.csv").write_text(
@@ -407,10 +421,8 @@ def test_listing_catches_late_and_early_settlements_and_skips_bad_objects(tmp_pa
         gamma = GammaClient(http, f"{server.url}/gamma")
         rs, re = datetime(2026, 3, 4, 10), datetime(2026, 3, 4, 10, 30)
         found, skipped = find_resolutions(gamma, rs, re)
-        strict, _ = find_resolutions(gamma, rs, re, max_early_close=timedelta(0))
         http.close()
-    assert [m.id for m in found] == ["95", "96"]
-    assert [m.id for m in strict] == ["96"]  # end_date_max=range_end alone misses the early close
+    assert [m.id for m in found] == ["95", "96", "99"]
     assert len(skipped) == 1 and skipped[0].startswith("market 98: skipped")
     assert "volumeNum" in skipped[0]
 

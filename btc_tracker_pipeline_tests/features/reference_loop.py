@@ -234,7 +234,6 @@ def reference_indicators(
             strike = term["strike"]
             if family in ("reach", "dip") and strike is not None:
                 start = term["reference_start"] or term["start_date"] or end - TOUCH_LOOKBACK
-                start = max(start, end - TOUCH_LOOKBACK)
                 if start >= end:
                     touched = False
                 else:

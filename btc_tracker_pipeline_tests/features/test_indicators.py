@@ -21,6 +21,7 @@ from btc_tracker_pipeline.features.indicators import (
     compute_indicators,
     rsi_weights,
 )
+from btc_tracker_pipeline.features.structural import touch_history
 from btc_tracker_pipeline_tests.features.reference_loop import (
     TRACKED_SCHEMA,
     Inputs,
@@ -241,13 +242,16 @@ def world() -> Inputs:
     return synthetic_inputs(n_markets=40, n_targets=24, seed=7)
 
 
-def compute(inputs: Inputs, targets: list[datetime] | None = None) -> pl.DataFrame:
+def compute(
+    inputs: Inputs, targets: list[datetime] | None = None, history: pl.DataFrame | None = None
+) -> pl.DataFrame:
     return compute_indicators(
         inputs.snapshots,
         inputs.tracked,
         inputs.spot_windows,
         inputs.klines,
         inputs.target_starts if targets is None else targets,
+        history,
     )
 
 
@@ -331,8 +335,16 @@ def test_the_declared_lookback_is_enough(world):
     trimmed.snapshots = trimmed.snapshots.filter(
         pl.col("window_start") >= last - LOOKBACK_WINDOWS * WINDOW
     )
-    trimmed.klines = trimmed.klines.filter(pl.col("open_time") >= last - KLINE_LOOKBACK)
-    assert compute(trimmed).equals(compute(world, [last]))
+    cutoff = last - KLINE_LOOKBACK
+    trimmed.klines = trimmed.klines.filter(pl.col("open_time") >= cutoff)
+    # Barriers that started before the cutoff read their older extremes from a touch
+    # history instead of the 1m bars.
+    barriers = world.tracked.filter(pl.col("family").is_in(["reach", "dip"]))
+    starts = barriers["reference_start"].fill_null(barriers["start_date"])
+    assert (starts < cutoff).any()
+    history = touch_history(world.klines, starts, cutoff)
+    expected = compute(world, [last])
+    assert compute(trimmed, history=history).equals(expected)
 
 
 # --- against the straightforward loop -------------------------------------------------------------

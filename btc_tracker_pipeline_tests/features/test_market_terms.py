@@ -283,3 +283,30 @@ def test_barrier_expiry_is_the_end_of_its_period_in_et(template, question, rules
     m = replace(template, question=question, description=rules, end_date=end_date)
     terms = parse_market_terms(m)
     assert terms.family in ("reach", "dip") and terms.expiry == expiry
+
+
+@pytest.mark.parametrize(
+    ("question", "end", "start"),
+    [
+        # monthly: the 1st at 00:00 ET (EST = UTC-5, EDT = UTC-4)
+        ("Will Bitcoin reach $90,000 in March?", datetime(2026, 4, 1, 4), datetime(2026, 3, 1, 5)),
+        ("Will Bitcoin dip to $60,000 in May?", datetime(2026, 6, 1, 4), datetime(2026, 5, 1, 4)),
+        # December's market ends on January 1 of the next year
+        ("Will Bitcoin reach $99k in December?", datetime(2026, 1, 1, 5), datetime(2025, 12, 1, 5)),
+        ("Will Bitcoin reach $150,000 in 2025?", datetime(2026, 1, 1, 5), datetime(2025, 1, 1, 5)),
+        (
+            "Will Bitcoin reach $200k by December 31?",
+            datetime(2026, 1, 1, 5),
+            datetime(2025, 1, 1, 5),
+        ),
+        ("Will Bitcoin dip to $50k by December 31, 2026?", None, datetime(2026, 1, 1, 5)),
+        ("Will Bitcoin reach $1m before 2027?", datetime(2027, 1, 1, 5), datetime(2026, 1, 1, 5)),
+    ],
+)
+def test_monthly_and_yearly_barriers_count_touches_from_their_period(
+    template, question, end, start
+):
+    m = replace(template, question=question, end_date=end, group_item_title=None)
+    terms = parse_market_terms(m)
+    assert terms.family in ("reach", "dip")
+    assert terms.reference_start == start

@@ -18,6 +18,7 @@ from btc_tracker_pipeline.features.structural import (
     reference_prices,
     structural_columns,
     structural_probability,
+    touch_history,
 )
 
 END = datetime(2026, 3, 1, 12, 0)
@@ -316,13 +317,14 @@ def test_realized_vol_of_one_end_does_not_depend_on_the_others():
 # --- barrier touches and reference prices ----------------------------------------------------
 
 
-def test_barrier_extremes_respect_touch_start_window_end_and_lookback():
+def test_barrier_extremes_count_from_the_touch_start_however_far_back():
     klines = pl.concat(
         [
             flat_bars(END - timedelta(days=10), END + timedelta(hours=1), 100.0),
             bars(
                 [
-                    (END - timedelta(days=9), 100.0, 150.0, 50.0, 100.0),  # beyond the lookback
+                    # 9 days back: counts from a monthly start, not without any start
+                    (END - timedelta(days=9), 100.0, 150.0, 50.0, 100.0),
                     (END - timedelta(hours=2), 100.0, 120.0, 80.0, 100.0),
                     (END, 100.0, 130.0, 70.0, 100.0),  # opens at the end: not yet known
                 ]
@@ -334,9 +336,31 @@ def test_barrier_extremes_respect_touch_start_window_end_and_lookback():
     )
     ends = pl.Series([END] * 4, dtype=pl.Datetime("us"))
     got = barrier_extremes(klines, starts, ends)
-    assert got["touch_high"].to_list() == [120.0, 100.0, None, 120.0]
-    assert got["touch_low"].to_list() == [80.0, 100.0, None, 80.0]
+    assert got["touch_high"].to_list() == [150.0, 100.0, None, 120.0]
+    assert got["touch_low"].to_list() == [50.0, 100.0, None, 80.0]
     assert got["touch_elapsed"].to_list() == [True, True, False, True]
+
+
+def test_touch_history_remembers_a_touch_older_than_the_klines_passed():
+    start = END - timedelta(days=20)
+    old = pl.concat(
+        [
+            flat_bars(start, END, 100.0),
+            bars([(END - timedelta(days=15), 100.0, 150.0, 50.0, 100.0)]),
+        ]
+    ).unique("open_time", keep="last")
+    cutoff = END - timedelta(days=8)
+    recent = old.filter(pl.col("open_time") >= cutoff)
+    starts = pl.Series([start, start, END - timedelta(days=1)], dtype=pl.Datetime("us"))
+    ends = pl.Series([END, cutoff - timedelta(days=1), END], dtype=pl.Datetime("us"))
+    history = touch_history(old, starts, cutoff)
+    assert history.height == 1 and history["history_high"].item() == 150.0
+    with_history = barrier_extremes(recent, starts, ends, history)
+    # row 0 remembers the touch 15 days back; row 1 ends before the history's cutoff
+    # (the history does not apply); row 2 starts after the touch
+    assert with_history["touch_high"].to_list() == [150.0, None, 100.0]
+    assert with_history["touch_low"].to_list() == [50.0, None, 100.0]
+    assert barrier_extremes(recent, starts, ends)["touch_high"].to_list() == [100.0, None, 100.0]
 
 
 def test_reference_price_is_the_open_of_the_start_minute_once_opened():

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from btc_tracker_pipeline.model.dataset import FEATURES, build_dataset
+from btc_tracker_pipeline.model.dataset import FEATURES, build_dataset, dataset_losses
 from btc_tracker_pipeline.model.metrics import brier
 from btc_tracker_pipeline.model.splits import event_table, split_calibration
 from btc_tracker_pipeline.model.train import (
@@ -16,6 +16,7 @@ from btc_tracker_pipeline.model.train import (
     InsufficientDataError,
     fit_model,
     fit_platt,
+    refusal_message,
     train_final,
     walk_forward_evaluate,
 )
@@ -157,3 +158,48 @@ def test_fit_platt():
     # Separable data stay finite.
     a, b = fit_platt(np.array([-1.0, 1.0]), np.array([0, 1]), np.ones(2), prior=0.0)
     assert np.isfinite([a, b]).all()
+
+
+def test_refusal_names_the_dataset_rule_that_removed_the_markets():
+    indicators, resolutions, markets = synthetic_tables(days=2)
+    # Every snapshot taken after its market settled: nothing left to learn from.
+    late = indicators.with_columns(pl.col("snapshot_ts") + pl.duration(days=1))
+    ds = build_dataset(late, resolutions, markets)
+    assert ds.is_empty()
+    closed, resolved, losses = dataset_losses(late, resolutions, markets)
+    assert closed == resolved == 288
+    assert losses == [("had snapshots only once the outcome was known (rule 2)", 288)]
+    with pytest.raises(InsufficientDataError) as refused:
+        train_final(ds)
+    message = refusal_message(refused.value, resolved, losses)
+    assert message == (
+        "have 288 resolved markets but 0 usable rows, need 200 because 288 had snapshots"
+        " only once the outcome was known (rule 2)"
+    )
+    assert "have 0 resolved markets" not in message
+    # Markets void or without indicator rows are counted at their own rule.
+    void = resolutions.with_columns(
+        pl.when(pl.int_range(pl.len()) < 10)
+        .then(pl.lit("void"))
+        .otherwise("status")
+        .alias("status")
+    )
+    few = late.filter(pl.col("market_id").is_in(late["market_id"].unique().sort().head(270)))
+    _, resolved, losses = dataset_losses(few, void, markets)
+    assert resolved == 278
+    assert dict(losses)["were void, unsettled or contradicted by the klines (rule 1)"] == 10
+    assert sum(n for _, n in losses) == 288
+
+
+def test_one_outcome_refusal_says_which_and_how_many():
+    ds = world(0.0, days=2)
+    all_no = ds.with_columns(pl.lit(0, dtype=pl.Int8).alias("y"))
+    n = ds["market_id"].n_unique()
+    with pytest.raises(InsufficientDataError) as refused:
+        walk_forward_evaluate(all_no)
+    assert str(refused.value) == (
+        f"have {n} resolved markets, need 200: one outcome only in every fold: "
+        f"all {n} labels are NO"
+    )
+    # Nothing to add from the dataset rules when every resolved market is usable.
+    assert refusal_message(refused.value, n, []) == str(refused.value)

@@ -6,14 +6,15 @@ import json
 import math
 import re
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from btc_tracker_pipeline.replay.simulated import SimulatedWorld
+from btc_tracker_pipeline.replay.simulated import ET, SimulatedWorld
 from btc_tracker_pipeline.replay.world import UnknownTokenError
 
 NOW = datetime(2026, 3, 11, 15, 7)
@@ -267,25 +268,47 @@ def test_ladder_resolution_is_close_at_end_above_strike(
     assert outcomes == {True, False}
 
 
-def test_reach_and_dip_resolutions_use_week_extremes(
+def _period_start(m: dict[str, Any]) -> datetime:
+    """00:00 ET of the first day of a barrier's week or month, as naive UTC."""
+    end = _dt(m["endDate"])
+    if " in " not in m["question"]:
+        return end - timedelta(days=7)
+    last_day = (end.replace(tzinfo=UTC).astimezone(ET) - timedelta(days=1)).date()
+    first = datetime(last_day.year, last_day.month, 1, tzinfo=ET)
+    return first.astimezone(UTC).replace(tzinfo=None)
+
+
+def test_reach_and_dip_resolve_on_the_first_touch_of_their_period(
     world: SimulatedWorld, markets: list[dict[str, Any]]
 ) -> None:
-    closed = [m for m in markets if _family(m) in ("reach", "dip") and m["closed"]]
-    assert closed
-    end = _dt(closed[0]["endDate"])
-    start = max(end - timedelta(days=7), world.start)
     candles = []
-    cursor = _ms(start)
-    while cursor < _ms(end):
-        batch = world.klines("1m", cursor, _ms(end) - 60_000, 1000)
+    cursor, stop = _ms(world.start), _ms(world.now())
+    while cursor < stop:
+        batch = world.klines("1m", cursor, stop - 60_000, 1000)
         candles += batch
         cursor = batch[-1][0] + 60_000
-    high = max(float(c[2]) for c in candles)
-    low = min(float(c[3]) for c in candles)
+    opens = np.array([c[0] for c in candles], dtype=np.int64)
+    highs = np.array([float(c[2]) for c in candles])
+    lows = np.array([float(c[3]) for c in candles])
+    closed = [m for m in markets if _family(m) in ("reach", "dip") and m["closed"]]
+    monthly_yes_early = 0
     for m in closed:
+        end = _dt(m["endDate"])
+        rows = (opens >= _ms(_period_start(m))) & (opens < _ms(end))
         strike = float(m["groupItemTitle"][2:].replace(",", ""))
-        yes = high >= strike if _family(m) == "reach" else low <= strike
-        assert world.resolution_of(m["id"]) == ("Yes" if yes else "No")
+        hits = highs[rows] >= strike if _family(m) == "reach" else lows[rows] <= strike
+        closed_at = _dt(m["closedTime"].replace(" ", "T").replace("+00", ""))
+        assert world.resolution_of(m["id"]) == ("Yes" if hits.any() else "No")
+        if hits.any():
+            touch_close_ms = int(opens[rows][np.argmax(hits)]) + 60_000
+            lag_s = (_ms(closed_at) - touch_close_ms) / 1000
+            assert 5 * 60 <= lag_s <= 95 * 60, m["question"]
+            if " in " in m["question"] and end - closed_at > timedelta(days=10):
+                monthly_yes_early += 1
+        else:
+            assert closed_at > end
+    assert {" in " in m["question"] for m in closed} == {True, False}
+    assert monthly_yes_early > 0
 
 
 def test_clob_market_winner_matches_resolution(
@@ -314,7 +337,11 @@ def test_lifecycle_states(world: SimulatedWorld, markets: list[dict[str, Any]]) 
         assert _dt(m["startDate"]) <= now
         assert m["active"] is True
         if m["closed"]:
-            assert end < now and PG_TIME.match(m["closedTime"])
+            assert PG_TIME.match(m["closedTime"])
+            # only a barrier that touched its strike closes before its endDate (§3.8)
+            assert end < now or (
+                _family(m) in ("reach", "dip") and m["outcomePrices"] == '["1", "0"]'
+            )
             assert "liquidity" not in m
             assert json.loads(m["outcomePrices"]) in (["1", "0"], ["0", "1"])
             assert m["acceptingOrders"] is False

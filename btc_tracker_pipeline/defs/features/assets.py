@@ -25,6 +25,23 @@ from btc_tracker_pipeline.model.dataset import SEED_FEATURES
 from btc_tracker_pipeline.partitions import WINDOW
 from btc_tracker_pipeline.warehouse import TableWrite, append_rows, write_window
 
+# The highest high and lowest low of the stored 1m klines from each barrier's touch start
+# (its reference start, else its listing) up to the klines read for the run ($3): one
+# aggregate per distinct start, however many weeks back it lies (structural.touch_history).
+TOUCH_HISTORY_SQL = """
+WITH starts AS (
+    SELECT DISTINCT coalesce(reference_start, start_date) AS touch_start
+    FROM tracked_markets
+    WHERE window_start >= $1 AND window_start < $2 AND family IN ('reach', 'dip')
+)
+SELECT s.touch_start, $3::TIMESTAMP AS before,
+       max(k.high) AS history_high, min(k.low) AS history_low
+FROM starts s JOIN btc_spot_prices k ON k.open_time >= s.touch_start AND k.open_time < $3
+WHERE s.touch_start < $3
+GROUP BY s.touch_start
+ORDER BY s.touch_start
+"""
+
 
 @window_asset(
     deps=[market_snapshots, tracked_markets, btc_spot_prices],
@@ -37,7 +54,8 @@ def market_indicators(
     """The seed's 12 features, structural probabilities and a quality score per snapshot.
 
     Computed with polars over a bounded lookback (LOOKBACK_WINDOWS windows of snapshots,
-    KLINE_LOOKBACK of 1m klines), using only data timestamped before each window's end:
+    KLINE_LOOKBACK of 1m klines, and for barriers the extremes of the older klines since
+    their reference start), using only data timestamped before each window's end:
     a window recomputed later, or in a backfill, gives identical values. A run for chosen
     markets replaces only their rows.
     """
@@ -75,7 +93,10 @@ def market_indicators(
             range_start - KLINE_LOOKBACK,
             range_end,
         )
-        indicators = compute_indicators(snapshots, tracked, spot, klines, [w[0] for w in windows])
+        history = read(TOUCH_HISTORY_SQL, range_start, range_end, range_start - KLINE_LOOKBACK)
+        indicators = compute_indicators(
+            snapshots, tracked, spot, klines, [w[0] for w in windows], history
+        )
         if chosen:
             indicators = indicators.filter(pl.col("market_id").is_in(list(chosen)))
             snapshots = snapshots.filter(pl.col("market_id").is_in(list(chosen)))

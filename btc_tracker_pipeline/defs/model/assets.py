@@ -31,7 +31,7 @@ from btc_tracker_pipeline.model.artifact import (
     model_dirs,
     save_model,
 )
-from btc_tracker_pipeline.model.dataset import add_features, build_dataset
+from btc_tracker_pipeline.model.dataset import add_features, build_dataset, dataset_losses
 from btc_tracker_pipeline.model.edges import (
     INPUT_SCHEMA,
     EdgeConfig,
@@ -44,6 +44,7 @@ from btc_tracker_pipeline.model.paper import PaperConfig, simulate
 from btc_tracker_pipeline.model.train import (
     MIN_RESOLVED_MARKETS,
     InsufficientDataError,
+    refusal_message,
     train_final,
     walk_forward_evaluate,
 )
@@ -154,7 +155,8 @@ def price_model(
         )
         model = train_final(dataset, min_markets=config.min_resolved_markets)
     except InsufficientDataError as exc:
-        raise dg.Failure(f"not training: {exc}") from exc
+        _, resolved, losses = dataset_losses(indicators, resolutions, markets)
+        raise dg.Failure(f"not training: {refusal_message(exc, resolved, losses)}") from exc
     card = {
         "data_window": {
             "first_snapshot": str(dataset["snapshot_ts"].min()),
