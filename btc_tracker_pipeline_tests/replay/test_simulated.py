@@ -46,7 +46,9 @@ def _tokens(market: dict[str, Any]) -> list[str]:
 
 def _family(market: dict[str, Any]) -> str:
     # Market ids are family * 10**9 + local (simulated.py docstring); slugs vary by shape.
-    return {1: "15m", 2: "1h", 3: "above", 4: "reach", 5: "dip"}[int(market["id"]) // 10**9]
+    # Weekly (4, 5) and monthly (11, 12) barriers are one family each.
+    families = {1: "15m", 2: "1h", 3: "above", 4: "reach", 5: "dip", 11: "reach", 12: "dip"}
+    return families[int(market["id"]) // 10**9]
 
 
 def _window_start(market: dict[str, Any]) -> datetime:
