@@ -494,9 +494,10 @@ def _demo_runs(seed: int, days: float, bias: float, port: int, verbose: bool) ->
 
 
 def _train(min_markets: int | None = None, verbose: bool = False) -> Cause | None:
-    """Run train_job (price_model + paper_trades); None when it trained, else why not."""
+    """Run train_job (price_model + paper_trades), then recompute the newest window's edge
+    report with the new model; None when it trained, else why not."""
     from btc_tracker_pipeline.failures import run_cause
-    from btc_tracker_pipeline.runner import run_job
+    from btc_tracker_pipeline.runner import refresh_newest_edges, run_job
 
     log_level = _quiet_logs(verbose)
     config = None
@@ -507,10 +508,17 @@ def _train(min_markets: int | None = None, verbose: bool = False) -> Cause | Non
         stopping.graceful_signals(_announce_stop),
     ):
         result = run_job("train_job", run_config=config, log_level=log_level)
+        refreshed = refresh_newest_edges(log_level=log_level) if result.success else None
     if stopping.requested():
         console.print(f"[yellow]stopped by {stopping.requested()}[/] after training")
         raise typer.Exit(stopping.exit_code())
-    return None if result.success else run_cause(result)
+    if not result.success:
+        return run_cause(result)
+    if refreshed is not None and not refreshed.success:
+        _warn(f"trained, but the edge report of {refreshed.first_key} failed: {refreshed.error}")
+    elif refreshed is not None:
+        console.print(f"edge report of window {refreshed.first_key} refreshed with the new model")
+    return None
 
 
 def _print_model_card() -> None:

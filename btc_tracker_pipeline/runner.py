@@ -161,3 +161,24 @@ def run_job(
     instance = instance or dg.DagsterInstance.get()
     free_orphans(instance)
     return _execute(job, instance, config, {})
+
+
+def refresh_newest_edges(
+    *, instance: dg.DagsterInstance | None = None, log_level: str = VERBOSE
+) -> ChunkOutcome | None:
+    """Recompute the newest window's edge report with the newest model (``edge_refresh_job``,
+    as the ``edges_after_training`` sensor does after a scheduled or UI training); None
+    when no window has indicators yet."""
+    from btc_tracker_pipeline import environment
+    from btc_tracker_pipeline.defs.model.inputs import newest_indicator_window
+    from btc_tracker_pipeline.partitions import key_of
+    from btc_tracker_pipeline.warehouse import warehouse
+
+    with warehouse(environment.warehouse_path(), read_only=True, wait_s=30) as conn:
+        newest = newest_indicator_window(conn)
+    if newest is None:
+        return None
+    outcomes = run_windows(
+        [key_of(newest)], job_name="edge_refresh_job", instance=instance, log_level=log_level
+    )
+    return outcomes[0] if outcomes else None

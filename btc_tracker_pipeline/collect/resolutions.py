@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import polars as pl
 
@@ -37,6 +37,21 @@ UPDOWN_FAMILIES = ("updown_5m", "updown_15m", "updown_1h", "updown_4h", "updown_
 # docs/apis.md §1.8: these settle on Chainlink BTC/USD, so Binance klines are a proxy.
 CHAINLINK_FAMILIES = ("updown_5m", "updown_15m", "updown_4h")
 MINUTE = timedelta(minutes=1)
+# A Chainlink-settled label the Binance klines contradict is a *close call* (a feed
+# difference, the label stands) when the Binance move over the window is at most
+# CLOSE_CALL_USD dollars or at most CLOSE_CALL_BPS basis points of the start price;
+# beyond both it is a disagreement. Why these bounds: at one instant Chainlink's BTC/USD
+# (a median over exchanges, reported at the second; a 60-second TWAP since Aug 2026) and
+# Binance's BTC/USDT 1m open/close (one exchange's first/last trade of the minute) differ
+# by the spread between exchanges (1-3 bp), the price moved while their timestamps
+# differ (about 1 bp per second in a busy minute; a 60 s average vs a point: about 5 bp
+# at 60 % volatility) and the USDT/USD basis (which cancels between the two ends of a
+# window). A few bp per print, so up to about 10 bp on a move measured between two
+# prints. The dollar floor covers low prices, where a few dollars of spread and rounding
+# exceed 10 bp. The close calls measured on real markets were moves of a few dollars
+# (docs/apis.md §3.8), far inside both bounds.
+CLOSE_CALL_USD = 25.0
+CLOSE_CALL_BPS = 10.0
 
 RESOLUTION_SCHEMA: dict[str, pl.DataType] = {
     "window_start": pl.Datetime("us"),
@@ -63,8 +78,12 @@ CROSSCHECK_SCHEMA: dict[str, pl.DataType] = {
     "label_yes_won": pl.Boolean(),
     "klines_yes_won": pl.Boolean(),
     "agrees": pl.Boolean(),
+    "verdict": pl.String(),
+    "move_usd": pl.Float64(),
+    "move_bps": pl.Float64(),
     "detail": pl.String(),
 }
+LabelCheck = Literal["agrees", "close_call", "disagrees", "uncheckable"]
 
 
 # --------------------------------------------------------------------------- labels
@@ -256,58 +275,107 @@ def _candle_lookup(klines: pl.DataFrame) -> dict[datetime, tuple[float, float]]:
     return {t: (o, c) for t, o, c in frame.iter_rows()}
 
 
+class _Check(NamedTuple):
+    """One market's label recomputed from klines; the move is the up/down window's."""
+
+    rule: str
+    yes: bool | None  # the side by the klines, None when not checkable
+    detail: str
+    move_usd: float | None = None
+    move_bps: float | None = None
+
+
+def _move(first: float, last: float) -> tuple[float, float]:
+    """(last - first in dollars, the same in basis points of ``first``)."""
+    return round(last - first, 2), round((last - first) / first * 1e4, 2)
+
+
 def _check_one(
     family: str,
     strike: float | None,
     reference_start: datetime | None,
     expiry: datetime | None,
     candles: dict[datetime, tuple[float, float]],
-) -> tuple[str, bool | None, str]:
-    """(rule, yes by the klines or None if not checkable, detail)."""
+) -> _Check:
+    """The label's rule recomputed on 1m candles (see :func:`crosscheck`)."""
     end = None if expiry is None else expiry.replace(second=0, microsecond=0)
     if family == "updown_daily":
         # §1.8 (reported, not in the simulated world): the Binance 1m close at 12:00 ET
         # (the candle opening at E) against the same candle of the day before (at R).
         rule = "close(E) >= close(R)"
         if reference_start is None or end is None:
-            return rule, None, "no reference start or expiry"
+            return _Check(rule, None, "no reference start or expiry")
         first, last = candles.get(reference_start), candles.get(end)
         if first is None or last is None:
-            return rule, None, f"no 1m candle at {_fmt(reference_start if first is None else end)}"
+            gap = reference_start if first is None else end
+            return _Check(rule, None, f"no 1m candle at {_fmt(gap)}")
         detail = f"close {first[1]} at {_fmt(reference_start)}, close {last[1]} at {_fmt(end)}"
-        return rule, last[1] >= first[1], detail
+        return _Check(rule, last[1] >= first[1], detail, *_move(first[1], last[1]))
     if family in UPDOWN_FAMILIES:
         # §1.8: "Up" if the end price >= the start price. On 1m candles: the close of
         # the candle opening at E - 1 min (the price at E) vs the open of the candle
         # opening at R (the price at R) — exactly a Binance 1h candle's close vs open.
         rule = "close(E-1m) >= open(R)"
         if reference_start is None or end is None:
-            return rule, None, "no reference start or expiry"
+            return _Check(rule, None, "no reference start or expiry")
         first, last = candles.get(reference_start), candles.get(end - MINUTE)
         if first is None or last is None:
             gap = reference_start if first is None else end - MINUTE
-            return rule, None, f"no 1m candle at {_fmt(gap)}"
+            return _Check(rule, None, f"no 1m candle at {_fmt(gap)}")
         detail = (
             f"open {first[0]} at {_fmt(reference_start)}, close {last[1]} at {_fmt(end - MINUTE)}"
         )
         if family in CHAINLINK_FAMILIES:
             detail += " (settles on Chainlink; Binance is a proxy)"
-        return rule, last[1] >= first[0], detail
+        return _Check(rule, last[1] >= first[0], detail, *_move(first[0], last[1]))
     if family in ("above", "below"):
         # Ladder rules text: the Binance 1m candle *at* 12:00 ET (opening at endDate),
         # its final "Close" strictly higher than the strike; "below" mirrors it.
         rule = "close(E) > K" if family == "above" else "close(E) < K"
         if strike is None or end is None:
-            return rule, None, "no strike or expiry"
+            return _Check(rule, None, "no strike or expiry")
         candle = candles.get(end)
         if candle is None:
-            return rule, None, f"no 1m candle at {_fmt(end)}"
+            return _Check(rule, None, f"no 1m candle at {_fmt(end)}")
         close = candle[1]
         yes = close > strike if family == "above" else close < strike
-        return rule, yes, f"close {close} at {_fmt(end)} vs strike {strike:g}"
+        return _Check(rule, yes, f"close {close} at {_fmt(end)} vs strike {strike:g}")
     if family in ("reach", "dip"):
-        return "barrier", None, "barrier over the whole week/month: not cross-checked"
-    return "none", None, f"family {family!r}: no klines rule"
+        return _Check("barrier", None, "barrier over the whole week/month: not cross-checked")
+    return _Check("none", None, f"family {family!r}: no klines rule")
+
+
+def is_feed_difference(move_usd: float | None, move_bps: float | None) -> bool:
+    """True when a Binance move this small can be a Chainlink/Binance feed difference:
+    at most ``CLOSE_CALL_USD`` dollars or at most ``CLOSE_CALL_BPS`` basis points."""
+    if move_usd is None or move_bps is None:
+        return False
+    return abs(move_usd) <= CLOSE_CALL_USD or abs(move_bps) <= CLOSE_CALL_BPS
+
+
+def label_check(family: str | None, agrees: bool | None, check: _Check) -> LabelCheck:
+    """``agrees``, ``uncheckable``, ``close_call`` (a Chainlink-settled market the klines
+    contradict on a move within :func:`is_feed_difference`; the label stands) or
+    ``disagrees`` (any other contradiction, and every one of a Binance-settled market)."""
+    if agrees is None:
+        return "uncheckable"
+    if agrees:
+        return "agrees"
+    if family in CHAINLINK_FAMILIES and is_feed_difference(check.move_usd, check.move_bps):
+        return "close_call"
+    return "disagrees"
+
+
+def _verdict_detail(verdict: LabelCheck, check: _Check) -> str:
+    if verdict not in ("close_call", "disagrees") or check.move_usd is None:
+        return check.detail
+    move = f"Binance moved {check.move_usd:+.2f} $ ({check.move_bps:+.2f} bp)"
+    if verdict == "close_call":
+        return (
+            f"close call: {move}, within the Chainlink/Binance feed difference "
+            f"({CLOSE_CALL_USD:g} $ or {CLOSE_CALL_BPS:g} bp); {check.detail}"
+        )
+    return f"{move}; {check.detail}"
 
 
 def crosscheck(
@@ -323,8 +391,10 @@ def crosscheck(
     ``tracked_terms``: ``market_id, family, strike, reference_start, expiry`` (any
     number of rows per market); ``klines``: ``open_time, open, close`` (1m candles).
     Rows that cannot be checked (no terms, no candle, barrier or unknown family) have
-    ``klines_yes_won`` and ``agrees`` null and say why in ``detail``. Up/down markets of
-    the Chainlink families are checked on Binance as a proxy (near-ties may differ).
+    ``klines_yes_won`` and ``agrees`` null and say why in ``detail``. ``verdict`` is the
+    label check (:func:`label_check`): up/down markets of the Chainlink families are
+    checked on Binance as a proxy, so a contradiction on a tiny move is a ``close_call``,
+    not a ``disagrees``. ``move_usd``/``move_bps``: the Binance move of an up/down window.
     """
     resolved = (
         resolutions.filter(pl.col("status") == "resolved")
@@ -344,13 +414,27 @@ def crosscheck(
     for market_id, family, label in resolved.iter_rows():
         term = terms.get(market_id)
         if term is None:
-            rows.append((market_id, family, "none", label, None, None, "no tracked terms"))
-            continue
-        family = term["family"] or family
-        rule, yes, detail = _check_one(
-            family, term["strike"], term["reference_start"], term["expiry"], candles
+            check = _Check("none", None, "no tracked terms")
+        else:
+            family = term["family"] or family
+            check = _check_one(
+                family, term["strike"], term["reference_start"], term["expiry"], candles
+            )
+        agrees = None if check.yes is None or label is None else check.yes == label
+        verdict = label_check(family, agrees, check)
+        rows.append(
+            {
+                "market_id": market_id,
+                "family": family,
+                "rule": check.rule,
+                "label_yes_won": label,
+                "klines_yes_won": check.yes,
+                "agrees": agrees,
+                "verdict": verdict,
+                "move_usd": check.move_usd,
+                "move_bps": check.move_bps,
+                "detail": _verdict_detail(verdict, check),
+            }
         )
-        agrees = None if yes is None or label is None else yes == label
-        rows.append((market_id, family, rule, label, yes, agrees, detail))
-    rows.sort(key=lambda row: _id_key(row[0]))
-    return pl.DataFrame(rows, schema=CROSSCHECK_SCHEMA, orient="row")
+    rows.sort(key=lambda row: _id_key(row["market_id"]))
+    return pl.DataFrame(rows, schema=CROSSCHECK_SCHEMA)

@@ -1,4 +1,5 @@
-"""The collection job and its 15-minute schedule (on by default)."""
+"""The collection job and its 15-minute schedule, the daily training job, and the job
+that refreshes an edge report with a new model (all on by default)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,15 @@ train_job = dg.define_asset_job(
     "train_job",
     selection=[price_model, paper_trades],
     description="Daily: retrain and evaluate the model walk-forward, then paper-trade it.",
+    config=IN_PROCESS,
+)
+
+# After train_job: the newest window's edge report recomputed with the new model (the
+# CLI's `train` runs it itself; the sensor in defs/model/sensors.py for the UI/schedule).
+edge_refresh_job = dg.define_asset_job(
+    "edge_refresh_job",
+    selection=[edge_report],
+    description="The edge report of one window recomputed with the newest model.",
     config=IN_PROCESS,
 )
 

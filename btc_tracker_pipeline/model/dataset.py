@@ -6,7 +6,9 @@ the markets' static info, and keeps only rows a model may learn from
 
 1. **Labels.** A market is used only if its resolution ``status`` is ``"resolved"``,
    ``yes_won`` is not null and ``label_check`` is not ``"disagrees"`` (a label the
-   1-minute klines contradict is doubtful; ``uncheckable`` and null are kept). Void,
+   1-minute klines contradict beyond a feed difference is doubtful; ``close_call`` — a
+   Chainlink-settled window Binance puts on the other side by a few dollars — is a
+   true label on a near-flat window and is kept, as are ``uncheckable`` and null). Void,
    unsettled and disputed markets are dropped whole. A market with several
    resolution rows keeps the latest (by ``settled_at``, then ``window_start``).
 2. **Before the outcome is known.** Only rows with ``snapshot_ts`` < ``expiry`` and,

@@ -20,6 +20,12 @@ same arguments give byte-identical answers. The pieces:
   A reach/dip market closes YES 5-95 minutes after the 1m candle that touched its
   strike, often weeks before its endDate, and its price history stops there; one that
   never touched closes NO about an hour after its endDate (docs/apis.md §3.8).
+* Settlement feeds (docs/apis.md §3.8): 15-minute up/down markets settle on a
+  "Chainlink" BTC/USD print, the path price times ``1 + CHAINLINK_NOISE_BPS · z`` with
+  ``z`` a standard normal clipped at ±2.5, drawn from (seed, minute): a few dollars off
+  the Binance klines, so about 1–2 % of them settle on the side opposite to the klines,
+  always on a move of a few dollars (see ``chainlink_price``). Hourly up/down, "above"
+  and barrier markets settle on the klines themselves.
 * Prices: fair probability from the path, distorted towards 0.5 by ``bias`` and
   noised deterministically in logit space, then quoted on the 0.01 tick (see
   ``_quotes``). Every quote is a function of (seed, market, minute).
@@ -73,6 +79,10 @@ START_PRICE = 85_000.0
 JUMP_PROB_PER_MINUTE = 1.0 / (3 * 1440)  # about one jump every three days
 JUMP_SIGMA = 0.012
 NOISE_LOGIT = 0.12
+# Chainlink BTC/USD vs Binance BTC/USDT at one instant: 1 bp (~$9 at $85k) per print,
+# clipped at 2.5 bp, so a settled side differs from the klines only on a move under 5 bp.
+CHAINLINK_NOISE_BPS = 1.0
+CHAINLINK_NOISE_CLIP = 2.5
 P_MIN, P_MAX = 0.005, 0.995
 TICKS = 100  # 1 / orderPriceMinTickSize
 BOOK_LEVELS = 6
@@ -236,6 +246,13 @@ def _unit_np(keys: np.ndarray, n: np.ndarray, salt: int) -> np.ndarray:
     """Vectorised ``_unit`` (identical values)."""
     inner = _mix_np(n.astype(np.int64).astype(np.uint64) + np.uint64((salt << 40) & _M64))
     return (_mix_np(keys ^ inner) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _normal_np(key: int, n: np.ndarray, salt: int) -> np.ndarray:
+    """Standard normals from (key, n, salt) by Box-Muller (deterministic, vectorised)."""
+    u1 = 1.0 - _unit_np(np.full(len(n), key, dtype=np.uint64), n, salt)  # (0, 1]
+    u2 = _unit_np(np.full(len(n), key, dtype=np.uint64), n, salt + 1)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * math.pi * u2)
 
 
 def _sha(*parts: object) -> bytes:
@@ -459,6 +476,7 @@ class SimulatedWorld:
         self._origin_s = int(epoch_s(self.start))
         self.kline_gaps = _merged_gaps(kline_gaps)
         self._gap_minutes = [(self._min_ceil(a), self._min_ceil(b)) for a, b in self.kline_gaps]
+        self._chainlink_key = int.from_bytes(_sha(seed, "chainlink")[:8], "little")
         self._lock = threading.RLock()
         self._path = _Path(seed, sigma_annual)
         self._events: list[_Event] = []
@@ -1062,7 +1080,7 @@ class SimulatedWorld:
             tau = np.maximum(t1 - mm, 1e-3) / MINUTES_PER_YEAR
             # Up wins on P_end >= P_open: Phi(ln(S_t/S_open) / (sigma sqrt(tau))).
             live = _phi(np.log(spot[ud] / p[t0]) / (sig * np.sqrt(tau)))
-            final = (p[t1] >= p[t0]).astype(float)
+            final = self._updown_up(fam[ud], t0, t1).astype(float)
             fair[ud] = np.where(mm < t0, 0.5, np.where(mm < t1, live, final))
         above = fam == ABOVE
         if above.any():
@@ -1136,11 +1154,43 @@ class SimulatedWorld:
         }
         return {name: values.reshape(shape) for name, values in out.items()}
 
+    def _chainlink(self, minutes: np.ndarray) -> np.ndarray:
+        """The simulated Chainlink BTC/USD print at the start of each path minute."""
+        z = _normal_np(self._chainlink_key, minutes + self._origin_s // 60, 20)
+        z = np.clip(z, -CHAINLINK_NOISE_CLIP, CHAINLINK_NOISE_CLIP)
+        return np.round(self._path.p[minutes] * (1.0 + CHAINLINK_NOISE_BPS * 1e-4 * z), 2)
+
+    def _updown_up(self, fam: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """Whether each up/down window settled Up: end >= start on its settlement feed,
+        the Chainlink print for 15-minute windows, the Binance path for hourly ones."""
+        p = self._path.p
+        binance = p[end] >= p[start]
+        chainlink = fam == UD15
+        if not chainlink.any():
+            return binance
+        cl_up = self._chainlink(end[chainlink]) >= self._chainlink(start[chainlink])
+        binance = binance.copy()
+        binance[chainlink] = cl_up
+        return binance
+
+    def chainlink_price(self, ts: datetime) -> float:
+        """The simulated Chainlink BTC/USD print at ``ts`` floored to the minute (what
+        15-minute up/down markets settle on); ValueError outside the path so far."""
+        with self._lock:
+            minute = self._min_floor(to_naive_utc(ts))
+            if minute < 0 or minute > self._now_min():
+                raise ValueError(f"no Chainlink print at {ts} (world {self.start} → {self.now()})")
+            self._path.ensure(self._now_min() + 2)
+            return float(self._chainlink(np.array([minute]))[0])
+
     def _winner(self, market: _Market) -> int:
         """Index of the winning outcome by the market's rule on the simulated path."""
         p, k = self._path.p, market.strike
         if market.family in (UD15, UD1H):
-            won = p[market.end_min] >= p[market.start_min]
+            fam, start, end = (
+                np.array([v]) for v in (market.family, market.start_min, market.end_min)
+            )
+            won = bool(self._updown_up(fam, start, end)[0])
         elif market.family == ABOVE:
             won = p[market.end_min + 1] > k
         elif market.family == REACH:

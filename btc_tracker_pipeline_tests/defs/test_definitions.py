@@ -65,3 +65,48 @@ def test_dagster_cli_validates_the_workspace(tmp_path):
         timeout=180,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_successful_training_requests_the_newest_edge_report(tmp_path):
+    from btc_tracker_pipeline.defs.model.sensors import edges_after_training
+    from btc_tracker_pipeline.defs.resources import WarehouseResource
+    from btc_tracker_pipeline.warehouse import warehouse
+
+    d = loaded()
+    sensor = d.resolve_sensor_def("edges_after_training")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert d.resolve_job_def("edge_refresh_job").asset_layer.selected_asset_keys == {
+        dg.AssetKey("edge_report")
+    }
+    path = tmp_path / "warehouse.duckdb"
+    with warehouse(path) as conn:
+        conn.execute(
+            "INSERT INTO market_indicators (window_start, window_end, market_id) VALUES "
+            "('2026-03-01 09:45', '2026-03-01 10:00', '1'), "
+            "('2026-03-01 10:00', '2026-03-01 10:15', '1')"
+        )
+
+    @dg.op
+    def noop() -> None:
+        pass
+
+    @dg.job(name="train_job")
+    def finished() -> None:
+        noop()
+
+    with dg.instance_for_test() as instance:
+        result = finished.execute_in_process(instance=instance)
+        success = next(
+            e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS
+        )
+        context = dg.build_run_status_sensor_context(
+            sensor_name="edges_after_training",
+            dagster_event=success,
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            resources={"warehouse": WarehouseResource(path=str(path))},
+        )
+        request = edges_after_training(context)
+    assert isinstance(request, dg.RunRequest)
+    assert request.partition_key == "2026-03-01-10:00"
+    assert request.run_key == f"edges-after-{result.run_id}"

@@ -174,6 +174,16 @@ def test_only_clean_labels_are_used(ds):
     assert rows_of(ds, "ladder2")["y"].unique().to_list() == [1]
 
 
+def test_close_call_labels_are_kept():
+    """A close call (Chainlink settled the other side of a few-dollar move) is a label."""
+    indicators, resolutions, markets = world()
+    relabelled = resolutions.with_columns(
+        pl.col("label_check").replace("disagrees", "close_call").alias("label_check")
+    )
+    ds = build_dataset(indicators, relabelled, markets)
+    assert "disagree" in set(ds["market_id"]) and rows_of(ds, "disagree").height == 4
+
+
 def test_post_expiry_rows_are_dropped(ds):
     ok = rows_of(ds, "ok")
     assert ok.height == 8  # of 12: 4 snapshots at or after the 2 h expiry

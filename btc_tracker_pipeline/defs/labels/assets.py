@@ -7,6 +7,8 @@ import duckdb
 import polars as pl
 
 from btc_tracker_pipeline.collect.resolutions import (
+    CLOSE_CALL_BPS,
+    CLOSE_CALL_USD,
     RESOLUTION_SCHEMA,
     crosscheck,
     find_resolutions,
@@ -73,7 +75,8 @@ def _label_checks(frame: pl.DataFrame, checked: pl.DataFrame) -> list[dg.AssetCh
     )
     duplicated = frame.group_by("market_id").len().filter(pl.col("len") > 1)
     bad = incomplete["market_id"].to_list() + duplicated["market_id"].to_list()
-    disagree = checked.filter(pl.col("agrees") == False)  # noqa: E712 (polars expression)
+    disagree = checked.filter(pl.col("verdict") == "disagrees")
+    close_calls = checked.filter(pl.col("verdict") == "close_call")
     return [
         dg.AssetCheckResult(
             check_name=INTEGRITY_CHECK,
@@ -89,24 +92,31 @@ def _label_checks(frame: pl.DataFrame, checked: pl.DataFrame) -> list[dg.AssetCh
             check_name=KLINES_CHECK,
             passed=disagree.is_empty(),
             severity=dg.AssetCheckSeverity.ERROR,
-            description=(
-                "Disagreeing markets: "
-                + "; ".join(
-                    f"{r['market_id']} ({r['detail']})"
-                    for r in disagree.head(10).iter_rows(named=True)
-                )
-                if not disagree.is_empty()
-                else None
-            ),
+            description=_listing("Disagreeing markets", disagree)
+            or _listing("Close calls (labels kept)", close_calls),
             metadata={
-                "checked": int(checked["agrees"].is_not_null().sum()) if len(checked) else 0,
-                "agree": int((checked["agrees"] == True).sum()) if len(checked) else 0,  # noqa: E712
+                "checked": int(checked["agrees"].is_not_null().sum()),
+                "agree": _count(checked, "agrees"),
+                "close_call": len(close_calls),
                 "disagree": len(disagree),
-                "uncheckable": int(checked["agrees"].is_null().sum()) if len(checked) else 0,
+                "uncheckable": _count(checked, "uncheckable"),
                 "disagreeing_markets": ", ".join(disagree["market_id"].head(20).to_list()),
+                "close_call_markets": ", ".join(close_calls["market_id"].head(20).to_list()),
             },
         ),
     ]
+
+
+def _count(checked: pl.DataFrame, verdict: str) -> int:
+    return checked.filter(pl.col("verdict") == verdict).height
+
+
+def _listing(title: str, rows: pl.DataFrame) -> str | None:
+    """``title: id (detail); …`` for up to ten markets, None when there are none."""
+    if rows.is_empty():
+        return None
+    shown = (f"{r['market_id']} ({r['detail']})" for r in rows.head(10).iter_rows(named=True))
+    return f"{title}: " + "; ".join(shown)
 
 
 @window_asset(
@@ -123,7 +133,12 @@ def _label_checks(frame: pl.DataFrame, checked: pl.DataFrame) -> list[dg.AssetCh
         dg.AssetCheckSpec(
             KLINES_CHECK,
             asset="market_resolutions",
-            description="Resolved up/down and above-K labels agree with the BTC/USDT 1m klines.",
+            description=(
+                "Resolved up/down and above-K labels agree with the BTC/USDT 1m klines. "
+                "Fails only on a disagreement: a Chainlink-settled window (5m/15m/4h) the "
+                f"klines contradict on a move of at most {CLOSE_CALL_USD:g} $ or "
+                f"{CLOSE_CALL_BPS:g} bp is a close call (a feed difference; the label stands)."
+            ),
         ),
     ],
 )
@@ -136,7 +151,10 @@ def market_resolutions(
 
     Resolved = closed with one-hot outcome prices (docs/apis.md §1.7); 50/50 and all-zero
     closures are ``void``, other closures ``unsettled``: both recorded, never labels.
-    Each resolved label is recomputed from klines where the rules allow (``label_check``).
+    Each resolved label is recomputed from klines where the rules allow (``label_check``:
+    agrees, close_call, disagrees or uncheckable). Polymarket's settled side is the
+    label: a 5m/15m/4h window settled on Chainlink that Binance puts on the other side
+    by a move of a few dollars is a ``close_call``, its move in ``label_check_detail``.
     """
     windows = run_windows(context)
     range_start, range_end = windows[0][0], windows[-1][1]
@@ -152,12 +170,7 @@ def market_resolutions(
         checked = crosscheck(everything, terms, klines)
         verdict = checked.select(
             "market_id",
-            pl.when(pl.col("agrees").is_null())
-            .then(pl.lit("uncheckable"))
-            .when(pl.col("agrees"))
-            .then(pl.lit("agrees"))
-            .otherwise(pl.lit("disagrees"))
-            .alias("label_check"),
+            pl.col("verdict").alias("label_check"),
             pl.col("detail").alias("label_check_detail"),
         )
         total = 0

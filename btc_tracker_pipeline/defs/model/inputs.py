@@ -23,6 +23,11 @@ def edge_inputs(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime)
     return conn.execute(EDGE_INPUTS_SQL, [start, end]).pl()
 
 
+def newest_indicator_window(conn: duckdb.DuckDBPyConnection) -> datetime | None:
+    """Start of the newest window that has indicator rows (what an edge report reads)."""
+    return conn.sql("SELECT max(window_start) FROM market_indicators").fetchone()[0]
+
+
 def training_tables(
     conn: duckdb.DuckDBPyConnection,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
