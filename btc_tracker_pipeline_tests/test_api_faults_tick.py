@@ -101,13 +101,17 @@ def test_unknown_market_id_is_recorded_and_the_known_one_collected(tmp_path):
         assert run_windows([WINDOW], instance=session.instance)[0].success
         with duckdb.connect(str(session.warehouse), read_only=True) as conn:
             known = conn.execute("SELECT min(market_id) FROM tracked_markets").fetchone()[0]
+            before = conn.execute("SELECT market_id FROM market_snapshots ORDER BY 1").fetchall()
         config = {"ops": {"tracked_markets": {"config": {"market_ids": [known, "999999999"]}}}}
         outcome = run_windows([WINDOW], run_config=config, instance=session.instance)[0]
         assert outcome.success, outcome.error
         with duckdb.connect(str(session.warehouse), read_only=True) as conn:
-            tracked = conn.execute("SELECT market_id FROM tracked_markets").fetchall()
-            snapshots = conn.execute("SELECT market_id FROM market_snapshots").fetchall()
+            by_ids = conn.execute(
+                "SELECT market_id FROM tracked_markets WHERE discovered_by = 'ids'"
+            ).fetchall()
+            snapshots = conn.execute("SELECT market_id FROM market_snapshots ORDER BY 1").fetchall()
         last_runs = runs_table(session.warehouse)
-    assert tracked == [(known,)] and snapshots == [(known,)]
+    # The known market was collected again by id; the window's other markets kept theirs.
+    assert by_ids == [(known,)] and snapshots == before and len(before) > 100
     discovery = [e for a, _, e in last_runs if a == "tracked_markets"][-1]
     assert "market 999999999: not found on Gamma" in discovery
