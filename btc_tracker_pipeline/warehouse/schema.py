@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import duckdb
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # The tables written window by window (``warehouse.write_window``) and their keys. Since
 # migration 5 the keys are checked when a window is written, not by a PRIMARY KEY: DuckDB
@@ -419,6 +419,18 @@ MIGRATIONS: list[tuple[int, list[str | Callable[[duckdb.DuckDBPyConnection], Non
                 volume DOUBLE NOT NULL
             )
             """,
+        ],
+    ),
+    (
+        7,
+        [
+            # Quote age (snapshot_ts − quote_ts, seconds) on snapshots and indicators.
+            "ALTER TABLE market_snapshots ADD COLUMN quote_age_s DOUBLE",
+            "UPDATE market_snapshots SET quote_age_s = "
+            "date_diff('microsecond', quote_ts, snapshot_ts) / 1e6",
+            "ALTER TABLE market_indicators ADD COLUMN quote_age_s DOUBLE",
+            "UPDATE market_indicators i SET quote_age_s = s.quote_age_s FROM market_snapshots s "
+            "WHERE s.window_start = i.window_start AND s.market_id = i.market_id",
         ],
     ),
 ]
