@@ -424,13 +424,19 @@ MIGRATIONS: list[tuple[int, list[str | Callable[[duckdb.DuckDBPyConnection], Non
     (
         7,
         [
-            # Quote age (snapshot_ts − quote_ts, seconds) on snapshots and indicators.
+            # Quote age (snapshot_ts − quote_ts, seconds) on snapshots and indicators, and
+            # the spread the edge report and paper trades assumed where a row has no book.
             "ALTER TABLE market_snapshots ADD COLUMN quote_age_s DOUBLE",
             "UPDATE market_snapshots SET quote_age_s = "
             "date_diff('microsecond', quote_ts, snapshot_ts) / 1e6",
             "ALTER TABLE market_indicators ADD COLUMN quote_age_s DOUBLE",
             "UPDATE market_indicators i SET quote_age_s = s.quote_age_s FROM market_snapshots s "
             "WHERE s.window_start = i.window_start AND s.market_id = i.market_id",
+            "ALTER TABLE edge_report ADD COLUMN spread_estimate DOUBLE",
+            "ALTER TABLE edge_report ADD COLUMN spread_used DOUBLE",
+            "ALTER TABLE edge_report ADD COLUMN spread_source VARCHAR",
+            "ALTER TABLE paper_trades ADD COLUMN spread DOUBLE",
+            "ALTER TABLE paper_trades ADD COLUMN spread_source VARCHAR",
         ],
     ),
 ]
