@@ -571,9 +571,9 @@ def _latest_edges(min_edge: float | None) -> tuple[str | None, list[dict]]:
         raise _fail(str(exc)) from exc
     if min_edge is not None:
         # Recompute from the stored inputs: PASS for other reasons (expired, touched) stays PASS.
-        from btc_tracker_pipeline.model.edges import INPUT_SCHEMA, EdgeConfig, edge_report
+        from btc_tracker_pipeline.model.edges import REPORT_INPUTS, EdgeConfig, edge_report
 
-        frame = edge_report(frame.select(list(INPUT_SCHEMA)), EdgeConfig(min_edge=min_edge))
+        frame = edge_report(frame.select(REPORT_INPUTS), EdgeConfig(min_edge=min_edge))
     return f"{latest:%Y-%m-%d %H:%M}", frame.to_dicts()
 
 

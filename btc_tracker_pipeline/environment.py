@@ -18,6 +18,10 @@ ENV_STORAGE = "BTC_TRACKER_DAGSTER_STORAGE"
 ENV_MODELS = "BTC_TRACKER_MODELS"
 ENV_HTTP_TIMEOUT = "BTC_TRACKER_HTTP_TIMEOUT_S"
 DEFAULT_HTTP_TIMEOUT_S = 10.0
+ENV_MAX_QUOTE_AGE = "BTC_TRACKER_MAX_QUOTE_AGE_MIN"
+# collect.snapshots.MAX_QUOTE_AGE, in minutes; a day is the most a history quote may lag.
+DEFAULT_MAX_QUOTE_AGE_MIN = 30.0
+MAX_QUOTE_AGE_LIMIT_MIN = 1440.0
 
 URL_VARIABLES = (ENV_GAMMA, ENV_CLOB, ENV_BINANCE)
 PATH_VARIABLES = (ENV_WAREHOUSE, ENV_MODELS, ENV_STORAGE)
@@ -63,15 +67,40 @@ def http_timeout_s() -> float:
     return DEFAULT_HTTP_TIMEOUT_S if value is None else check_timeout(ENV_HTTP_TIMEOUT, value)
 
 
+def check_quote_age(name: str, value: str | float) -> float:
+    """``value`` as minutes if it is a number in (0, 1440], else ConfigurationError."""
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = math.nan
+    if not (math.isfinite(minutes) and 0 < minutes <= MAX_QUOTE_AGE_LIMIT_MIN):
+        raise ConfigurationError(
+            f"{name}={value!r}: expected minutes > 0 and at most "
+            f"{MAX_QUOTE_AGE_LIMIT_MIN:.0f}, e.g. 90 for hourly price histories"
+        )
+    return minutes
+
+
+def max_quote_age_min() -> float:
+    """``BTC_TRACKER_MAX_QUOTE_AGE_MIN`` (default 30): how old a prices-history point may
+    be at a window end and still be that window's quote, checked."""
+    value = os.environ.get(ENV_MAX_QUOTE_AGE)
+    if value is None:
+        return DEFAULT_MAX_QUOTE_AGE_MIN
+    return check_quote_age(ENV_MAX_QUOTE_AGE, value)
+
+
 def check_configuration() -> None:
     """Check every ``BTC_TRACKER_*`` variable that is set: API URLs are http(s) with a
-    host, the timeout is seconds > 0, paths are not blank. Raises ConfigurationError
-    for the first bad one, before anything is opened or requested."""
+    host, the timeout is seconds > 0, the quote age limit is minutes in (0, 1440], paths
+    are not blank. Raises ConfigurationError for the first bad one, before anything is
+    opened or requested."""
     for name in URL_VARIABLES:
         value = os.environ.get(name)
         if value is not None:
             check_url(name, value)
     http_timeout_s()
+    max_quote_age_min()
     for name in PATH_VARIABLES:
         value = os.environ.get(name)
         if value is not None and not value.strip():

@@ -230,6 +230,8 @@ BAD_VARIABLES = [
     ("BTC_TRACKER_HTTP_TIMEOUT_S", "abc"),
     ("BTC_TRACKER_HTTP_TIMEOUT_S", "-1"),
     ("BTC_TRACKER_HTTP_TIMEOUT_S", "nan"),
+    ("BTC_TRACKER_MAX_QUOTE_AGE_MIN", "0"),
+    ("BTC_TRACKER_MAX_QUOTE_AGE_MIN", "a day"),
     ("BTC_TRACKER_GAMMA_URL", "ftp://x"),
     ("BTC_TRACKER_CLOB_URL", "localhost:8765"),
     ("BTC_TRACKER_BINANCE_URL", "http://"),

@@ -15,7 +15,9 @@ their own; a cache that cannot be written costs requests later, never rows.
 
 Every row names its source (``ClobClient.source``: the CLOB base URL and the world a
 replay server serves, asked once per run) and a run reads only rows of its own source.
-Storing drops the rows of every other source: the cache follows the API last used.
+Storing drops the rows of every other source: the cache follows the API last used. A
+run with another staleness limit than ``MAX_QUOTE_AGE`` decides other quotes, so its
+source also names the limit (``cache_source``).
 """
 
 from __future__ import annotations
@@ -77,17 +79,30 @@ class HistoryNeed(NamedTuple):
     expiry: datetime | None
 
 
+def cache_source(source: str, max_age: timedelta) -> str:
+    """The cache key of ``source`` read with staleness limit ``max_age``: ``source`` itself
+    for the default limit (caches written before the limit was configurable stay good)."""
+    if max_age == MAX_QUOTE_AGE:
+        return source
+    return f"{source}|max_quote_age_s={int(max_age.total_seconds())}"
+
+
 def history_needs(
-    tracked: pl.DataFrame, range_start: datetime, range_end: datetime
+    tracked: pl.DataFrame,
+    range_start: datetime,
+    range_end: datetime,
+    max_age: timedelta = MAX_QUOTE_AGE,
 ) -> dict[str, HistoryNeed]:
-    """Per YES token of ``tracked`` (a run's tracked_markets rows): the history it needs."""
+    """Per YES token of ``tracked`` (a run's tracked_markets rows): the history it needs
+    to quote its windows with staleness limit ``max_age``."""
     needs: dict[str, HistoryNeed] = {}
     for token, start_date, expiry in (
         tracked.group_by("yes_token_id")
         .agg(pl.col("start_date").min(), pl.col("expiry").max())
         .iter_rows()
     ):
-        if token and (span := history_span(start_date, expiry, range_start, range_end)):
+        span = history_span(start_date, expiry, range_start, range_end, max_age)
+        if token and span:
             needs[token] = HistoryNeed(*span, start_date, expiry)
     return needs
 
@@ -114,14 +129,16 @@ def quarter_hours(first: datetime, last: datetime) -> list[datetime]:
     return out
 
 
-def decided_window_ends(need: HistoryNeed, span_end: datetime) -> list[datetime]:
+def decided_window_ends(
+    need: HistoryNeed, span_end: datetime, max_age: timedelta = MAX_QUOTE_AGE
+) -> list[datetime]:
     """The window ends whose quote points fetched over [need.lo, span_end] decide as any
-    run's own fetch would: the quote looks back MAX_QUOTE_AGE (so not before need.lo +
-    MAX_QUOTE_AGE unless need.lo is the listing) and after settlement sees nothing new."""
+    run's own fetch would: the quote looks back ``max_age`` (so not before need.lo +
+    max_age unless need.lo is the listing) and after settlement sees nothing new."""
     listed = need.start_date is not None and need.lo <= need.start_date
-    first = need.lo if listed else need.lo + MAX_QUOTE_AGE
+    first = need.lo if listed else need.lo + max_age
     settled = need.expiry is not None and span_end >= need.expiry + SETTLE_AFTER_EXPIRY
-    last = span_end + MAX_QUOTE_AGE if settled else span_end
+    last = span_end + max_age if settled else span_end
     return quarter_hours(first, last)
 
 
@@ -131,6 +148,7 @@ def cache_frames(
     needs: Mapping[str, HistoryNeed],
     ends: Mapping[str, datetime],
     now: datetime,
+    max_age: timedelta = MAX_QUOTE_AGE,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(``history_spans`` rows, ``history_quotes`` rows) for the tokens fetched from
     ``source`` over [needs[t].lo, ends[t]] (only successful fetches are in ``points``)."""
@@ -142,8 +160,8 @@ def cache_frames(
             continue
         spans.append((source, token, need.lo, span_end, now))
         times = [p.t for p in token_points]
-        for window_end in decided_window_ends(need, span_end):
-            point = newest_point(token_points, times, window_end)
+        for window_end in decided_window_ends(need, span_end, max_age):
+            point = newest_point(token_points, times, window_end, max_age)
             if point is not None:
                 quotes.append((source, token, window_end, point.t, point.p))
     return (
@@ -221,22 +239,27 @@ def backfill_histories(
     window_range: tuple[datetime, datetime],
     now: datetime,
     warn: Callable[[str], None] = log.warning,
+    max_age: timedelta = MAX_QUOTE_AGE,
 ) -> tuple[Histories, int]:
     """Histories for a backfill run's windows in ``window_range``: cached quotes where a
-    span covers a token's need, a fetch (stored for later runs) for the rest.
+    span covers a token's need, a fetch (stored for later runs) for the rest; quotes no
+    older than ``max_age`` (``needs`` must come from ``history_needs`` with the same limit).
 
     Returns the histories and how many tokens came from the cache.
     """
     try:
-        source = clob.source()
+        source = cache_source(clob.source(), max_age)
     except ApiError as exc:  # the fetches below will tell whether the API is there
         warn(f"prices-history cache not used: source unknown ({exc.__class__.__name__}: {exc})")
-        return fetch_histories(clob, {t: (n.lo, n.hi) for t, n in needs.items()}), 0
+        spans = {t: (n.lo, n.hi) for t, n in needs.items()}
+        return fetch_histories(clob, spans, max_age=max_age), 0
     with connect() as conn:
         cached = read_cached(conn, source, needs, *window_range)
     ends = {t: fetch_end(n, now) for t, n in needs.items() if t not in cached}
-    histories = fetch_histories(clob, {t: (needs[t].lo, end) for t, end in ends.items()})
-    spans, quotes = cache_frames(source, histories.points, needs, ends, now)
+    histories = fetch_histories(
+        clob, {t: (needs[t].lo, end) for t, end in ends.items()}, max_age=max_age
+    )
+    spans, quotes = cache_frames(source, histories.points, needs, ends, now, max_age)
     try:
         with connect() as conn:
             store(conn, spans, quotes)

@@ -5,6 +5,11 @@ Two paths give the same columns:
 - history (older windows): the CLOB prices-history point at or before the window
   end, fetched once per token for a whole run (≤15-day requests, docs/apis.md §2.1).
 History has no book, volume or liquidity: those columns are null there.
+
+Every row keeps ``quote_age_s`` = ``snapshot_ts`` − ``quote_ts`` in seconds: up to the
+staleness limit on history rows (``MAX_QUOTE_AGE`` by default, a run can raise it for
+hourly histories), a few seconds below zero on live rows (fetched just after the window
+end).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from btc_tracker_pipeline.sources.clob import ClobClient
 from btc_tracker_pipeline.sources.errors import ApiError
 from btc_tracker_pipeline.sources.models import GammaMarket, PricePoint
 
-# A history point older than this at the window end is no quote at all.
+# A history point older than this at the window end is no quote at all (the default;
+# ``market_snapshots`` takes another limit from its run config or the environment).
 MAX_QUOTE_AGE = timedelta(minutes=30)
 # Quotes go on until settlement a little after expiry.
 SETTLE_AFTER_EXPIRY = timedelta(hours=2)
@@ -44,15 +50,18 @@ SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
     "volume_24h": pl.Float64(),
     "liquidity": pl.Float64(),
     "source": pl.String(),
+    "quote_age_s": pl.Float64(),
 }
 
 
 @dataclass
 class Histories:
-    """Prices-history per YES token for a run, and the tokens that failed (with why)."""
+    """Prices-history per YES token for a run, and the tokens that failed (with why);
+    ``max_age`` is the staleness limit ``quote`` applies."""
 
     points: dict[str, list[PricePoint]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    max_age: timedelta = MAX_QUOTE_AGE
     _times: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     def quote(self, token: str, at: datetime) -> PricePoint | None:
@@ -61,7 +70,7 @@ class Histories:
         times = self._times.get(token)
         if times is None or len(times) != len(points):
             times = self._times[token] = [p.t for p in points]
-        return newest_point(points, times, at)
+        return newest_point(points, times, at, self.max_age)
 
 
 def to_unix(ts: datetime) -> int:
@@ -72,6 +81,11 @@ def to_unix(ts: datetime) -> int:
 def from_unix(t: int) -> datetime:
     """Unix seconds → naive-UTC datetime."""
     return EPOCH + timedelta(seconds=t)
+
+
+def age_seconds(snapshot_ts: datetime, quote_ts: datetime) -> float:
+    """``quote_age_s``: how old the quote is at the snapshot (negative: taken after it)."""
+    return (snapshot_ts - quote_ts).total_seconds()
 
 
 def live_snapshot_frame(
@@ -108,6 +122,7 @@ def live_snapshot_frame(
                 "volume_24h": m.volume_24h,
                 "liquidity": m.liquidity,
                 "source": "live",
+                "quote_age_s": age_seconds(window_end, fetched_at),
             }
         )
     return pl.DataFrame(rows, schema=SNAPSHOT_SCHEMA)
@@ -118,9 +133,10 @@ def history_span(
     expiry: datetime | None,
     range_start: datetime,
     range_end: datetime,
+    max_age: timedelta = MAX_QUOTE_AGE,
 ) -> tuple[datetime, datetime] | None:
-    """The part of [range_start − MAX_QUOTE_AGE, range_end] a token's history is needed for."""
-    lo = range_start - MAX_QUOTE_AGE
+    """The part of [range_start − max_age, range_end] a token's history is needed for."""
+    lo = range_start - max_age
     if start_date is not None:
         lo = max(lo, start_date)
     hi = range_end
@@ -134,12 +150,14 @@ def fetch_histories(
     spans: Mapping[str, tuple[datetime, datetime]],
     *,
     max_workers: int = 8,
+    max_age: timedelta = MAX_QUOTE_AGE,
 ) -> Histories:
     """Fetch 1-minute prices-history for every token over its span, concurrently.
 
-    A failing token is recorded in ``errors`` and never aborts the others.
+    A failing token is recorded in ``errors`` and never aborts the others; quotes are
+    then taken no older than ``max_age``.
     """
-    result = Histories()
+    result = Histories(max_age=max_age)
 
     def one(token: str) -> tuple[str, list[PricePoint] | None, str | None]:
         lo, hi = spans[token]
@@ -157,20 +175,25 @@ def fetch_histories(
     return result
 
 
-def quote_at(points: Sequence[PricePoint], at: datetime) -> PricePoint | None:
-    """The newest point with ``t <= at`` no older than MAX_QUOTE_AGE (points sorted by t)."""
-    return newest_point(points, [p.t for p in points], at)
+def quote_at(
+    points: Sequence[PricePoint], at: datetime, max_age: timedelta = MAX_QUOTE_AGE
+) -> PricePoint | None:
+    """The newest point with ``t <= at`` no older than ``max_age`` (points sorted by t)."""
+    return newest_point(points, [p.t for p in points], at, max_age)
 
 
 def newest_point(
-    points: Sequence[PricePoint], times: Sequence[int], at: datetime
+    points: Sequence[PricePoint],
+    times: Sequence[int],
+    at: datetime,
+    max_age: timedelta = MAX_QUOTE_AGE,
 ) -> PricePoint | None:
     """``quote_at`` given ``times`` = the points' ``t`` (to bisect many times on one list)."""
     i = bisect.bisect_right(times, to_unix(at))
     if i == 0:
         return None
     point = points[i - 1]
-    if to_unix(at) - point.t > MAX_QUOTE_AGE.total_seconds():
+    if to_unix(at) - point.t > max_age.total_seconds():
         return None
     return point
 
@@ -205,6 +228,7 @@ def history_snapshot_frame(
                 "volume_24h": None,
                 "liquidity": None,
                 "source": "history",
+                "quote_age_s": float(to_unix(window_end) - point.t),
             }
         )
     return pl.DataFrame(rows, schema=SNAPSHOT_SCHEMA)

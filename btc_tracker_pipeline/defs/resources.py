@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 import duckdb
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from btc_tracker_pipeline import environment
 from btc_tracker_pipeline.sources.binance import BinanceClient
@@ -35,6 +35,12 @@ class PolymarketResource(dg.ConfigurableResource):
     clob_url: str = DEFAULT_CLOB_URL
     timeout_s: float = 10.0
     max_attempts: int = 5
+    max_quote_age_min: float = Field(
+        environment.DEFAULT_MAX_QUOTE_AGE_MIN,
+        description="How old a prices-history point may be at a window end and still be "
+        "the window's quote (BTC_TRACKER_MAX_QUOTE_AGE_MIN; raise it, e.g. to 90, for "
+        "hourly histories).",
+    )
 
     _http: JsonHttp | None = PrivateAttr(default=None)
 
@@ -129,6 +135,7 @@ def resources() -> dg.Definitions:
                 gamma_url=_env_or("BTC_TRACKER_GAMMA_URL", DEFAULT_GAMMA_URL),
                 clob_url=_env_or("BTC_TRACKER_CLOB_URL", DEFAULT_CLOB_URL),
                 timeout_s=timeout_s,
+                max_quote_age_min=environment.max_quote_age_min(),
             ),
             "binance": BinanceResource(
                 base_url=_env_or("BTC_TRACKER_BINANCE_URL", DEFAULT_BINANCE_URL),

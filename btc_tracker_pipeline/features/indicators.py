@@ -38,7 +38,9 @@ shifted columns.
 Also: the structural columns of ``features.structural`` (``strike``, ``strike_high``,
 ``reference_price``, ``realized_vol``, ``log_moneyness``, ``barrier_touched``,
 ``structural_probability``), the quality columns of ``features.quality`` (``q_*``,
-``quality_score``), and the snapshot's ``snapshot_ts`` and ``source``.
+``quality_score``), and the snapshot's ``snapshot_ts``, ``source`` and ``quote_age_s``
+(``snapshot_ts`` − ``quote_ts`` in seconds: how stale a history quote is, up to the
+staleness limit of ``market_snapshots``; a few seconds below zero on live quotes).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from btc_tracker_pipeline.features.quality import QUALITY_SCHEMA, add_quality
+from btc_tracker_pipeline.features.quality import QUALITY_SCHEMA, add_quality, quote_age_expr
 from btc_tracker_pipeline.features.structural import (
     BARRIER_LOOKBACK,
     STRUCTURAL_SCHEMA,
@@ -77,6 +79,7 @@ INDICATOR_SCHEMA: dict[str, pl.DataType] = {
     "family": pl.String(),
     "snapshot_ts": pl.Datetime("us"),
     "source": pl.String(),
+    "quote_age_s": pl.Float64(),
     "market_probability": pl.Float64(),
     "volume": pl.Float64(),
     "liquidity": pl.Float64(),
@@ -392,6 +395,7 @@ def compute_indicators(
         .join(spot, on="window_start", how="left", maintain_order="left")
         .with_columns(
             pl.col("yes_price").alias("market_probability"),
+            quote_age_expr(),
             (pl.col("yes_price") - 0.5).abs().alias("market_edge"),
             ((pl.col("expiry") - pl.col("window_end")).dt.total_microseconds() / 3.6e9).alias(
                 "time_to_expiry_hours"

@@ -5,7 +5,7 @@ Five components, each 0 or 1 (a null input counts as 0), and their mean:
 | column | 1 when |
 |---|---|
 | ``q_fields`` | ``yes_price``, ``volume`` and ``liquidity`` are all present |
-| ``q_fresh`` | abs(``quote_ts`` − ``snapshot_ts``) ≤ 5 minutes |
+| ``q_fresh`` | abs(``quote_age_s``) ≤ 5 minutes (``snapshot_ts`` − ``quote_ts``, seconds) |
 | ``q_spread`` | ``best_ask`` − ``best_bid`` is in (0, 0.10] |
 | ``q_two_sided`` | ``best_bid`` and ``best_ask`` are present and ``best_bid`` < ``best_ask`` |
 | ``q_spot`` | the window has a spot row and its ``as_of`` is within 2 minutes of the window end |
@@ -13,7 +13,9 @@ Five components, each 0 or 1 (a null input counts as 0), and their mean:
 
 History snapshots (CLOB prices-history: no book, volume or liquidity) score at most
 0.4 (fresh + spot) by construction: they are genuinely less informative than a
-live quote, and the score says so rather than hiding it.
+live quote, and the score says so rather than hiding it. A history quote older than
+5 minutes (an hourly history read with a raised staleness limit) loses ``q_fresh`` too:
+0.2 at most, and the model sees its ``quote_age_s`` besides.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from datetime import timedelta
 
 import polars as pl
 
-MAX_QUOTE_AGE = timedelta(minutes=5)
+FRESH_QUOTE_AGE = timedelta(minutes=5)
 MAX_SPREAD = 0.10
 MAX_SPOT_LAG = timedelta(minutes=2)
 # Prices are decimal cents in binary floats: 0.55 − 0.45 = 0.10000000000000009.
@@ -43,6 +45,14 @@ def _flag(condition: pl.Expr) -> pl.Expr:
     return condition.fill_null(False).cast(pl.Int8)
 
 
+def quote_age_expr() -> pl.Expr:
+    """``quote_age_s``: (``snapshot_ts`` − ``quote_ts``) in seconds; negative when the
+    quote was taken after the snapshot time (live quotes, fetched just after the window
+    end), null without a quote time."""
+    age = pl.col("snapshot_ts") - pl.col("quote_ts")
+    return (age.dt.total_microseconds() / 1e6).alias("quote_age_s")
+
+
 def quality_exprs() -> list[pl.Expr]:
     """The five components (see the module docstring), as Int8 0/1 expressions.
 
@@ -58,7 +68,7 @@ def quality_exprs() -> list[pl.Expr]:
             & pl.col("volume").is_not_null()
             & pl.col("liquidity").is_not_null()
         ).alias("q_fields"),
-        _flag((pl.col("quote_ts") - pl.col("snapshot_ts")).abs() <= MAX_QUOTE_AGE).alias("q_fresh"),
+        _flag(quote_age_expr().abs() <= FRESH_QUOTE_AGE.total_seconds()).alias("q_fresh"),
         _flag((spread > 0) & (spread <= MAX_SPREAD + _SPREAD_TOLERANCE)).alias("q_spread"),
         _flag(bid.is_not_null() & ask.is_not_null() & (bid < ask)).alias("q_two_sided"),
         _flag((pl.col("spot_as_of") - pl.col("window_end")).abs() <= MAX_SPOT_LAG).alias("q_spot"),

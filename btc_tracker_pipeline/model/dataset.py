@@ -95,7 +95,10 @@ FAMILIES: tuple[str, ...] = (
     "other",
 )
 FAMILY_FEATURES: list[str] = [f"fam_{family}" for family in FAMILIES]
-FEATURES: list[str] = SEED_FEATURES + DERIVED_FEATURES + FAMILY_FEATURES
+# How stale the quote is (``market_indicators.quote_age_s``): an hourly history point can
+# be up to the staleness limit old, and the model should know a stale price from a fresh one.
+QUOTE_FEATURES: list[str] = ["quote_age_s"]
+FEATURES: list[str] = SEED_FEATURES + DERIVED_FEATURES + QUOTE_FEATURES + FAMILY_FEATURES
 
 # logit is taken of probabilities clipped to [0.005, 0.995]: ±5.3, half a cent from 0/1.
 LOGIT_CLIP = 0.005
@@ -150,10 +153,17 @@ def add_features(frame: pl.DataFrame) -> pl.DataFrame:
 
     ``logit_p`` = logit(``market_probability``), ``logit_struct`` =
     logit(``structural_probability``), both clipped to [0.005, 0.995];
-    ``fam_<f>`` = 1.0 if ``family`` is f else 0.0. Absent seed or structural columns
-    become null. Used for training rows and for scoring live, unlabelled rows alike.
+    ``fam_<f>`` = 1.0 if ``family`` is f else 0.0; ``quote_age_s`` as it is. Absent seed,
+    structural or quote-age columns become null. Used for training rows and for scoring
+    live, unlabelled rows alike.
     """
-    base = [*SEED_FEATURES, "structural_probability", "realized_vol", "log_moneyness"]
+    base = [
+        *SEED_FEATURES,
+        "structural_probability",
+        "realized_vol",
+        "log_moneyness",
+        *QUOTE_FEATURES,
+    ]
     absent = [pl.lit(None, dtype=pl.Float64).alias(n) for n in base if n not in frame.columns]
     if "family" not in frame.columns:
         absent.append(pl.lit(None, dtype=pl.String).alias("family"))

@@ -5,8 +5,11 @@ p = ``market_prob`` (the mid, or the last YES price on history rows), b/a = the
 effective bid/ask, r = the taker fee rate, e = the fee exponent.
 
 * Effective prices: ``bid``/``ask`` are the book's ``best_bid``/``best_ask``; a missing
-  side (history snapshots have no book) is p ∓ ``assumed_half_spread``, clipped to
-  [0.001, 0.999], and the row is flagged ``assumed_spread``.
+  side (history snapshots have no book) is p ∓ s/2, clipped to [0.001, 0.999], where s
+  is the row's ``spread_estimate`` (the warehouse's live books of that family and price
+  level, ``model.spreads``; flag ``estimated_spread``) or, without one,
+  ``default_spread`` (3¢; flag ``default_spread``). ``spread_used`` = ask − bid, and
+  ``spread_source`` says where it came from: ``book``, ``estimated`` or ``default``.
 * Fee per share at price x: r·(x(1−x))^e (docs/modeling.md §2.4); 0 when
   ``fees_enabled`` is false. ``fee_yes`` = fee(a); ``fee_no`` = fee(1−b), which equals
   fee(b) because x(1−x) is symmetric.
@@ -33,6 +36,8 @@ from collections.abc import Sequence
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
+
+from btc_tracker_pipeline.model.spreads import DEFAULT_SPREAD
 
 BUY_YES = "BUY YES"
 BUY_NO = "BUY NO"
@@ -64,10 +69,17 @@ INPUT_SCHEMA: dict[str, pl.DataType] = {
     "parse_source": pl.String(),
     "barrier_touched": pl.Boolean(),
 }
+# Optional input: the spread to assume where the book is missing (``model.spreads``);
+# absent or null, ``EdgeConfig.default_spread`` is assumed.
+SPREAD_ESTIMATE = "spread_estimate"
+# What the edge report reads, the optional spread estimate included.
+REPORT_INPUTS: tuple[str, ...] = (*INPUT_SCHEMA, SPREAD_ESTIMATE)
 
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "bid",
     "ask",
+    "spread_used",
+    "spread_source",
     "edge",
     "ev",
     "fee_yes",
@@ -89,7 +101,8 @@ FLAGS: tuple[str, ...] = (
     "no_model",
     "stale_spot",
     "thin_book",
-    "assumed_spread",
+    "estimated_spread",
+    "default_spread",
     "uncertain_parse",
     "under_minute_left",
     "expired",
@@ -102,8 +115,9 @@ FLAGS: tuple[str, ...] = (
 class EdgeConfig(BaseModel):
     """Thresholds and sizing of the edge report (frozen: one configuration per test window).
 
-    Stakes are fractions of ``bankroll``; ``assumed_half_spread`` is used only for a
-    missing side of the book; ``stale_spot_minutes`` applies when the rows carry a
+    Stakes are fractions of ``bankroll``; ``default_spread`` is assumed around the price
+    only for a missing side of the book without a ``spread_estimate`` (3¢: recorded up/down
+    books average 2.7¢, see ``model.spreads``); ``stale_spot_minutes`` applies when the rows carry a
     ``spot_age_minutes`` column, otherwise ``q_spot`` (fresh within 2 minutes) decides.
     """
 
@@ -114,7 +128,7 @@ class EdgeConfig(BaseModel):
     max_stake_per_market: float = Field(0.02, ge=0.0, le=1.0)
     max_stake_per_cluster: float = Field(0.05, ge=0.0, le=1.0)
     bankroll: float = Field(10_000.0, gt=0.0)
-    assumed_half_spread: float = Field(0.01, ge=0.0, lt=0.5)
+    default_spread: float = Field(DEFAULT_SPREAD, ge=0.0, lt=1.0)
     stale_spot_minutes: float = Field(2.0, gt=0.0)
     thin_book_spread: float = Field(0.10, gt=0.0)
     default_fee_rate: float = Field(0.07, ge=0.0)
@@ -161,7 +175,8 @@ def edge_report(rows: pl.DataFrame, config: EdgeConfig | None = None) -> pl.Data
     """Edge, EV, net edges, recommendation, Kelly stake and flags for each row.
 
     ``rows`` has the columns of :data:`INPUT_SCHEMA` (extra columns are kept; an optional
-    ``spot_age_minutes`` overrides ``q_spot`` for ``stale_spot``). The output is the input
+    ``spot_age_minutes`` overrides ``q_spot`` for ``stale_spot``, an optional
+    ``spread_estimate`` is the spread assumed without a book). The output is the input
     plus :data:`OUTPUT_COLUMNS` (see the module docstring), sorted by recommendation
     (BUY YES, BUY NO, PASS), then ``net_edge`` descending.
     """
@@ -172,8 +187,11 @@ def edge_report(rows: pl.DataFrame, config: EdgeConfig | None = None) -> pl.Data
     frame = rows.with_columns(
         pl.col(name).cast(dtype) for name, dtype in INPUT_SCHEMA.items() if name != "window_start"
     )
+    if SPREAD_ESTIMATE not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(SPREAD_ESTIMATE))
 
-    half = config.assumed_half_spread
+    estimate = pl.col(SPREAD_ESTIMATE).cast(pl.Float64)
+    half = pl.coalesce(estimate, pl.lit(config.default_spread)) / 2.0
     mid = pl.col("market_prob")
     q = pl.col("model_prob")
     tte = pl.col("time_to_expiry_hours")
@@ -183,6 +201,12 @@ def edge_report(rows: pl.DataFrame, config: EdgeConfig | None = None) -> pl.Data
     frame = frame.with_columns(
         pl.coalesce(pl.col("best_bid"), (mid - half).clip(PRICE_MIN, PRICE_MAX)).alias("bid"),
         pl.coalesce(pl.col("best_ask"), (mid + half).clip(PRICE_MIN, PRICE_MAX)).alias("ask"),
+        pl.when(pl.col("best_bid").is_not_null() & pl.col("best_ask").is_not_null())
+        .then(pl.lit("book"))
+        .when(estimate.is_not_null())
+        .then(pl.lit("estimated"))
+        .otherwise(pl.lit("default"))
+        .alias("spread_source"),
         (q - mid).alias("edge"),
         # The seed's EV of $1 staked on YES at the mid: win (1−p) w.p. q, lose p w.p. 1−q.
         (q * (1.0 - mid) - (1.0 - q) * mid).alias("ev"),
@@ -190,6 +214,7 @@ def edge_report(rows: pl.DataFrame, config: EdgeConfig | None = None) -> pl.Data
     ).with_columns(
         fee_per_share_expr(pl.col("ask"), pl.col("_rate"), exponent).alias("fee_yes"),
         fee_per_share_expr(1.0 - pl.col("bid"), pl.col("_rate"), exponent).alias("fee_no"),
+        (pl.col("ask") - pl.col("bid")).alias("spread_used"),
     )
     frame = frame.with_columns(
         (q - pl.col("ask") - pl.col("fee_yes")).alias("net_edge_yes"),
@@ -296,6 +321,7 @@ def _flags(frame: pl.DataFrame, config: EdgeConfig) -> pl.Expr:
     two_sided = bid.is_not_null() & ask.is_not_null() & (bid < ask)
     thin = ~two_sided | (ask - bid > config.thin_book_spread + TOLERANCE)
     assumed = bid.is_null() | ask.is_null()
+    estimated = pl.col(SPREAD_ESTIMATE).is_not_null()
     uncertain = (
         pl.col("family").is_null()
         | (pl.col("family") == "other")
@@ -305,7 +331,8 @@ def _flags(frame: pl.DataFrame, config: EdgeConfig) -> pl.Expr:
         "no_model": pl.col("model_prob").is_null(),
         "stale_spot": stale,
         "thin_book": thin,
-        "assumed_spread": assumed,
+        "estimated_spread": assumed & estimated,
+        "default_spread": assumed & ~estimated,
         "uncertain_parse": uncertain,
         "under_minute_left": (tte > 0.0) & (tte < MINUTE),
         "expired": tte <= 0.0,

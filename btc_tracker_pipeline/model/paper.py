@@ -4,7 +4,9 @@
 snapshot, the window end (``window_start`` + ``entry_lag_minutes``): YES at the
 report's effective ``ask``, NO at 1 − ``bid``, plus the taker fee. Per share:
 ``price`` (as above), ``fee``, ``cost`` = price + fee; per trade: ``stake`` ($) and
-``shares`` = stake/cost, each paying $1 if the side won.
+``shares`` = stake/cost, each paying $1 if the side won. ``spread`` and
+``spread_source`` are the report's ``spread_used``/``spread_source``: a history row has
+no book, so its fill is at the price ∓ half an estimated (or the default 3¢) spread.
 
 Bankroll and compounding: the bankroll B_t at entry time t is the starting bankroll plus
 the P&L of every trade settled at or before t (open positions count at cost). Free cash
@@ -48,6 +50,8 @@ TRADES_SCHEMA: dict[str, pl.DataType] = {
     "shares": pl.Float64(),
     "stake": pl.Float64(),
     "predicted_ev": pl.Float64(),
+    "spread": pl.Float64(),
+    "spread_source": pl.String(),
     "settled_at": pl.Datetime("us"),
     "won": pl.Boolean(),
     "pnl": pl.Float64(),
@@ -61,6 +65,8 @@ REPORT_COLUMNS = (
     "recommendation",
     "bid",
     "ask",
+    "spread_used",
+    "spread_source",
     "fee_yes",
     "fee_no",
     "kelly",
@@ -182,6 +188,8 @@ def simulate(
                 "shares": shares,
                 "stake": stake,
                 "predicted_ev": row["net_edge"],
+                "spread": row["spread_used"],
+                "spread_source": row["spread_source"],
                 "settled_at": settled_at if won is not None else None,
                 "won": won,
                 "pnl": pnl,

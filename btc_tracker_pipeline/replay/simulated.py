@@ -27,8 +27,13 @@ same arguments give byte-identical answers. The pieces:
   always on a move of a few dollars (see ``chainlink_price``). Hourly up/down, "above"
   and barrier markets settle on the klines themselves.
 * Prices: fair probability from the path, distorted towards 0.5 by ``bias`` and
-  noised deterministically in logit space, then quoted on the 0.01 tick (see
-  ``_quotes``). Every quote is a function of (seed, market, minute).
+  noised deterministically in logit space, then quoted on the 0.01 tick with a 1–5¢
+  spread, wider near 0.5 and in thin markets (see ``_quotes``; live up/down books
+  average 2–3¢, mostly wider than 2¢, like recorded ones). Every quote is a function of
+  (seed, market, minute).
+* Prices-history is one point a minute, or with ``sparse_history_step`` one point per
+  step for reach/dip markets (thin, long-lived barrier markets: real exports of monthly
+  barrier histories are hourly).
 
 Real shapes, on some markets (a function of seed and market, docs/apis.md §1.6, §3.8):
 about 1 in 10 15-minute windows has only its title to say what it is (a title slug, no
@@ -86,6 +91,10 @@ CHAINLINK_NOISE_CLIP = 2.5
 P_MIN, P_MAX = 0.005, 0.995
 TICKS = 100  # 1 / orderPriceMinTickSize
 BOOK_LEVELS = 6
+# Book widths (``_spread_ticks``): ticks added at 0.5, in thin markets, and noise amplitude.
+SPREAD_CENTER, SPREAD_THIN, SPREAD_NOISE = 1.75, 1.2, 0.8
+MAX_SPREAD_TICKS = 5
+THIN_SHARE = 0.15  # the markets with the lowest liquidity draws are thin
 MAX_STRIKES = 4000
 MAX_UPDOWN_LEAD = timedelta(days=7)
 UD15, UD1H, ABOVE, REACH, DIP = 0, 1, 2, 3, 4
@@ -267,6 +276,21 @@ def _phi(x: np.ndarray) -> np.ndarray:
     return 0.5 * _ERFC(-np.asarray(x, dtype=np.float64) / math.sqrt(2.0)).astype(np.float64)
 
 
+def _spread_ticks(
+    price: np.ndarray, thin: np.ndarray, keys: np.ndarray, absolute: np.ndarray
+) -> np.ndarray:
+    """Book width in ticks, 1–5: rint(1 + 1.9 c + 0.8 thin + 1.5 (u₁ + u₂ − 1)) with
+    c = 1 − |2p − 1| (1 at 0.5, 0 at the bounds), ``thin`` 1 for thin markets and u₁, u₂
+    uniform per (market, minute); 1 tick within 2¢ of 0 or 1. Near 0.5 in a normal market
+    the mean is about 2.9 ticks and 73 % of books are wider than 2 ticks (recorded hourly
+    up/down books: 2.7¢ and 71 %)."""
+    closeness = 1.0 - np.abs(2.0 * price - 1.0)
+    noise = _unit_np(keys, absolute, 12) + _unit_np(keys, absolute, 15) - 1.0
+    raw = 1.0 + SPREAD_CENTER * closeness + SPREAD_THIN * thin + SPREAD_NOISE * noise
+    ticks = np.clip(np.rint(raw), 1, MAX_SPREAD_TICKS).astype(np.int64)
+    return np.where((price > 0.02) & (price < 0.98), ticks, 1)
+
+
 # --- the BTC path --------------------------------------------------------------------
 
 
@@ -435,6 +459,9 @@ class SimulatedWorld:
         kline_gaps: Binance outages, ``[(start, end), ...]`` UTC: no candle opens in
             ``[start, end)`` (klines answer as Binance does, with the next candles after
             the gap); the path, the ticker and the markets go on underneath.
+        sparse_history_step: if set (a whole number of minutes, e.g. 1 h), prices-history
+            of reach/dip markets has one point per step whatever fidelity is asked, as
+            thin markets and exported histories do.
     """
 
     def __init__(
@@ -449,6 +476,7 @@ class SimulatedWorld:
         updown_lead: timedelta = timedelta(days=1),
         start: datetime | None = None,
         kline_gaps: Sequence[tuple[datetime, datetime]] = (),
+        sparse_history_step: timedelta | None = None,
     ) -> None:
         if seed < 0:
             raise ValueError("seed must be >= 0")
@@ -462,6 +490,11 @@ class SimulatedWorld:
             raise ValueError(f"strikes_per_ladder must be in [1, {MAX_STRIKES}]")
         if not timedelta(0) < updown_lead <= MAX_UPDOWN_LEAD:
             raise ValueError(f"updown_lead must be in (0, {MAX_UPDOWN_LEAD}]")
+        if sparse_history_step is not None and (
+            sparse_history_step < timedelta(minutes=1) or sparse_history_step % timedelta(minutes=1)
+        ):
+            raise ValueError("sparse_history_step must be a whole number of minutes >= 1")
+        self.sparse_history_step = sparse_history_step
         self.seed = seed
         self.bias = bias
         self.sigma_annual = sigma_annual
@@ -499,11 +532,18 @@ class SimulatedWorld:
             "sigma_annual": self.sigma_annual,
             "strikes_per_ladder": self.strikes_per_ladder,
             "updown_lead_s": self.updown_lead.total_seconds(),
-        } | (  # only when set, so that worlds without outages keep their identity
-            {"kline_gaps": [[a.isoformat(), b.isoformat()] for a, b in self.kline_gaps]}
-            if self.kline_gaps
-            else {}
-        )
+            # Only when set: the worlds (and their identities) without them stay as they were.
+            **(
+                {"kline_gaps": [[a.isoformat(), b.isoformat()] for a, b in self.kline_gaps]}
+                if self.kline_gaps
+                else {}
+            ),
+            **(
+                {"sparse_history_step_s": self.sparse_history_step.total_seconds()}
+                if self.sparse_history_step is not None
+                else {}
+            ),
+        }
 
     @classmethod
     def from_parameters(
@@ -527,6 +567,11 @@ class SimulatedWorld:
                 (datetime.fromisoformat(a), datetime.fromisoformat(b))
                 for a, b in p.get("kline_gaps", [])
             ],
+            sparse_history_step=(
+                timedelta(seconds=float(p["sparse_history_step_s"]))
+                if p.get("sparse_history_step_s") is not None
+                else None
+            ),
         )
 
     def identity(self) -> str:
@@ -1109,8 +1154,8 @@ class SimulatedWorld:
         """Quotes of outcome 0 for ``markets[i]`` at path minutes ``minutes[i, :]``.
 
         p_fair → logit(p) = (1 - bias) logit(p_fair) + noise(seed, market, minute)
-        → clip to [0.005, 0.995] → bid/ask on the 0.01 tick with a 1–2 tick spread
-        (1 tick near the bounds). ``mid`` is (bid + ask) / 2, e.g. 0.555 or 0.005;
+        → clip to [0.005, 0.995] → bid/ask on the 0.01 tick around it, ``_spread_ticks``
+        apart. ``mid`` is (bid + ask) / 2, e.g. 0.555 or 0.005;
         ``bid == 0`` means an empty bid side, ``ask == 100`` an empty ask side.
         Returns arrays of shape ``minutes.shape``: fair, mid, bid, ask (ticks), last.
         """
@@ -1139,8 +1184,8 @@ class SimulatedWorld:
         clipped = np.clip(fair, 1e-6, 1.0 - 1e-6)
         logit = (1.0 - self.bias) * np.log(clipped / (1.0 - clipped)) + noise
         price = np.clip(1.0 / (1.0 + np.exp(-logit)), P_MIN, P_MAX)
-        wide = (_unit_np(keys, absolute, 12) < 0.35) & (price > 0.02) & (price < 0.98)
-        spread = 1 + wide.astype(np.int64)
+        thin = per_row([_unit(mk.key_hash, 0, 3) < THIN_SHARE for mk in markets], np.float64)
+        spread = _spread_ticks(price, thin, keys, absolute)
         bid = np.clip(np.rint(price * TICKS - spread / 2.0), 0, TICKS - spread).astype(np.int64)
         ask = bid + spread
         at_bid = ((_unit_np(keys, absolute, 13) < 0.5) & (bid > 0)) | (ask >= TICKS)
@@ -1182,6 +1227,12 @@ class SimulatedWorld:
                 raise ValueError(f"no Chainlink print at {ts} (world {self.start} → {self.now()})")
             self._path.ensure(self._now_min() + 2)
             return float(self._chainlink(np.array([minute]))[0])
+
+    def _history_step(self, market: _Market) -> int:
+        """Minutes between prices-history points of ``market`` (1 unless sparse)."""
+        if self.sparse_history_step is None or market.family not in (REACH, DIP):
+            return 1
+        return int(self.sparse_history_step / timedelta(minutes=1))
 
     def _winner(self, market: _Market) -> int:
         """Index of the winning outcome by the market's rule on the simulated path."""
@@ -1353,12 +1404,13 @@ class SimulatedWorld:
     def price_history(
         self, token_id: str, start_ts: int, end_ts: int, fidelity_min: int
     ) -> list[dict[str, Any]]:
-        """Points ``{"t", "p"}`` every ``fidelity_min`` minutes (grid aligned to the epoch,
-        ``t`` jittered by 0–4 s like real data) in [start_ts, end_ts], from listing to
-        min(now, closedTime). Outcome 1 (Down / No) gets 1 - p."""
+        """Points ``{"t", "p"}`` every ``fidelity_min`` minutes (at least the market's
+        ``sparse_history_step``; grid aligned to the epoch, ``t`` jittered by 0–4 s like
+        real data) in [start_ts, end_ts], from listing to min(now, closedTime). Outcome 1
+        (Down / No) gets 1 - p."""
         with self._lock:
             market, side, now_min = self._visible_token(token_id)
-            fidelity = max(1, int(fidelity_min))
+            fidelity = max(1, int(fidelity_min), self._history_step(market))
             origin_min = self._origin_s // 60
             lo = max(int(start_ts), math.ceil(epoch_s(market.static.start_date)))
             hi = min(int(end_ts), self._origin_s + now_min * 60)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import duckdb
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # The tables written window by window (``warehouse.write_window``) and their keys. Since
 # migration 5 the keys are checked when a window is written, not by a PRIMARY KEY: DuckDB
@@ -430,6 +430,24 @@ MIGRATIONS: list[tuple[int, list[str | Callable[[duckdb.DuckDBPyConnection], Non
             "ALTER TABLE tracked_markets ADD COLUMN neg_risk BOOLEAN",
             "ALTER TABLE tracked_markets ADD COLUMN neg_risk_market_id VARCHAR",
             "ALTER TABLE tracked_markets ADD COLUMN twap_settled BOOLEAN",
+        ],
+    ),
+    (
+        8,
+        [
+            # Quote age (snapshot_ts − quote_ts, seconds) on snapshots and indicators, and
+            # the spread the edge report and paper trades assumed where a row has no book.
+            "ALTER TABLE market_snapshots ADD COLUMN quote_age_s DOUBLE",
+            "UPDATE market_snapshots SET quote_age_s = "
+            "date_diff('microsecond', quote_ts, snapshot_ts) / 1e6",
+            "ALTER TABLE market_indicators ADD COLUMN quote_age_s DOUBLE",
+            "UPDATE market_indicators i SET quote_age_s = s.quote_age_s FROM market_snapshots s "
+            "WHERE s.window_start = i.window_start AND s.market_id = i.market_id",
+            "ALTER TABLE edge_report ADD COLUMN spread_estimate DOUBLE",
+            "ALTER TABLE edge_report ADD COLUMN spread_used DOUBLE",
+            "ALTER TABLE edge_report ADD COLUMN spread_source VARCHAR",
+            "ALTER TABLE paper_trades ADD COLUMN spread DOUBLE",
+            "ALTER TABLE paper_trades ADD COLUMN spread_source VARCHAR",
         ],
     ),
 ]

@@ -6,8 +6,16 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from btc_tracker_pipeline.collect.history_cache import cache_source
 from btc_tracker_pipeline.collect.runs import RunRecord, is_live
-from btc_tracker_pipeline.collect.snapshots import history_span, quote_at, to_unix
+from btc_tracker_pipeline.collect.snapshots import (
+    MAX_QUOTE_AGE,
+    Histories,
+    history_snapshot_frame,
+    history_span,
+    quote_at,
+    to_unix,
+)
 from btc_tracker_pipeline.collect.spot import klines_frame, window_stats
 from btc_tracker_pipeline.sources.models import Kline, PricePoint
 
@@ -26,6 +34,40 @@ def test_quote_is_the_last_point_at_or_before_the_window_end():
 def test_stale_quote_is_no_quote():
     points = [PricePoint(to_unix(END - timedelta(minutes=31)), 0.5)]
     assert quote_at(points, END) is None
+
+
+def test_the_staleness_limit_is_a_parameter():
+    points = [PricePoint(to_unix(END - timedelta(minutes=45)), 0.5)]
+    assert quote_at(points, END) is None
+    assert quote_at(points, END, timedelta(minutes=90)).p == 0.5
+    assert quote_at(points, END, timedelta(minutes=45)).p == 0.5
+    start, end = datetime(2026, 3, 1), datetime(2026, 3, 2)
+    assert history_span(None, None, start, end, timedelta(minutes=90)) == (
+        start - timedelta(minutes=90),
+        end,
+    )
+    # The backfill cache keeps quotes decided under one limit apart from another's.
+    assert cache_source("http://c/clob", MAX_QUOTE_AGE) == "http://c/clob"
+    assert cache_source("http://c/clob", timedelta(minutes=90)) == (
+        "http://c/clob|max_quote_age_s=5400"
+    )
+
+
+def test_history_snapshots_keep_the_quote_age():
+    end = END
+    tracked = pl.DataFrame({"market_id": ["m1", "m2"], "yes_token_id": ["t1", "t2"]})
+    histories = Histories(
+        points={
+            "t1": [PricePoint(to_unix(end - timedelta(minutes=44, seconds=57)), 0.4)],
+            "t2": [PricePoint(to_unix(end - timedelta(minutes=3)), 0.7)],
+        },
+        max_age=timedelta(minutes=90),
+    )
+    frame = history_snapshot_frame(tracked, histories, end - timedelta(minutes=15), end)
+    assert frame["quote_age_s"].to_list() == [2697.0, 180.0]
+    assert history_snapshot_frame(
+        tracked, Histories(points=histories.points), end - timedelta(minutes=15), end
+    )["market_id"].to_list() == ["m2"]
 
 
 def test_history_span_is_clipped_to_the_market_life():

@@ -271,6 +271,9 @@ def reference_indicators(
                     "family": family,
                     "snapshot_ts": snap["snapshot_ts"],
                     "source": snap["source"],
+                    "quote_age_s": None
+                    if quote_ts is None
+                    else (snap["snapshot_ts"] - quote_ts).total_seconds(),
                     "market_probability": p,
                     "volume": snap["volume"],
                     "liquidity": snap["liquidity"],
@@ -459,6 +462,7 @@ def synthetic_inputs(
                 "volume_24h": pl.Series([None] * int(keep.sum()), dtype=pl.Float64),
                 "liquidity": flat(rng.uniform(1e2, 1e5, shape), history),
                 "source": flat(np.where(history, "history", "live")),
+                "quote_age_s": flat(-lag_s.astype(np.float64)),
             }
         )
         .cast(SNAPSHOT_SCHEMA)

@@ -132,6 +132,16 @@ def test_rows_need_a_snapshot_and_a_tracked_row_and_are_sorted():
     ]
 
 
+def test_quote_age_is_carried_from_the_snapshot():
+    snaps = snapshots({"m": [0.5, 0.6]}).with_columns(
+        pl.Series("quote_ts", [start(1) - timedelta(minutes=40), start(2) + timedelta(seconds=4)])
+    )
+    out = compute_indicators(snaps, tracked(["m"], range(2)), NO_SPOT, NO_KLINES, [T0, start(1)])
+    # 40 minutes old (an hourly history point under a raised limit); 4 s after the end (live).
+    assert out["quote_age_s"].to_list() == [2400.0, -4.0]
+    assert out["q_fresh"].to_list() == [0, 1]
+
+
 def test_lookback_constants():
     assert LOOKBACK_WINDOWS == 28  # p(W−28) … p(W): 29 windows, 28 before W
     assert timedelta(hours=24) <= KLINE_LOOKBACK == timedelta(days=8)

@@ -75,6 +75,20 @@ def test_history_snapshot_scores_point_four_by_design():
     assert out["quality_score"][0] == pytest.approx(0.4)
 
 
+def test_an_hourly_history_quote_is_not_fresh():
+    # A 45-minute-old point (hourly history read with a raised staleness limit).
+    history = live(
+        volume=None,
+        liquidity=None,
+        best_bid=None,
+        best_ask=None,
+        quote_ts=END - timedelta(minutes=45),
+    )
+    out = score(history)
+    assert out["q_fresh"][0] == 0
+    assert out["quality_score"][0] == pytest.approx(0.2)
+
+
 @pytest.mark.parametrize("missing", ["yes_price", "volume", "liquidity"])
 def test_fields_needs_price_volume_and_liquidity(missing):
     assert components(**{missing: None})["q_fields"] == 0

@@ -166,6 +166,15 @@ def test_columns_and_order(ds):
     assert keys.equals(keys.sort(keys.columns))
 
 
+def test_the_quote_age_is_a_feature():
+    ind, res, mk = world()
+    aged = ind.with_columns(pl.lit(2700.0).alias("quote_age_s"))
+    assert build_dataset(aged, res, mk)["quote_age_s"].unique().to_list() == [2700.0]
+    assert add_features(pl.DataFrame({"market_probability": [0.5]}))["quote_age_s"].to_list() == [
+        None
+    ]
+
+
 def test_only_clean_labels_are_used(ds):
     """Void, unsettled, disputed and null labels are dropped; uncheckable/null checks kept."""
     kept = set(ds["market_id"].unique())
@@ -252,7 +261,8 @@ def test_feature_list_is_fixed():
         "realized_vol",
         "log_moneyness",
     ]
-    assert len(FEATURES) == len(set(FEATURES)) == 17 + len(FAMILIES)
+    assert FEATURES[17] == "quote_age_s"
+    assert len(FEATURES) == len(set(FEATURES)) == 18 + len(FAMILIES)
 
 
 def test_latest_resolution_row_wins():

@@ -14,6 +14,7 @@ from btc_tracker_pipeline.model.edges import (
     INPUT_SCHEMA,
     OUTPUT_COLUMNS,
     PASS,
+    SPREAD_ESTIMATE,
     EdgeConfig,
     edge_report,
     fee_per_share,
@@ -33,7 +34,11 @@ def row(**overrides: object) -> dict:
 
 
 def report(*rows: dict, config: EdgeConfig | None = None) -> pl.DataFrame:
-    return edge_report(pl.DataFrame(list(rows), schema=INPUT_SCHEMA), config or EdgeConfig())
+    """The report of ``rows``; with a ``spread_estimate`` in any row, that input too."""
+    schema = dict(INPUT_SCHEMA)
+    if any(SPREAD_ESTIMATE in r for r in rows):
+        schema[SPREAD_ESTIMATE] = pl.Float64()
+    return edge_report(pl.DataFrame(list(rows), schema=schema), config or EdgeConfig())
 
 
 def one(config: EdgeConfig | None = None, **overrides: object) -> dict:
@@ -125,8 +130,11 @@ def test_net_edge_no_by_hand():
 
 def test_threshold_applies_to_the_net_edge():
     # 6 pp at the mid: the seed's rule says BUY YES; spread and fee leave ≈ 3.3 pp.
-    for book in ({"best_bid": 0.49, "best_ask": 0.51}, {"best_bid": None, "best_ask": None}):
-        out = one(model_prob=0.56, market_prob=0.50, **book)
+    for book, extra in (
+        ({"best_bid": 0.49, "best_ask": 0.51}, {}),
+        ({"best_bid": None, "best_ask": None}, {"spread_estimate": 0.02}),
+    ):
+        out = report(row(model_prob=0.56, market_prob=0.50, **book) | extra).row(0, named=True)
         assert out["edge"] == pytest.approx(0.06)
         assert out["net_edge_yes"] == pytest.approx(0.56 - 0.51 - 0.07 * 0.51 * 0.49)
         assert out["recommendation"] == PASS
@@ -200,26 +208,52 @@ def test_stake_capped_per_cluster_in_descending_net_edge_order():
 # --- effective prices ----------------------------------------------------------------------
 
 
-def test_assumed_spread_only_without_a_book():
+def test_default_spread_only_without_a_book():
     booked = one(market_prob=0.50, best_bid=0.45, best_ask=0.53)
     assert (booked["bid"], booked["ask"]) == (0.45, 0.53)
-    assert "assumed_spread" not in booked["flags"]
+    assert (booked["spread_used"], booked["spread_source"]) == (pytest.approx(0.08), "book")
+    assert not {"default_spread", "estimated_spread"} & set(booked["flags"].split(","))
+    # No book and no estimate: the conservative default, 3¢ around the price.
     bare = one(market_prob=0.50, best_bid=None, best_ask=None)
-    assert (bare["bid"], bare["ask"]) == pytest.approx((0.49, 0.51))
-    assert {"assumed_spread", "thin_book"} <= set(bare["flags"].split(","))
+    assert EdgeConfig().default_spread == 0.03
+    assert (bare["bid"], bare["ask"]) == pytest.approx((0.485, 0.515))
+    assert (bare["spread_used"], bare["spread_source"]) == (pytest.approx(0.03), "default")
+    assert {"default_spread", "thin_book"} <= set(bare["flags"].split(","))
+    assert "estimated_spread" not in bare["flags"]
     wide = one(
-        market_prob=0.50, best_bid=None, best_ask=None, config=EdgeConfig(assumed_half_spread=0.03)
+        market_prob=0.50, best_bid=None, best_ask=None, config=EdgeConfig(default_spread=0.06)
     )
     assert (wide["bid"], wide["ask"]) == pytest.approx((0.47, 0.53))
     one_sided = one(market_prob=0.50, best_bid=None, best_ask=0.52)
-    assert (one_sided["bid"], one_sided["ask"]) == pytest.approx((0.49, 0.52))
-    assert "assumed_spread" in one_sided["flags"]
+    assert (one_sided["bid"], one_sided["ask"]) == pytest.approx((0.485, 0.52))
+    assert one_sided["spread_source"] == "default" and "default_spread" in one_sided["flags"]
+
+
+def test_estimated_spread_is_used_without_a_book_and_said():
+    rows = [
+        row(market_id="est", best_bid=None, best_ask=None) | {"spread_estimate": 0.05},
+        row(market_id="dflt", best_bid=None, best_ask=None) | {"spread_estimate": None},
+        row(market_id="book") | {"spread_estimate": 0.05},
+    ]
+    out = {r["market_id"]: r for r in report(*rows).iter_rows(named=True)}
+    est, dflt, book = out["est"], out["dflt"], out["book"]
+    assert (est["bid"], est["ask"]) == pytest.approx((0.475, 0.525))
+    assert (est["spread_used"], est["spread_source"]) == (pytest.approx(0.05), "estimated")
+    assert "estimated_spread" in est["flags"] and "default_spread" not in est["flags"]
+    assert (dflt["spread_used"], dflt["spread_source"]) == (pytest.approx(0.03), "default")
+    assert "default_spread" in dflt["flags"]
+    # A book wins over any estimate.
+    assert (book["bid"], book["ask"], book["spread_source"]) == (0.49, 0.51, "book")
+    # The estimate is an input: it stays in the output for a later recompute.
+    assert "spread_estimate" in report(*rows).columns
+    # Wider assumed spreads cost net edge: 0.05 spread gives 1 pp less than 0.03.
+    assert dflt["net_edge_yes"] - est["net_edge_yes"] == pytest.approx(0.01, abs=1e-3)
 
 
 def test_assumed_prices_are_clipped():
     low = one(market_prob=0.0005, best_bid=None, best_ask=None, model_prob=0.0)
     assert low["bid"] == pytest.approx(0.001)
-    assert low["ask"] == pytest.approx(0.0105)
+    assert low["ask"] == pytest.approx(0.0155)
     high = one(market_prob=0.995, best_bid=None, best_ask=None)
     assert high["ask"] == pytest.approx(0.999)
 
@@ -247,7 +281,7 @@ def test_clean_row_has_only_the_fee_flag():
         ({"best_bid": 0.40, "best_ask": 0.55}, "thin_book"),
         ({"best_bid": 0.50, "best_ask": 0.50}, "thin_book"),
         ({"best_bid": None}, "thin_book"),
-        ({"best_bid": None, "best_ask": None}, "assumed_spread"),
+        ({"best_bid": None, "best_ask": None}, "default_spread"),
         ({"family": "other"}, "uncertain_parse"),
         ({"parse_source": "title"}, "uncertain_parse"),
         ({"parse_source": None}, "uncertain_parse"),

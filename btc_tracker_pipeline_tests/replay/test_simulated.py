@@ -475,6 +475,67 @@ def test_price_history_stops_at_now_and_at_close(
         world.price_history("123", 0, now_s, 1)
 
 
+def _live_spreads(w: SimulatedWorld) -> dict[str, list[float]]:
+    """best ask − best bid of every open two-sided market, by family."""
+    out: dict[str, list[float]] = {}
+    for m in w.gamma_markets():
+        if not m["closed"] and m.get("bestBid") is not None:
+            out.setdefault(_family(m), []).append(round(m["bestAsk"] - m["bestBid"], 4))
+    return out
+
+
+def test_live_books_are_as_wide_as_recorded_ones() -> None:
+    # Recorded hourly up/down books: mean 2.7¢, 71 % wider than 2¢ (docs: costs).
+    updown, near, far = [], [], []
+    for hour in range(0, 24, 6):
+        w = SimulatedWorld(seed=7, days=5, now=NOW + timedelta(hours=hour))
+        spreads = _live_spreads(w)
+        updown += spreads["15m"] + spreads["1h"]
+        for m in w.gamma_markets():
+            if not m["closed"] and m.get("bestBid") is not None:
+                mid = (m["bestBid"] + m["bestAsk"]) / 2
+                (near if abs(mid - 0.5) < 0.1 else far).append(m["bestAsk"] - m["bestBid"])
+    assert 0.02 <= sum(updown) / len(updown) <= 0.03
+    assert sum(s > 0.0201 for s in updown) / len(updown) >= 0.6
+    assert {round(s, 2) for s in updown} <= {0.01, 0.02, 0.03, 0.04, 0.05}
+    # Wider near 0.5 than towards the bounds.
+    assert sum(near) / len(near) > sum(far) / len(far) + 0.005
+    # Deterministic per seed, and another seed draws other books.
+    assert _live_spreads(SimulatedWorld(seed=7, days=5, now=NOW)) == _live_spreads(
+        SimulatedWorld(seed=7, days=5, now=NOW)
+    )
+    assert _live_spreads(SimulatedWorld(seed=8, days=5, now=NOW)) != _live_spreads(
+        SimulatedWorld(seed=7, days=5, now=NOW)
+    )
+
+
+def test_sparse_history_is_hourly_for_barrier_markets_only() -> None:
+    step = timedelta(hours=1)
+    sparse = SimulatedWorld(seed=7, days=5, now=NOW, sparse_history_step=step)
+    now_s = _ms(sparse.now()) // 1000
+    by_family: dict[str, dict[str, Any]] = {}
+    for m in sparse.gamma_markets():
+        if not m["closed"]:
+            by_family.setdefault(_family(m), m)
+    for family, m in by_family.items():
+        points = sparse.price_history(_tokens(m)[0], now_s - 6 * 3600, now_s, 1)
+        gaps = {b["t"] - a["t"] for a, b in pairwise(points)}
+        if family in ("reach", "dip"):
+            assert points and gaps <= set(range(3596, 3605))
+            assert all(p["t"] % 3600 < 5 for p in points)
+        else:
+            assert gaps <= set(range(55, 66))
+    # Part of the world's parameters (so of its identity); worlds without it keep theirs.
+    assert sparse.parameters()["sparse_history_step_s"] == 3600
+    assert "sparse_history_step_s" not in SimulatedWorld(seed=7, days=5, now=NOW).parameters()
+    again = SimulatedWorld.from_parameters(sparse.parameters(), now=NOW)
+    assert (
+        again.identity() == sparse.identity() != SimulatedWorld(seed=7, days=5, now=NOW).identity()
+    )
+    with pytest.raises(ValueError, match="sparse_history_step"):
+        SimulatedWorld(seed=7, days=5, now=NOW, sparse_history_step=timedelta(seconds=90))
+
+
 def _longshots(w: SimulatedWorld) -> list[float]:
     return [
         float(json.loads(m["outcomePrices"])[0])

@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from btc_tracker_pipeline import environment
 from btc_tracker_pipeline.collect.discovery import discover, markets_frame, tracked_frame
 from btc_tracker_pipeline.collect.history_cache import backfill_histories, history_needs
 from btc_tracker_pipeline.collect.runs import RunRecord, is_live, utcnow
@@ -40,6 +41,25 @@ class MarketSelection(dg.Config):
         "these markets' rows are added or replaced in the run's windows (by every asset of "
         "the run); the other markets' rows stay as they are.",
     )
+
+
+class SnapshotSettings(dg.Config):
+    """How stale a history quote may be."""
+
+    max_quote_age_min: float | None = Field(
+        None,
+        description="Minutes a prices-history point may lag the window end and still be "
+        "its quote; older means no snapshot. Empty: the polymarket resource's limit "
+        "(BTC_TRACKER_MAX_QUOTE_AGE_MIN, default 30). Raise it (e.g. to 90) for markets "
+        "whose history is hourly; every row keeps its quote_age_s.",
+    )
+
+    def max_age(self, polymarket: PolymarketResource) -> timedelta:
+        """The run's limit, checked (ConfigurationError when outside (0, 1440] minutes)."""
+        minutes = self.max_quote_age_min
+        if minutes is None:
+            minutes = polymarket.max_quote_age_min
+        return timedelta(minutes=environment.check_quote_age("max_quote_age_min", minutes))
 
 
 TRACKED_COVERAGE_CHECK = "tracked_coverage"
@@ -185,15 +205,21 @@ SUM_TOLERANCE = 0.02
 )
 def market_snapshots(
     context: dg.AssetExecutionContext,
+    config: SnapshotSettings,
     polymarket: PolymarketResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """Raw pulls: one quote per tracked market per window (yes price, bid/ask, volume, liquidity).
 
     The window that just ended reads Gamma's live quotes; older windows read the CLOB
-    prices-history point at the window end (one ≤15-day request per token per run; a
-    backfill run reuses what earlier runs fetched, see ``collect.history_cache``).
+    prices-history point at the window end, no older than max_quote_age_min (default 30;
+    one ≤15-day request per token per run; a backfill run reuses what earlier runs
+    fetched, see ``collect.history_cache``). Every row keeps its quote_age_s.
     """
+    try:
+        max_age = config.max_age(polymarket)
+    except environment.ConfigurationError as exc:
+        raise dg.Failure(str(exc)) from exc
     windows = run_windows(context)
     range_start, range_end = windows[0][0], windows[-1][1]
     chosen = chosen_markets(context)
@@ -221,7 +247,7 @@ def market_snapshots(
             markets, run_errors["*"] = [], f"{exc.__class__.__name__}: {exc}"
         frames = {windows[0][0]: live_snapshot_frame(markets, *windows[0], fetched_at)}
     else:
-        needs = history_needs(tracked, range_start, range_end)
+        needs = history_needs(tracked, range_start, range_end, max_age)
         if len(windows) > 1:  # a backfill run: share fetches with the other runs
             histories, from_cache = backfill_histories(
                 polymarket.clob(),
@@ -230,10 +256,11 @@ def market_snapshots(
                 (range_start, range_end),
                 utcnow(),
                 context.log.warning,
+                max_age,
             )
         else:
             spans = {t: (n.lo, n.hi) for t, n in needs.items()}
-            histories = fetch_histories(polymarket.clob(), spans)
+            histories = fetch_histories(polymarket.clob(), spans, max_age=max_age)
         run_errors.update(histories.errors)
         frames = {
             ws: history_snapshot_frame(
@@ -258,7 +285,11 @@ def market_snapshots(
             for market_id, token in in_window.select("market_id", "yes_token_id").iter_rows():
                 if market_id in quoted:
                     continue
-                reason = run_errors.get(token) or run_errors.get("*") or "no quote at window end"
+                reason = (
+                    run_errors.get(token)
+                    or run_errors.get("*")
+                    or f"no quote within {max_age.total_seconds() / 60:g} min of the window end"
+                )
                 record.errors.append(f"market {market_id}: {reason}")
             write_window(
                 conn,
@@ -284,8 +315,17 @@ def market_snapshots(
             "markets_failed": dg.MetadataValue.int(len(run_errors)),
             "tokens_from_cache": dg.MetadataValue.int(from_cache),
             "mode": dg.MetadataValue.text("live" if live else "history"),
+            "max_quote_age_min": dg.MetadataValue.float(max_age.total_seconds() / 60),
             "preview": preview(
-                last.select("market_id", "yes_price", "best_bid", "best_ask", "quote_ts", "source")
+                last.select(
+                    "market_id",
+                    "yes_price",
+                    "best_bid",
+                    "best_ask",
+                    "quote_ts",
+                    "quote_age_s",
+                    "source",
+                )
             ),
         },
     )

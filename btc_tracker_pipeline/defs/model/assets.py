@@ -33,7 +33,7 @@ from btc_tracker_pipeline.model.artifact import (
 )
 from btc_tracker_pipeline.model.dataset import add_features, build_dataset, dataset_losses
 from btc_tracker_pipeline.model.edges import (
-    INPUT_SCHEMA,
+    REPORT_INPUTS,
     EdgeConfig,
     top_opportunities_markdown,
 )
@@ -71,6 +71,15 @@ class EdgeSettings(dg.Config):
     """The seed's --min-edge (applied to the net edge after fees and spread)."""
 
     min_edge: float = EDGE_CONFIG.min_edge
+
+
+def spread_summary(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Rows and mean spread per ``spread_source`` (book, estimated, default)."""
+    return (
+        frame.group_by("spread_source")
+        .agg(pl.len().alias("rows"), pl.col(column).mean().round(4).alias("mean_spread"))
+        .sort("spread_source")
+    )
 
 
 def _cell(block: dict, key: str, digits: int = 3) -> str:
@@ -202,7 +211,9 @@ def paper_trades(
 ) -> dg.MaterializeResult:
     """Simulated fills of the walk-forward (out-of-sample) recommendations, settled on resolution.
 
-    Fills YES at the ask and NO at 1 − bid with the market's taker fee, sized by
+    Fills YES at the ask and NO at 1 − bid with the market's taker fee (a row without a
+    book: its price ± half the spread the warehouse's live books show for that family and
+    price level, else ± 1.5¢ of a 3¢ default; each trade keeps its spread), sized by
     fractional Kelly on a compounding bankroll (caps per market and per event), one
     trade per market; configuration frozen in PAPER_CONFIG. Only predictions the model
     made before seeing the market's outcome are traded (price_model's walk-forward folds).
@@ -223,7 +234,7 @@ def paper_trades(
         on=["market_id", "snapshot_ts"],
         how="inner",
     )
-    report = compute_edge_report(rows.select(list(INPUT_SCHEMA)), PAPER_CONFIG.edge)
+    report = compute_edge_report(rows.select(REPORT_INPUTS), PAPER_CONFIG.edge)
     trades, metrics = simulate(report, resolutions, PAPER_CONFIG)
     version = predictions["model_version"][0]
     with warehouse.connect() as conn:
@@ -241,6 +252,7 @@ def paper_trades(
             "n_trades": dg.MetadataValue.int(int(metrics.get("n_trades") or 0)),
             "roi_per_dollar": dg.MetadataValue.float(float(metrics.get("roi_per_dollar") or 0.0)),
             "metrics": preview(table, rows=30),
+            "spreads": preview(spread_summary(trades, "spread"), rows=5),
             "paper_metrics": dg.MetadataValue.json(
                 {k: (None if v is None else float(v)) for k, v in metrics.items()}
             ),
@@ -262,6 +274,10 @@ def edge_report(
 ) -> dg.MaterializeResult:
     """Per open market: market vs model probability, net edge after fees and spread,
     BUY YES / BUY NO / PASS at the seed's min_edge, fractional-Kelly stake, flags.
+
+    Rows without a book (history) assume the spread the warehouse's live books show for
+    the family and price level (flag estimated_spread), else 3¢ (flag default_spread);
+    spread_used and spread_source say which.
 
     Uses the newest saved model; windows the model was trained on are marked in_sample
     (use paper_trades for honest backtests). Without a model every row is PASS (no_model).
@@ -297,7 +313,7 @@ def edge_report(
         else:
             rows = rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("model_prob"))
         settings = EDGE_CONFIG.model_copy(update={"min_edge": config.min_edge})
-        report = compute_edge_report(rows.select(list(INPUT_SCHEMA)), settings).with_columns(
+        report = compute_edge_report(rows.select(REPORT_INPUTS), settings).with_columns(
             (pl.col("window_start") + _WINDOW).alias("window_end"),
             pl.lit(version, dtype=pl.String).alias("model_version"),
             (
@@ -322,6 +338,7 @@ def edge_report(
             "row_count": dg.MetadataValue.int(report.height),
             "model_version": str(version),
             "recommendations": preview(counts),
+            "spreads": preview(spread_summary(report, "spread_used"), rows=5),
             "top_opportunities": dg.MetadataValue.md(top_opportunities_markdown(last)),
         }
     )

@@ -5,6 +5,8 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from btc_tracker_pipeline.model.spreads import warehouse_spread_estimates
+
 # One row per (window, market): indicators + the book + the market's fee schedule.
 EDGE_INPUTS_SQL = """
 SELECT i.*, t.question, coalesce(t.event_slug, i.market_id) AS cluster,
@@ -19,8 +21,9 @@ ORDER BY i.window_start, i.market_id
 
 
 def edge_inputs(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pl.DataFrame:
-    """Indicator rows of [start, end) with what an edge report needs beside them."""
-    return conn.execute(EDGE_INPUTS_SQL, [start, end]).pl()
+    """Indicator rows of [start, end) with what an edge report needs beside them,
+    including the ``spread_estimate`` of the warehouse's live books (``model.spreads``)."""
+    return warehouse_spread_estimates(conn, conn.execute(EDGE_INPUTS_SQL, [start, end]).pl())
 
 
 def newest_indicator_window(conn: duckdb.DuckDBPyConnection) -> datetime | None:
