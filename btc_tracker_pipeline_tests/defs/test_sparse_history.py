@@ -47,11 +47,16 @@ def collect(url: str, path: str, **snapshot_config: object) -> dg.ExecuteInProce
 
 
 def barrier_quotes(path: str) -> tuple[int, int, list[tuple]]:
-    """(barrier markets tracked per window, windows, [(minute of window end, quote age s)])."""
+    """(barrier markets quoted in the range, windows, [(minute of window end, quote age s)])."""
     with duckdb.connect(path, read_only=True) as conn:
-        markets, windows = conn.execute(
-            f"SELECT count(DISTINCT market_id), count(DISTINCT window_start) "
-            f"FROM tracked_markets WHERE {BARRIER}"
+        # Barriers still trading in the range: one that touched its strike before it has
+        # closed, and its history stops at the touch (tracked to its endDate, unquoted).
+        (markets,) = conn.execute(
+            "SELECT count(DISTINCT market_id) FROM market_snapshots "
+            f"JOIN tracked_markets USING (window_start, market_id) WHERE {BARRIER}"
+        ).fetchone()
+        (windows,) = conn.execute(
+            f"SELECT count(DISTINCT window_start) FROM tracked_markets WHERE {BARRIER}"
         ).fetchone()
         rows = conn.execute(
             "SELECT minute(s.window_end), s.quote_age_s, "
