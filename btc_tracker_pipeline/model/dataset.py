@@ -24,13 +24,20 @@ the markets' static info, and keeps only rows a model may learn from
    (``reference_price`` still null) is dropped: the outcome is then a fair coin for
    market, structure and model alike (docs/modeling.md §3.1, "any edge sits inside
    the window"), and thousands of such rows would only dilute every score.
+6. **Barriers whose period has ended.** A reach/dip market settles YES the day BTC
+   touches its strike, often weeks early, but NO only when its week, month or year is
+   over. While the period runs, the labels known are all YES: training on them would
+   teach that barriers go YES. So a barrier is used only once its ``expiry`` is at or
+   before the newest snapshot of the data, and its ``resolved_at`` (which orders the
+   walk-forward) is never before its ``expiry``, whichever side it settled on.
 
 Columns of the result:
 
 - ids: ``market_id``, ``event_id`` (``event_slug``, else ``market_id``), ``family``
   (the indicator row's, else the resolution's, else ``other``), ``snapshot_ts``,
   ``start_date``, ``expiry``, ``resolved_at`` (``settled_at``, else ``expiry``: when the
-  label became known, which orders the walk-forward), ``cluster`` (= ``event_id``: a
+  label became known, which orders the walk-forward; for a barrier not before its
+  ``expiry``, rule 6), ``cluster`` (= ``event_id``: a
   ladder's strikes share one BTC path and one expiry, so they are one outcome for
   error bars; up/down windows are their own events);
 - ``y``: the label, Int8 (1 = YES won);
@@ -181,6 +188,7 @@ def add_features(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 # Rules 2-5 of the module docstring, row by row, with what a refusal calls them.
+BARRIER_FAMILIES = ("reach", "dip")
 ROW_RULES: list[tuple[str, pl.Expr]] = [
     ("had no expiry", pl.col("expiry").is_not_null()),
     ("had no snapshot time", pl.col("snapshot_ts").is_not_null()),
@@ -197,6 +205,10 @@ ROW_RULES: list[tuple[str, pl.Expr]] = [
     (
         "were up/down windows not yet open (rule 5)",
         ~pl.col("family").str.starts_with("updown") | pl.col("reference_price").is_not_null(),
+    ),
+    (
+        "were barriers whose period had not ended, so only their early YES could be known (rule 6)",
+        ~pl.col("family").is_in(BARRIER_FAMILIES) | (pl.col("expiry") <= pl.col("_data_end")),
     ),
 ]
 
@@ -265,8 +277,27 @@ def _candidate_rows(
             pl.coalesce(pl.col("event_slug"), pl.col("market_id")).alias("event_id"),
             *[pl.col(name).fill_null(False) for name in FLAG_COLUMNS],
         )
-        .with_columns(pl.coalesce("settled_at", "expiry").alias("resolved_at"))
+        .with_columns(_resolved_at().alias("resolved_at"), _data_end(indicators))
     )
+
+
+def _resolved_at() -> pl.Expr:
+    """When a label may enter training: ``settled_at`` (else ``expiry``); for a barrier,
+    not before its period ends (``expiry``). A barrier settles YES the day it is touched
+    but NO only at the end of its period: its early YES labels, taken while the NOs of
+    the same period are still open, would teach a model that barriers go YES."""
+    known = pl.coalesce("settled_at", "expiry")
+    return (
+        pl.when(pl.col("family").is_in(BARRIER_FAMILIES))
+        .then(pl.max_horizontal(known, pl.col("expiry")))
+        .otherwise(known)
+    )
+
+
+def _data_end(indicators: pl.DataFrame) -> pl.Expr:
+    """``_data_end``: the newest snapshot among ``indicators``, what the data knows of."""
+    newest = indicators["snapshot_ts"].max() if indicators.height else None
+    return pl.lit(newest, dtype=pl.Datetime("us")).alias("_data_end")
 
 
 def dataset_losses(

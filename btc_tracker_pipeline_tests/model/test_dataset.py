@@ -17,6 +17,7 @@ from btc_tracker_pipeline.model.dataset import (
     SEED_FEATURES,
     add_features,
     build_dataset,
+    dataset_losses,
     dataset_summary,
 )
 
@@ -204,7 +205,35 @@ def test_rows_after_an_early_settlement_are_dropped(ds):
     early = rows_of(ds, "early")
     assert early.height == 4  # settled at T0 + 1 h: snapshots at T0 … T0 + 45 min
     assert (early["snapshot_ts"] < T0 + timedelta(hours=1)).all()
-    assert early["resolved_at"].unique().to_list() == [T0 + timedelta(hours=1)]
+    # A barrier's label orders the walk-forward at its period's end, YES or NO (rule 6).
+    assert early["resolved_at"].unique().to_list() == [T0 + timedelta(hours=2)]
+
+
+def test_barriers_of_a_period_not_over_are_left_out_until_it_ends():
+    """An early YES of a month still running is known while its NOs are not: training on
+    it alone would teach that barriers go YES (rule 6)."""
+    month_end = T0 + timedelta(days=20)
+    rows = snapshots("touched_early", "reach", 8) + snapshots("above", "above", 8)
+    resolutions = pl.DataFrame(
+        [
+            resolution("touched_early", "reach", month_end, settled_at=T0 + 3 * Q),
+            resolution("above", "above", T0 + 2 * Q),
+        ],
+        schema=RES_SCHEMA,
+    )
+    markets = pl.DataFrame(schema=MARKET_SCHEMA)
+    ds = build_dataset(indicator_rows(rows), resolutions, markets)
+    assert set(ds["market_id"].to_list()) == {"above"}
+    _, _, losses = dataset_losses(indicator_rows(rows), resolutions, markets)
+    assert [(reason[:40], n) for reason, n in losses] == [
+        ("were barriers whose period had not ended", 1)
+    ]
+
+    # Once the data reaches the month's end, the barrier is in, ordered at the month end.
+    later = rows + snapshots("late", "above", 1, start=month_end)
+    ds = build_dataset(indicator_rows(later), resolutions, markets)
+    barrier = ds.filter(pl.col("market_id") == "touched_early")
+    assert barrier.height == 3 and barrier["resolved_at"].unique().to_list() == [month_end]
 
 
 def test_touched_barrier_rows_are_dropped(ds):
