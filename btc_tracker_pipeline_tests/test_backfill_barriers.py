@@ -93,3 +93,21 @@ def test_labels_hold_both_outcomes_of_barriers(run):
         )
     )
     assert counts.get(True, 0) >= 1 and counts.get(False, 0) >= 3
+
+
+def test_a_barrier_is_no_longer_tracked_once_it_closed(run):
+    """After its touch the market is closed and its history stops: the windows after its
+    close neither track it nor count it as a missing quote."""
+    (closed_at,) = run.sql(
+        "SELECT settled_at FROM market_resolutions WHERE market_id = ?", APRIL_DIP
+    )[0]
+    windows = run.sql(
+        "SELECT window_start FROM tracked_markets WHERE market_id = ? ORDER BY 1", APRIL_DIP
+    )
+    assert windows and all(ws < closed_at for (ws,) in windows)
+    partial = run.sql(
+        "SELECT count(*) FROM collection_runs WHERE asset = 'market_snapshots' "
+        "AND status <> 'ok' AND window_start > ?",
+        closed_at,
+    )
+    assert partial == [(0,)]

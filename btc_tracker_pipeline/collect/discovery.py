@@ -94,10 +94,12 @@ def is_btc_market(m: GammaMarket, keywords: Sequence[str] = DEFAULT_KEYWORDS) ->
 
 def open_during(m: GammaMarket, start: datetime, end: datetime) -> bool:
     """A market is tracked in [start, end) when it was created before the window ended
-    and had not expired before the window began."""
+    and had neither expired nor closed before the window began (a barrier closes the
+    day its strike is touched, often weeks before its end date)."""
     created_ok = m.start_date is None or m.start_date < end
     not_expired = m.end_date is None or m.end_date > start
-    return created_ok and not_expired
+    not_closed = m.closed_time is None or m.closed_time > start
+    return created_ok and not_expired and not_closed
 
 
 def discover(
