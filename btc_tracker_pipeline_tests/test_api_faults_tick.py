@@ -4,7 +4,7 @@ collection_runs with the reason, and running the window again fills the hole."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -27,7 +27,9 @@ TABLES = {
 
 
 def world() -> SimulatedWorld:
-    return SimulatedWorld(seed=7, days=2, now=datetime(2026, 3, 1))
+    # Long enough up/down leads that the open-markets listing of a window takes three
+    # keyset pages (a cursor fault needs a second page that is not the last).
+    return SimulatedWorld(seed=7, days=2, now=datetime(2026, 3, 1), updown_lead=timedelta(days=2))
 
 
 def rows(warehouse: Path) -> dict[str, list[tuple]]:
@@ -72,8 +74,10 @@ def test_repeating_keyset_cursor_fails_only_the_listing_that_loops(tmp_path, cle
     assert not ok and injected["cursor"] > 0
     looped = [a for a, s, e in recorded if s == "failed" and "next_cursor repeats" in e[0]]
     assert looped, recorded
-    # The healthy part of the tick landed.
-    assert {a for a, s, _ in recorded if s == "ok"} >= {"btc_spot_prices", "tracked_markets"}
+    # Here the open-markets listing loops; the healthy part of the tick (BTC spot,
+    # independent of it) landed.
+    assert "tracked_markets" in looped
+    assert "btc_spot_prices" in {a for a, s, _ in recorded if s == "ok"}
     assert retried == clean_rows
 
 

@@ -29,9 +29,11 @@ LATER = ("2026-02-28-16:30", LAST)
 RUN = 4
 
 
-def uncached_histories(clob, needs, connect, window_range, now, warn=None):
+def uncached_histories(clob, needs, connect, window_range, now, warn=None, max_age=None):
     """What market_snapshots fetched before the cache: each token's need, every run."""
-    return fetch_histories(clob, {t: (n.lo, n.hi) for t, n in needs.items()}), 0
+    spans = {t: (n.lo, n.hi) for t, n in needs.items()}
+    limit = {} if max_age is None else {"max_age": max_age}
+    return fetch_histories(clob, spans, **limit), 0
 
 
 def uncached_klines(client, lo, hi, connect, now, warn=None):
