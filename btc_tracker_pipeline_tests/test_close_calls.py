@@ -6,6 +6,7 @@ window's edge report with the new model's view."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -142,7 +143,7 @@ def test_train_refreshes_the_newest_edge_report_with_the_new_model(backfill, tmp
     version = sorted(p.name for p in backfill.session.models.iterdir())[-1]
     after = backfill.sql(
         "SELECT e.model_version, e.flags, e.model_prob, "
-        "e.family LIKE 'updown%' AND i.reference_price IS NULL AS not_open "
+        "e.family LIKE 'updown%' AND i.reference_price IS NULL AS not_open, e.family "
         "FROM edge_report e JOIN market_indicators i USING (window_start, market_id) "
         "WHERE window_start = ?",
         newest,
@@ -150,8 +151,15 @@ def test_train_refreshes_the_newest_edge_report_with_the_new_model(backfill, tmp
     assert len(after) == len(before_rows)
     assert {v for v, *_ in after} == {version}
     # The model has no say on an up/down window that has not opened (a fair coin,
-    # model/dataset.py rule 5): those stay no_model; every other row has its view.
-    scored = [(flags, prob) for _, flags, prob, not_open in after if not not_open]
+    # model/dataset.py rule 5) nor on a family it learned from no market of (here the
+    # barriers: none has ended in two days, rule 6): those stay no_model; every other
+    # row has its view.
+    trained = json.loads((backfill.session.models / version / "card.json").read_text())[
+        "trained_families"
+    ]
+    scored = [(f, p) for _, f, p, not_open, family in after if not not_open and family in trained]
+    unlearned = [(f, p) for _, f, p, _, family in after if family not in trained]
     assert scored and all(prob is not None for _, prob in scored)
     assert not any("no_model" in (flags or "") for flags, _ in scored)
+    assert unlearned and all(p is None and "no_model" in f for f, p in unlearned)
     assert f"edge report of window {newest:%Y-%m-%d-%H:%M} refreshed" in result.output

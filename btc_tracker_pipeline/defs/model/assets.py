@@ -174,6 +174,10 @@ def price_model(
         },
         "n_markets": dataset["market_id"].n_unique(),
         "n_rows": dataset.height,
+        # Markets per family the model learned from: edge_report gives it no say elsewhere.
+        "trained_families": dict(
+            dataset.group_by("family").agg(pl.col("market_id").n_unique()).sort("family").rows()
+        ),
         "metrics": report,
     }
     folder = save_model(model, card, Path(model_store.models_dir))
@@ -261,6 +265,18 @@ def paper_trades(
     )
 
 
+def _outside_training(card: dict) -> pl.Expr:
+    """Rows the model has no say on (their model_prob is null: no_model → PASS): up/down
+    rows before their window opens, which it never trains on (a fair coin, dataset rule
+    5), and families it learned from no market of (e.g. barriers while none has ended,
+    dataset rule 6): there it would only carry over what it learned elsewhere."""
+    unopened = pl.col("family").str.starts_with("updown") & pl.col("reference_price").is_null()
+    trained = card.get("trained_families")
+    if trained is None:  # a model saved before the card listed its families
+        return unopened
+    return unopened | ~pl.col("family").is_in(list(trained))
+
+
 @window_asset(
     deps=[market_indicators, price_model],
     group_name="report",
@@ -301,11 +317,7 @@ def edge_report(
             rows = rows.with_columns(
                 pl.Series("model_prob", model.predict(add_features(rows)))
             ).with_columns(
-                # The model never trains on up/down rows before their window opens (a fair
-                # coin, model/dataset.py rule 5), so it has no say there: no_model → PASS.
-                pl.when(
-                    pl.col("family").str.starts_with("updown") & pl.col("reference_price").is_null()
-                )
+                pl.when(_outside_training(card))
                 .then(None)
                 .otherwise(pl.col("model_prob"))
                 .alias("model_prob")
