@@ -52,12 +52,15 @@ def test_model_card_and_edge_report_use_the_trained_model(distorted, monkeypatch
     with duckdb.connect(str(distorted.tmp / "warehouse.duckdb"), read_only=True) as conn:
         rows, with_model, unscored_strikes, unscored_traded, recs = conn.execute(
             "SELECT count(*), count(model_prob), "
-            "count(*) FILTER (WHERE model_prob IS NULL AND family NOT LIKE 'updown%'), "
+            "count(*) FILTER (WHERE model_prob IS NULL AND family NOT LIKE 'updown%' "
+            "AND list_contains(?, family)), "
             "count(*) FILTER (WHERE model_prob IS NULL AND recommendation != 'PASS'), "
             "list(DISTINCT recommendation ORDER BY recommendation) FROM edge_report "
-            "WHERE window_start = '2026-02-28 23:45'"
+            "WHERE window_start = '2026-02-28 23:45'",
+            [list(card["trained_families"])],
         ).fetchone()
-    # Only up/down markets whose window has not opened go unscored (and are PASS).
+    # Only up/down markets whose window has not opened and families the model learned
+    # from no market of go unscored (and are PASS).
     assert rows > 20 and with_model > 10
     assert unscored_strikes == 0 and unscored_traded == 0
     assert set(recs) <= {"BUY YES", "BUY NO", "PASS"}
