@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -48,46 +49,48 @@ def check_url(name: str, value: str) -> str:
     return value
 
 
+def _number(name: str, value: str | float, most: float, expected: str) -> float:
+    """``value`` as a finite number in (0, most], else ConfigurationError saying ``expected``."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and 0 < number <= most):
+        raise ConfigurationError(f"{name}={value!r}: expected {expected}")
+    return number
+
+
+def _from_environment(name: str, default: float, check: Callable[[str, str], float]) -> float:
+    """The variable ``name`` through ``check``, or ``default`` when it is not set."""
+    value = os.environ.get(name)
+    return default if value is None else check(name, value)
+
+
 def check_timeout(name: str, value: str | float) -> float:
     """``value`` as seconds if it is a finite number > 0, else ConfigurationError."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ConfigurationError(
-            f"{name}={value!r}: expected a finite number of seconds > 0, e.g. 10"
-        )
-    return seconds
+    return _number(name, value, math.inf, "a finite number of seconds > 0, e.g. 10")
 
 
 def http_timeout_s() -> float:
     """``BTC_TRACKER_HTTP_TIMEOUT_S`` (default 10 s), checked."""
-    value = os.environ.get(ENV_HTTP_TIMEOUT)
-    return DEFAULT_HTTP_TIMEOUT_S if value is None else check_timeout(ENV_HTTP_TIMEOUT, value)
+    return _from_environment(ENV_HTTP_TIMEOUT, DEFAULT_HTTP_TIMEOUT_S, check_timeout)
 
 
 def check_quote_age(name: str, value: str | float) -> float:
     """``value`` as minutes if it is a number in (0, 1440], else ConfigurationError."""
-    try:
-        minutes = float(value)
-    except ValueError:
-        minutes = math.nan
-    if not (math.isfinite(minutes) and 0 < minutes <= MAX_QUOTE_AGE_LIMIT_MIN):
-        raise ConfigurationError(
-            f"{name}={value!r}: expected minutes > 0 and at most "
-            f"{MAX_QUOTE_AGE_LIMIT_MIN:.0f}, e.g. 90 for hourly price histories"
-        )
-    return minutes
+    return _number(
+        name,
+        value,
+        MAX_QUOTE_AGE_LIMIT_MIN,
+        f"minutes > 0 and at most {MAX_QUOTE_AGE_LIMIT_MIN:.0f}, e.g. 90 for hourly price "
+        "histories",
+    )
 
 
 def max_quote_age_min() -> float:
     """``BTC_TRACKER_MAX_QUOTE_AGE_MIN`` (default 30): how old a prices-history point may
     be at a window end and still be that window's quote, checked."""
-    value = os.environ.get(ENV_MAX_QUOTE_AGE)
-    if value is None:
-        return DEFAULT_MAX_QUOTE_AGE_MIN
-    return check_quote_age(ENV_MAX_QUOTE_AGE, value)
+    return _from_environment(ENV_MAX_QUOTE_AGE, DEFAULT_MAX_QUOTE_AGE_MIN, check_quote_age)
 
 
 def check_configuration() -> None:
