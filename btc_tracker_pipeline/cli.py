@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from btc_tracker_pipeline import cli_read, environment, stopping
+from btc_tracker_pipeline import cli_read, environment, market_selection, stopping
 from btc_tracker_pipeline.cli_output import (
     PORT,
     SEED,
@@ -252,7 +252,7 @@ def _warn(message: str) -> None:
 
 
 def _error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    print_error(err_console, message)
 
 
 def _hint(message: str | None, verbose: bool = False) -> None:
@@ -313,7 +313,7 @@ def _check_models_folder() -> None:
 
 
 def _resume_command(first: str, last: str, run_config: dict | None) -> str:
-    ids = _configured_market_ids(run_config)
+    ids = market_selection.market_ids(run_config)
     return f"btc-tracker backfill --from {first} --to {last}" + (
         f" --market-ids {','.join(ids)}" if ids else ""
     )
@@ -745,13 +745,7 @@ def _market_config(market_ids: str | None) -> dict | None:
         f"collecting {len(ids)} chosen market(s): only their rows are added or replaced; "
         "the other markets' rows in these windows stay as they are"
     )
-    return {"ops": {"tracked_markets": {"config": {"market_ids": ids}}}}
-
-
-def _configured_market_ids(run_config: dict | None) -> list[str]:
-    """The ``--market-ids`` a ``_market_config`` run config holds (none: every market)."""
-    ops = (run_config or {}).get("ops", {})
-    return list(ops.get("tracked_markets", {}).get("config", {}).get("market_ids", []))
+    return market_selection.run_config(ids)
 
 
 def _keys(first: str, last: str) -> list[str]:

@@ -28,6 +28,7 @@ import polars as pl
 
 from btc_tracker_pipeline.collect.discovery import BITCOIN_TAG_ID, DEFAULT_KEYWORDS, is_btc_market
 from btc_tracker_pipeline.features.market_terms import parse_market_terms
+from btc_tracker_pipeline.market_selection import run_config
 from btc_tracker_pipeline.partitions import WINDOW, key_of
 from btc_tracker_pipeline.sources.gamma import GammaClient
 from btc_tracker_pipeline.sources.models import GammaMarket
@@ -492,11 +493,6 @@ def find_markets(
         ["volume", "market_id"], descending=[True, False], nulls_last=True
     )
     return frame.head(limit) if limit else frame
-
-
-def run_config(market_ids: Sequence[str]) -> dict[str, Any]:
-    """The Dagster run config that restricts ``tracked_markets`` to ``market_ids``."""
-    return {"ops": {"tracked_markets": {"config": {"market_ids": list(market_ids)}}}}
 
 
 def run_config_yaml(market_ids: Sequence[str]) -> str:

@@ -12,6 +12,7 @@ import polars as pl
 
 from btc_tracker_pipeline import stopping
 from btc_tracker_pipeline.collect.runs import RunRecord
+from btc_tracker_pipeline.market_selection import market_ids
 from btc_tracker_pipeline.partitions import (
     WINDOWS_PER_RUN,
     fifteen_minute_partitions,
@@ -59,9 +60,12 @@ def chosen_markets(context: dg.AssetExecutionContext) -> tuple[str, ...]:
     Every asset of such a run adds or replaces only these markets' rows in its windows;
     the other markets' rows stay as they were (a run for chosen markets never shrinks a
     window)."""
-    ops = (context.run.run_config or {}).get("ops") or {}
-    config = (ops.get("tracked_markets") or {}).get("config") or {}
-    return tuple(str(i) for i in config.get("market_ids") or ())
+    return market_ids(context.run.run_config)
+
+
+def of_chosen(frame: pl.DataFrame, chosen: tuple[str, ...]) -> pl.DataFrame:
+    """The rows of ``frame`` of the ``chosen`` markets; all of them when none is chosen."""
+    return frame.filter(pl.col("market_id").is_in(list(chosen))) if chosen else frame
 
 
 def selection_metadata(chosen: tuple[str, ...]) -> dict[str, dg.MetadataValue]:

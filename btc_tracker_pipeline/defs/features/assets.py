@@ -10,6 +10,7 @@ from btc_tracker_pipeline.defs.resources import WarehouseResource
 from btc_tracker_pipeline.defs.shared import (
     chosen_markets,
     each_window,
+    of_chosen,
     preview,
     run_windows,
     selection_metadata,
@@ -97,9 +98,7 @@ def market_indicators(
         indicators = compute_indicators(
             snapshots, tracked, spot, klines, [w[0] for w in windows], history
         )
-        if chosen:
-            indicators = indicators.filter(pl.col("market_id").is_in(list(chosen)))
-            snapshots = snapshots.filter(pl.col("market_id").is_in(list(chosen)))
+        indicators, snapshots = of_chosen(indicators, chosen), of_chosen(snapshots, chosen)
         total, empty = 0, 0
         for _, (ws, we) in each_window(windows):
             frame = indicators.filter(pl.col("window_start") == ws)

@@ -19,6 +19,7 @@ from btc_tracker_pipeline.defs.resources import PolymarketResource, WarehouseRes
 from btc_tracker_pipeline.defs.shared import (
     chosen_markets,
     each_window,
+    of_chosen,
     preview,
     recorded_api_failure,
     run_windows,
@@ -103,7 +104,8 @@ def tracked_markets(
         )
     first.requests = polymarket.http.requests - before[0]
     first.retries = polymarket.http.retries - before[1]
-    first.errors += [f"market {i}: not found on Gamma" for i in discovery.missing_ids]
+    unknown = [f"market {i}: not found on Gamma" for i in discovery.missing_ids]
+    first.errors += unknown
     first.errors += discovery.malformed
     # A run for chosen ids replaces only the found ones: an id Gamma does not know keeps
     # whatever rows it had.
@@ -130,7 +132,6 @@ def tracked_markets(
             total += frame.height
             sample = frame  # the last window's rows, for the metadata
         thin = thin_windows(conn, range_start, range_end, quotes=False)
-    unknown = [f"market {i}: not found on Gamma" for i in discovery.missing_ids]
     if len(empty) == len(windows):
         raise dg.Failure(
             "; ".join([*unknown, f"no BTC markets found for {len(windows)} window(s)"])
@@ -228,8 +229,7 @@ def market_snapshots(
             "SELECT * FROM tracked_markets WHERE window_start >= ? AND window_start < ?",
             [range_start, range_end],
         ).pl()
-    if chosen:
-        tracked = tracked.filter(pl.col("market_id").is_in(list(chosen)))
+    tracked = of_chosen(tracked, chosen)
     if tracked.is_empty():
         raise dg.Failure(
             "tracked_markets has no rows for these windows: materialize tracked_markets first"

@@ -19,6 +19,7 @@ from btc_tracker_pipeline.defs.shared import (
     OWNERS,
     chosen_markets,
     each_window,
+    of_chosen,
     preview,
     run_windows,
     selection_metadata,
@@ -310,9 +311,7 @@ def edge_report(
         context.log.warning(f"edge_report without a model: {exc}")
         model, version, last_seen = None, None, None
     with warehouse.connect() as conn:
-        rows = edge_inputs(conn, range_start, range_end)
-        if chosen:
-            rows = rows.filter(pl.col("market_id").is_in(list(chosen)))
+        rows = of_chosen(edge_inputs(conn, range_start, range_end), chosen)
         if model is not None and not rows.is_empty():
             rows = rows.with_columns(
                 pl.Series("model_prob", model.predict(add_features(rows)))
