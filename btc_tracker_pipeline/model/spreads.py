@@ -38,13 +38,18 @@ ESTIMATE_SCHEMA: dict[str, pl.DataType] = {
     "n_quotes": pl.Int64(),
 }
 
-# Two-sided live books beside their market's family.
+# Two-sided live books beside their market's family, counted per distinct (bid, ask):
+# prices are on the tick, so a few hundred rows stand for months of live snapshots and
+# every edge report (each tick) reads those, not every snapshot. Ordered, so the means
+# come out the same to the last bit on every run.
 LIVE_BOOKS_SQL = """
-SELECT t.family, s.best_bid, s.best_ask
+SELECT t.family, s.best_bid, s.best_ask, count(*) AS n
 FROM market_snapshots s
 JOIN tracked_markets t USING (window_start, market_id)
 WHERE s.source = 'live' AND s.best_bid IS NOT NULL AND s.best_ask IS NOT NULL
   AND s.best_ask > s.best_bid
+GROUP BY ALL
+ORDER BY ALL
 """
 
 
@@ -56,18 +61,22 @@ def level_expr(price: pl.Expr) -> pl.Expr:
 
 
 def live_books(conn: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """``family, best_bid, best_ask`` of every two-sided live snapshot in the warehouse."""
+    """``family, best_bid, best_ask, n``: the two-sided live snapshots of the warehouse,
+    ``n`` of each book."""
     return conn.execute(LIVE_BOOKS_SQL).pl()
 
 
 def estimate_spreads(books: pl.DataFrame, min_quotes: int = MIN_QUOTES) -> pl.DataFrame:
     """Mean spread per (family, level) and per family (``level`` null), from ``books``
-    (``family, best_bid, best_ask``); only cells with at least ``min_quotes`` quotes.
+    (``family, best_bid, best_ask``, and ``n``: how many quotes each row stands for, 1 if
+    absent); only cells with at least ``min_quotes`` quotes.
     Columns: ESTIMATE_SCHEMA, sorted by family then level (family rows first)."""
+    count = pl.col("n") if "n" in books.columns else pl.lit(1)
     quotes = books.filter(pl.col("best_ask") > pl.col("best_bid")).select(
         pl.col("family").cast(pl.String),
         level_expr((pl.col("best_bid") + pl.col("best_ask")) / 2).alias("level"),
         (pl.col("best_ask") - pl.col("best_bid")).alias("spread"),
+        count.cast(pl.Int64).alias("n"),
     )
     cells = [
         quotes.group_by("family", "level"),
@@ -76,7 +85,10 @@ def estimate_spreads(books: pl.DataFrame, min_quotes: int = MIN_QUOTES) -> pl.Da
     return (
         pl.concat(
             [
-                g.agg(pl.col("spread").mean(), pl.len().cast(pl.Int64).alias("n_quotes"))
+                g.agg(
+                    ((pl.col("spread") * pl.col("n")).sum() / pl.col("n").sum()).alias("spread"),
+                    pl.col("n").sum().alias("n_quotes"),
+                )
                 for g in cells
             ]
         )
