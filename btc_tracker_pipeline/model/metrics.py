@@ -4,6 +4,28 @@ Every score takes probabilities ``p``, outcomes ``y`` ∈ {0, 1} and optional we
 ``w`` (default 1 each; the dataset's ``weight`` = 1/rows-of-market makes every market
 count once). docs/modeling.md §2.3 defines them; ``evaluation_report`` is the §5
 headline table (model vs market B0 vs structural B1, per family).
+
+Intervals and the skill test:
+
+* **Enough clusters.** A percentile cluster bootstrap resamples events (clusters), and
+  below ``MIN_CLUSTERS`` (20) independent events its intervals have no coverage worth
+  the name (with 2 events there are 3 distinct resamples). A block with fewer clusters
+  keeps its point estimates but every ``*_ci`` is ``[None, None]`` and its ``ci_note``
+  says ``"insufficient clusters (N)"`` (``ci_note`` is None otherwise).
+* **Skill proven per family, corrected for multiple testing.** The families with at
+  least ``MIN_CLUSTERS`` clusters are tested; with k of them, each gets a Bonferroni
+  interval of its BSS vs market at level 1 − α/k (α = ``SKILL_ALPHA`` = 0.05; the
+  percentiles 100·α/2k and 100 − 100·α/2k of the same cluster bootstrap, with at least
+  ``MIN_CORRECTED_DRAWS`` resamples and enough that each tail holds
+  ``MIN_TAIL_DRAWS`` draws), ``bss_vs_market_ci_corrected``. ``skill_proven`` is true
+  when its lower bound is > 0: then the chance that any family is declared skilled
+  while none is stays ≤ α. ``skill_note`` gives the reason either way (a family below
+  ``MIN_CLUSTERS`` is not proven: "insufficient clusters (N)"). The report's
+  ``skill_test`` = ``{"method": "Bonferroni", "alpha", "families_tested": k,
+  "level": 1 − α/k (None when k = 0), "n_boot", "min_clusters",
+  "proven_families": [...]}``; the edge report recommends trades only in
+  ``proven_families`` (``model.edges``). ``proven_by_fold`` applies the same test to
+  the walk-forward folds before each one (paper trading without look-ahead).
 """
 
 from __future__ import annotations
@@ -21,6 +43,15 @@ from sklearn.metrics import roc_auc_score
 LOGLOSS_EPS = 1e-3
 N_BINS = 10
 Z95 = 1.959963984540054
+# Below ~20 independent events a percentile cluster bootstrap has no coverage worth the
+# name: such a block reports no interval (``ci_note``) and no family skill is proven.
+MIN_CLUSTERS = 20
+# The family-wise error rate of the skill test (Bonferroni over the families tested).
+SKILL_ALPHA = 0.05
+# The corrected interval's tails (α/2k each) need resamples: at least this many, and
+# enough that each tail holds MIN_TAIL_DRAWS draws (k = 5: 2,000; k = 10: 4,000).
+MIN_CORRECTED_DRAWS = 2000
+MIN_TAIL_DRAWS = 10
 
 ArrayLike = np.ndarray | pl.Series | list[float]
 
@@ -206,12 +237,17 @@ def _cluster_draws(n_clusters: int, n: int, seed: int):
         yield rng.integers(0, n_clusters, size=n_clusters)
 
 
-def _percentiles(stats: list[float]) -> tuple[float, float]:
+def _percentiles(stats: list[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The two-sided percentile interval at ``level``: percentiles 100·(1 − level)/2 and
+    100·(1 + level)/2 of the finite values; (NaN, NaN) without any."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
     values = np.asarray(stats, dtype=np.float64)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return math.nan, math.nan
-    lo, hi = np.percentile(values, [2.5, 97.5])
+    tail = 100.0 * (1.0 - level) / 2.0
+    lo, hi = np.percentile(values, [tail, 100.0 - tail])
     return float(lo), float(hi)
 
 
@@ -250,11 +286,13 @@ def skill_bootstrap(
     clusters: np.ndarray | pl.Series,
     n: int = 1000,
     seed: int = 0,
+    level: float = 0.95,
 ) -> tuple[float, float]:
-    """The cluster-bootstrap CI of the skill 1 − Σ w·loss_model / Σ w·loss_base.
+    """The cluster-bootstrap CI at ``level`` of the skill 1 − Σ w·loss_model / Σ w·loss_base.
 
     Same resamples as ``cluster_bootstrap`` (same seed → same CI), computed from
     per-cluster loss sums instead of stacking rows, so it is fast on large test sets.
+    The first ``n`` resamples of a seed are the same whatever ``n``.
     """
     codes = pl.Series(clusters).rank("dense").cast(pl.Int64).to_numpy() - 1
     n_clusters = int(codes.max()) + 1 if codes.size else 0
@@ -262,11 +300,17 @@ def skill_bootstrap(
         return math.nan, math.nan
     model_sums = np.bincount(codes, weights=w * loss_model, minlength=n_clusters)
     base_sums = np.bincount(codes, weights=w * loss_base, minlength=n_clusters)
-    stats = []
-    for pick in _cluster_draws(n_clusters, n, seed):
-        base = base_sums[pick].sum()
-        stats.append(1.0 - model_sums[pick].sum() / base if base > 0 else math.nan)
-    return _percentiles(stats)
+    stats = np.empty(n, dtype=np.float64)
+    draws = _cluster_draws(n_clusters, n, seed)
+    # Resamples summed a block at a time (≈ 1M cluster picks), not one Python step each.
+    chunk = max(1, 1_000_000 // n_clusters)
+    for start in range(0, n, chunk):
+        picks = np.stack([next(draws) for _ in range(min(chunk, n - start))])
+        base = base_sums[picks].sum(axis=1)
+        model = model_sums[picks].sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stats[start : start + len(picks)] = np.where(base > 0, 1.0 - model / base, math.nan)
+    return _percentiles(stats, level)
 
 
 def _clean(value: float | None) -> float | None:
@@ -287,31 +331,43 @@ PRED_COLUMNS = (
 )
 
 
+def _cluster_note(n_clusters: int) -> str | None:
+    """ "insufficient clusters (N)" below MIN_CLUSTERS, else None."""
+    return f"insufficient clusters ({n_clusters})" if n_clusters < MIN_CLUSTERS else None
+
+
 def _block(df: pl.DataFrame, n_boot: int, seed: int) -> dict:
     p = df["model_prob"].to_numpy().astype(np.float64)
     m = df["market_prob"].to_numpy().astype(np.float64)
     y = df["y"].to_numpy().astype(np.float64)
     w = df["weight"].to_numpy().astype(np.float64)
     clusters = df["cluster"]
+    n_clusters = clusters.n_unique()
     has_struct = df["structural_probability"].is_not_null().to_numpy()
     s = df["structural_probability"].fill_null(math.nan).to_numpy().astype(np.float64)
 
     bs_p, bs_m = brier_losses(p, y), brier_losses(m, y)
     ll_p, ll_m = log_losses(p, y), log_losses(m, y)
     slope, intercept = calibration_slope_intercept(p, y, w)
+
+    def interval(loss: np.ndarray, base: np.ndarray, ws: np.ndarray, cl: pl.Series) -> list:
+        if cl.n_unique() < MIN_CLUSTERS:
+            return [None, None]
+        return list(skill_bootstrap(loss, base, ws, cl, n_boot, seed))
+
     block: dict = {
         "n_markets": df["market_id"].n_unique(),
         "n_rows": df.height,
-        "n_clusters": clusters.n_unique(),
+        "n_clusters": n_clusters,
         "yes_rate": _wmean(y, w),
         "brier_model": _wmean(bs_p, w),
         "brier_market": _wmean(bs_m, w),
         "logloss_model": _wmean(ll_p, w),
         "logloss_market": _wmean(ll_m, w),
         "bss_vs_market": skill(_wmean(bs_p, w), _wmean(bs_m, w)),
-        "bss_vs_market_ci": list(skill_bootstrap(bs_p, bs_m, w, clusters, n_boot, seed)),
+        "bss_vs_market_ci": interval(bs_p, bs_m, w, clusters),
         "logloss_skill_vs_market": skill(_wmean(ll_p, w), _wmean(ll_m, w)),
-        "logloss_skill_vs_market_ci": list(skill_bootstrap(ll_p, ll_m, w, clusters, n_boot, seed)),
+        "logloss_skill_vs_market_ci": interval(ll_p, ll_m, w, clusters),
         "ece_model": ece(p, y, w),
         "ece_market": ece(m, y, w),
         "calibration_slope": slope,
@@ -331,18 +387,21 @@ def _block(df: pl.DataFrame, n_boot: int, seed: int) -> dict:
             brier_struct=_wmean(bs_s, ws),
             brier_model_on_struct_rows=_wmean(bs_ps, ws),
             bss_vs_struct=skill(_wmean(bs_ps, ws), _wmean(bs_s, ws)),
-            bss_vs_struct_ci=list(
-                skill_bootstrap(bs_ps, bs_s, ws, clusters.filter(has_struct), n_boot, seed)
-            ),
+            n_clusters_struct=clusters.filter(has_struct).n_unique(),
+            bss_vs_struct_ci=interval(bs_ps, bs_s, ws, clusters.filter(has_struct)),
         )
     else:
         block.update(
             n_rows_struct=0,
+            n_clusters_struct=0,
             brier_struct=None,
             brier_model_on_struct_rows=None,
             bss_vs_struct=None,
             bss_vs_struct_ci=[None, None],
         )
+    # Point estimates stay; intervals need MIN_CLUSTERS events (the structural one counts
+    # the clusters of its own rows, n_clusters_struct).
+    block["ci_note"] = _cluster_note(n_clusters)
     block["reliability"] = reliability_table(p, y, w).to_dicts()
     block["reliability_market"] = reliability_table(m, y, w).to_dicts()
     return _json_ready(block)
@@ -360,6 +419,101 @@ def _json_ready(value: object) -> object:
     return value
 
 
+def _families(pred_df: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """The rows of each family, sorted by family name."""
+    if pred_df.height == 0:
+        return []
+    groups = pred_df.partition_by("family", as_dict=True)
+    return sorted(((family, part) for (family,), part in groups.items()), key=lambda kv: str(kv[0]))
+
+
+def corrected_draws(n_boot: int, k: int, alpha: float = SKILL_ALPHA) -> int:
+    """Resamples for a Bonferroni interval over ``k`` tests: ``n_boot``, at least
+    MIN_CORRECTED_DRAWS, and enough that each tail (α/2k) holds MIN_TAIL_DRAWS draws."""
+    return max(n_boot, MIN_CORRECTED_DRAWS, math.ceil(MIN_TAIL_DRAWS * 2 * max(k, 1) / alpha))
+
+
+def skill_test(
+    pred_df: pl.DataFrame, n_boot: int = 1000, seed: int = 0, alpha: float = SKILL_ALPHA
+) -> tuple[dict, dict[str, dict]]:
+    """The per-family test of skill against the market, Bonferroni-corrected.
+
+    Families with ≥ MIN_CLUSTERS clusters are tested (k of them); each gets the cluster-
+    bootstrap interval of its BSS vs market at level 1 − α/k
+    (``bss_vs_market_ci_corrected``, ``corrected_draws`` resamples of the seed) and
+    ``skill_proven`` = its lower bound > 0, with the reason in ``skill_note``. Returns
+    (summary, {family: those three keys}); the summary is the report's ``skill_test``.
+    """
+    parts = _families(pred_df)
+    counts = {family: part["cluster"].n_unique() for family, part in parts}
+    tested = [family for family, _ in parts if counts[family] >= MIN_CLUSTERS]
+    k = len(tested)
+    level = 1.0 - alpha / k if k else None
+    draws = corrected_draws(n_boot, k, alpha)
+    per_family: dict[str, dict] = {}
+    for family, part in parts:
+        if family not in tested:
+            per_family[family] = {
+                "bss_vs_market_ci_corrected": [None, None],
+                "skill_proven": False,
+                "skill_note": f"not tested: insufficient clusters ({counts[family]})",
+            }
+            continue
+        y = part["y"].to_numpy().astype(np.float64)
+        lo, hi = skill_bootstrap(
+            brier_losses(part["model_prob"].to_numpy().astype(np.float64), y),
+            brier_losses(part["market_prob"].to_numpy().astype(np.float64), y),
+            part["weight"].to_numpy().astype(np.float64),
+            part["cluster"],
+            draws,
+            seed,
+            level=level,
+        )
+        proven = math.isfinite(lo) and lo > 0.0
+        if not math.isfinite(lo):
+            note = "no corrected interval"
+        elif proven:
+            note = f"proven: corrected lower bound {lo:+.3f} > 0"
+        else:
+            note = f"not proven: corrected lower bound {lo:+.3f} ≤ 0"
+        per_family[family] = {
+            "bss_vs_market_ci_corrected": [_clean(lo), _clean(hi)],
+            "skill_proven": proven,
+            "skill_note": note,
+        }
+    summary = {
+        "method": "Bonferroni",
+        "alpha": alpha,
+        "families_tested": k,
+        "level": level,
+        "n_boot": draws,
+        "min_clusters": MIN_CLUSTERS,
+        "proven_families": [f for f in tested if per_family[f]["skill_proven"]],
+    }
+    return summary, per_family
+
+
+def proven_by_fold(
+    pred_df: pl.DataFrame, n_boot: int = 1000, seed: int = 0, alpha: float = SKILL_ALPHA
+) -> dict[int, set[str]]:
+    """The families tradeable in each walk-forward fold, without look-ahead.
+
+    For fold k: the ``proven_families`` of ``skill_test`` on the predictions of folds
+    < k only (its own k of families tested); fold 0, with nothing before it, trades no
+    family. ``pred_df`` is ``walk_forward_evaluate``'s (a ``fold`` column and
+    PRED_COLUMNS); one entry per fold present in it.
+    """
+    folds = sorted(pred_df["fold"].drop_nulls().unique().to_list())
+    return {
+        int(fold): set(
+            skill_test(pred_df.filter(pl.col("fold") < fold), n_boot, seed, alpha)[0][
+                "proven_families"
+            ]
+        )
+        for fold in folds
+    }
+
+
 def evaluation_report(pred_df: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
     """The headline scores of held-out predictions, overall and per family.
 
@@ -368,22 +522,29 @@ def evaluation_report(pred_df: pl.DataFrame, n_boot: int = 1000, seed: int = 0) 
     ``n_markets, n_rows, n_clusters, yes_rate``; ``brier_model/market``,
     ``logloss_model/market``; ``bss_vs_market`` and ``logloss_skill_vs_market`` with
     95 % cluster-bootstrap CIs (``*_ci`` = [lo, hi], ``n_boot`` resamples of
-    ``cluster``); ``brier_struct``, ``bss_vs_struct`` (+ CI) on the rows that have a
-    structural probability (``n_rows_struct``); ``ece_model/market``,
+    ``cluster``; [None, None] with ``ci_note`` "insufficient clusters (N)" below
+    MIN_CLUSTERS clusters); ``brier_struct``, ``bss_vs_struct`` (+ CI) on the rows that
+    have a structural probability (``n_rows_struct``, ``n_clusters_struct``);
+    ``ece_model/market``,
     ``calibration_slope/intercept``; ``auc_model/market``; ``accuracy`` (and
     ``accuracy_market``), ``precision`` at 0.5; ``reliability`` (and
-    ``reliability_market``) tables as lists of dicts. Everything is JSON-ready
-    (NaN → None). Returns ``{"overall": block, "by_family": {family: block}}``.
+    ``reliability_market``) tables as lists of dicts. Family blocks also hold
+    ``bss_vs_market_ci_corrected``, ``skill_proven`` and ``skill_note`` of
+    ``skill_test``. Everything is JSON-ready (NaN → None). Returns ``{"overall": block,
+    "by_family": {family: block}, "skill_test": summary}`` (module docstring).
     """
     missing = [c for c in PRED_COLUMNS if c not in pred_df.columns]
     if missing:
         raise ValueError(f"pred_df lacks columns {missing}")
+    summary, tests = skill_test(pred_df, n_boot, seed)
     if pred_df.height == 0:
-        return {"overall": None, "by_family": {}}
+        return {"overall": None, "by_family": {}, "skill_test": summary}
     by_family = {
-        family: _block(part, n_boot, seed)
-        for (family,), part in sorted(
-            pred_df.partition_by("family", as_dict=True).items(), key=lambda kv: str(kv[0][0])
-        )
+        family: {**_block(part, n_boot, seed), **tests[family]}
+        for family, part in _families(pred_df)
     }
-    return {"overall": _block(pred_df, n_boot, seed), "by_family": by_family}
+    return {
+        "overall": _block(pred_df, n_boot, seed),
+        "by_family": by_family,
+        "skill_test": _json_ready(summary),
+    }

@@ -229,6 +229,185 @@ def test_report_edge_cases():
     pred = pred_frame().with_columns(pl.lit(None, dtype=pl.Float64).alias("structural_probability"))
     overall = m.evaluation_report(pred, n_boot=50)["overall"]
     assert overall["brier_struct"] is None and overall["bss_vs_struct_ci"] == [None, None]
-    assert m.evaluation_report(pred.clear()) == {"overall": None, "by_family": {}}
+    empty = m.evaluation_report(pred.clear())
+    assert empty["overall"] is None and empty["by_family"] == {}
+    assert empty["skill_test"]["families_tested"] == 0
+    assert empty["skill_test"]["proven_families"] == []
     with pytest.raises(ValueError, match="lacks columns"):
         m.evaluation_report(pred.drop("cluster"))
+
+
+# --- intervals need clusters; skill proven per family (Bonferroni) ------------------------
+
+
+def skill_frame(
+    families: dict[str, int],
+    *,
+    markets_per_cluster: int = 10,
+    model_noise: float = 0.01,
+    shrink: float = 0.3,
+    model_is_market: bool = False,
+    seed: int = 0,
+    fold: int = 0,
+) -> pl.DataFrame:
+    """Predictions of ``families`` {name: clusters}, ``markets_per_cluster`` markets per
+    cluster (one row each): the truth q, the model q ± ``model_noise``, the market pulled
+    towards 50¢, 0.5 + ``shrink``·(q − 0.5) (or, with ``model_is_market``, the model is
+    the market ± ``model_noise``)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for family, n_clusters in families.items():
+        for c in range(n_clusters):
+            for j in range(markets_per_cluster):
+                q = rng.uniform(0.02, 0.98)
+                market = 0.5 + shrink * (q - 0.5)
+                model = q + rng.normal(0, model_noise)
+                if model_is_market:
+                    model = market + rng.normal(0, model_noise)
+                rows.append(
+                    {
+                        "fold": fold,
+                        "market_id": f"{family}-f{fold}-c{c}-m{j}",
+                        "family": family,
+                        "cluster": f"{family}-f{fold}-c{c}",
+                        "y": int(rng.uniform() < q),
+                        "weight": 1.0,
+                        "model_prob": float(np.clip(model, 0.01, 0.99)),
+                        "market_prob": market,
+                        "structural_probability": q,
+                    }
+                )
+    return pl.DataFrame(rows)
+
+
+def test_percentiles_take_a_level():
+    values = np.arange(1001, dtype=float)
+    assert m._percentiles(values) == pytest.approx((25.0, 975.0))
+    assert m._percentiles(values, level=0.99) == pytest.approx((5.0, 995.0))
+    with pytest.raises(ValueError, match="level"):
+        m._percentiles(values, level=1.0)
+
+
+def test_a_block_of_two_clusters_has_no_interval_only_the_note():
+    """The demo's case: 22 markets in 2 events, a sharp model; point estimates only."""
+    pred = skill_frame({"above": 2}, markets_per_cluster=11)
+    report = m.evaluation_report(pred, n_boot=100)
+    for block in (report["overall"], report["by_family"]["above"]):
+        assert block["n_markets"] == 22 and block["n_clusters"] == 2
+        assert block["bss_vs_market"] > 0.1  # the point estimate stays
+        assert block["ci_note"] == "insufficient clusters (2)"
+        for key in ("bss_vs_market_ci", "logloss_skill_vs_market_ci", "bss_vs_struct_ci"):
+            assert block[key] == [None, None], key
+    above = report["by_family"]["above"]
+    assert above["skill_proven"] is False
+    assert above["bss_vs_market_ci_corrected"] == [None, None]
+    assert "insufficient clusters (2)" in above["skill_note"]
+    assert report["skill_test"]["families_tested"] == 0
+    assert report["skill_test"]["proven_families"] == []
+    json.dumps(report)
+
+
+def test_nineteen_clusters_are_not_enough_twenty_are():
+    report = m.evaluation_report(skill_frame({"a": 19, "b": 20}), n_boot=100)
+    a, b = report["by_family"]["a"], report["by_family"]["b"]
+    assert a["bss_vs_market_ci"] == [None, None] and a["ci_note"] == "insufficient clusters (19)"
+    assert None not in b["bss_vs_market_ci"] and b["ci_note"] is None
+    assert report["overall"]["ci_note"] is None
+    assert report["skill_test"]["families_tested"] == 1
+
+
+def test_clear_skill_over_40_clusters_is_proven():
+    report = m.evaluation_report(skill_frame({"above": 40}), n_boot=200)
+    above = report["by_family"]["above"]
+    test = report["skill_test"]
+    assert test["method"] == "Bonferroni" and test["families_tested"] == 1
+    assert test["level"] == pytest.approx(0.95)
+    assert test["proven_families"] == ["above"]
+    assert above["skill_proven"] is True and above["skill_note"].startswith("proven")
+    assert above["bss_vs_market_ci_corrected"][0] > 0
+
+
+def test_five_families_are_tested_at_the_bonferroni_level():
+    families = {f"f{i}": 40 for i in range(5)}
+    pred = skill_frame(families)
+    report = m.evaluation_report(pred, n_boot=500)
+    test = report["skill_test"]
+    assert test["families_tested"] == 5
+    assert test["level"] == pytest.approx(0.99)
+    assert test["n_boot"] == m.corrected_draws(500, 5) == 2000
+    assert sorted(test["proven_families"]) == sorted(families)
+    for family, part in pred.partition_by("family", as_dict=True).items():
+        block = report["by_family"][family[0]]
+        lo, hi = block["bss_vs_market_ci"]
+        clo, chi = block["bss_vs_market_ci_corrected"]
+        assert clo < lo and chi > hi  # 99 % is wider than 95 %
+        y = part["y"].to_numpy()
+        expected = m.skill_bootstrap(
+            m.brier_losses(part["model_prob"], y),
+            m.brier_losses(part["market_prob"], y),
+            part["weight"].to_numpy(),
+            part["cluster"],
+            2000,
+            0,
+            level=0.99,
+        )
+        assert (clo, chi) == pytest.approx(expected)
+
+
+def test_a_model_no_better_than_the_market_is_not_proven():
+    pred = skill_frame({"above": 40}, model_is_market=True, model_noise=0.02)
+    report = m.evaluation_report(pred, n_boot=200)
+    above = report["by_family"]["above"]
+    assert report["skill_test"]["families_tested"] == 1
+    assert report["skill_test"]["proven_families"] == []
+    assert above["skill_proven"] is False and above["skill_note"].startswith("not proven")
+    assert above["bss_vs_market_ci_corrected"][0] <= 0
+
+
+def test_the_copy_of_the_market_is_never_proven():
+    pred = skill_frame({"above": 40}).with_columns(pl.col("market_prob").alias("model_prob"))
+    report = m.evaluation_report(pred, n_boot=100)
+    assert report["by_family"]["above"]["bss_vs_market_ci_corrected"] == [0.0, 0.0]
+    assert report["skill_test"]["proven_families"] == []
+
+
+def test_corrected_draws_fill_the_tails():
+    assert m.corrected_draws(1000, 1) == 2000
+    assert m.corrected_draws(5000, 1) == 5000
+    assert m.corrected_draws(1000, 10) == 4000  # α/2k = 0.25 %: 10 draws in each tail
+
+
+# --- proven_by_fold: the walk-forward gate of paper trading --------------------------------
+
+
+def test_proven_by_fold_never_uses_the_folds_own_predictions():
+    """Fold 2 alone has huge skill; folds 0 and 1 are the market copied. Fold 2 is not
+    tradeable on its own evidence; fold 3 may trade on folds 0-2."""
+    copy = {"model_is_market": True, "model_noise": 0.0}
+    pred = pl.concat(
+        [
+            skill_frame({"above": 30, "updown_1h": 30}, fold=0, seed=1, **copy),
+            skill_frame({"above": 30, "updown_1h": 30}, fold=1, seed=2, **copy),
+            skill_frame({"above": 60}, fold=2, seed=3),
+            skill_frame({"updown_1h": 30}, fold=2, seed=5, **copy),
+            skill_frame({"above": 30, "updown_1h": 30}, fold=3, seed=4, **copy),
+        ]
+    )
+    # On fold 2's own rows the skill is proven: a gate that looked at it would trade.
+    assert "above" in m.skill_test(pred.filter(pl.col("fold") == 2), n_boot=200)[0][
+        "proven_families"
+    ]
+    gates = m.proven_by_fold(pred, n_boot=200)
+    assert gates[0] == set() and gates[1] == set() and gates[2] == set()
+    assert gates[3] == {"above"}
+
+
+def test_proven_by_fold_counts_families_of_the_prior_folds_only():
+    pred = pl.concat(
+        [
+            skill_frame({"above": 40}, fold=0),
+            skill_frame({"above": 40, "below": 5}, fold=1, seed=1),
+        ]
+    )
+    gates = m.proven_by_fold(pred, n_boot=200)
+    assert gates == {0: set(), 1: {"above"}}
