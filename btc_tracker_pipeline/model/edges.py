@@ -24,6 +24,14 @@ effective bid/ask, r = the taker fee rate, e = the fee exponent.
   Always PASS without a model probability or an effective price, when the expiry is
   unknown or reached (``time_to_expiry_hours`` null or ≤ 0), under a minute before
   expiry, or once the barrier of a reach/dip market was touched (the outcome is known).
+* **Only where skill is proven.** With ``proven_families`` given (the model card's
+  ``metrics.skill_test.proven_families``: the families whose walk-forward BSS vs the
+  market has a Bonferroni-corrected lower bound > 0, ``model.metrics``), a row of any
+  other family that would be BUY is PASS with the flag ``no_proven_skill``; its
+  ``side``, ``net_edge``, ``kelly`` etc. stay (the would-be trade, kept for study), its
+  stake is 0. ``proven_families=None`` is no gate (direct callers of the pure function);
+  the pipeline always passes a set, and a card without ``skill_test`` proves nothing
+  (:func:`proven_families`).
 * ``stake`` ($): κ·max(f*, 0)·bankroll on BUY rows (0 on PASS), capped at
   ``max_stake_per_market``·bankroll, then at ``max_stake_per_cluster``·bankroll per
   (window, cluster), filled in descending net-edge order. A null cluster is the market
@@ -32,7 +40,8 @@ effective bid/ask, r = the taker fee rate, e = the fee exponent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -109,6 +118,7 @@ FLAGS: tuple[str, ...] = (
     "no_expiry",
     "barrier_touched",
     "fees_enabled",
+    "no_proven_skill",
 )
 
 
@@ -171,14 +181,30 @@ def effective_fee_rate_expr(config: EdgeConfig) -> pl.Expr:
     )
 
 
-def edge_report(rows: pl.DataFrame, config: EdgeConfig | None = None) -> pl.DataFrame:
+def proven_families(card: Mapping[str, Any] | None) -> frozenset[str]:
+    """The families a model card's walk-forward test proved skill on
+    (``metrics.skill_test.proven_families``); none without a card, or for a card
+    saved before the test existed (no ``skill_test``): such a model proves nothing."""
+    metrics = (card or {}).get("metrics") or {}
+    test = metrics.get("skill_test") if isinstance(metrics, Mapping) else None
+    if not isinstance(test, Mapping):
+        return frozenset()
+    return frozenset(str(f) for f in test.get("proven_families") or [])
+
+
+def edge_report(
+    rows: pl.DataFrame,
+    config: EdgeConfig | None = None,
+    proven_families: Collection[str] | None = None,
+) -> pl.DataFrame:
     """Edge, EV, net edges, recommendation, Kelly stake and flags for each row.
 
     ``rows`` has the columns of :data:`INPUT_SCHEMA` (extra columns are kept; an optional
     ``spot_age_minutes`` overrides ``q_spot`` for ``stale_spot``, an optional
     ``spread_estimate`` is the spread assumed without a book). The output is the input
     plus :data:`OUTPUT_COLUMNS` (see the module docstring), sorted by recommendation
-    (BUY YES, BUY NO, PASS), then ``net_edge`` descending.
+    (BUY YES, BUY NO, PASS), then ``net_edge`` descending. With ``proven_families``,
+    a would-be BUY of another family is PASS (flag ``no_proven_skill``); None: no gate.
     """
     config = config or EdgeConfig()
     missing = [name for name in INPUT_SCHEMA if name not in rows.columns]
@@ -250,11 +276,18 @@ def edge_report(rows: pl.DataFrame, config: EdgeConfig | None = None) -> pl.Data
     touched = pl.col("barrier_touched").fill_null(False)
     # Under a minute left (this includes expired rows) or an unknown expiry never trades.
     blocked = q.is_null() | pl.col("side").is_null() | tte.is_null() | (tte < MINUTE) | touched
+    would_buy = ~blocked & (pl.col("net_edge") >= config.min_edge - TOLERANCE)
+    if proven_families is None:
+        unproven = pl.lit(False)
+    else:
+        proven = sorted(str(f) for f in proven_families)
+        unproven = ~pl.col("family").is_in(proven).fill_null(False)
     frame = frame.with_columns(
-        pl.when(~blocked & (pl.col("net_edge") >= config.min_edge - TOLERANCE))
+        (would_buy & unproven).fill_null(False).alias("_unproven"),
+        pl.when(would_buy & ~unproven)
         .then(pl.when(is_yes).then(pl.lit(BUY_YES)).otherwise(pl.lit(BUY_NO)))
         .otherwise(pl.lit(PASS))
-        .alias("recommendation")
+        .alias("recommendation"),
     )
     frame = _stakes(frame, config)
     inputs = [name for name in rows.columns if name not in OUTPUT_COLUMNS]
@@ -339,6 +372,7 @@ def _flags(frame: pl.DataFrame, config: EdgeConfig) -> pl.Expr:
         "no_expiry": tte.is_null(),
         "barrier_touched": pl.col("barrier_touched").fill_null(False),
         "fees_enabled": pl.col("_rate") > 0.0,
+        "no_proven_skill": pl.col("_unproven"),
     }
     return (
         pl.concat_list([pl.when(conditions[name]).then(pl.lit(name)) for name in FLAGS])

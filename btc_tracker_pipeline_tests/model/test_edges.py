@@ -19,6 +19,7 @@ from btc_tracker_pipeline.model.edges import (
     edge_report,
     fee_per_share,
     fee_per_share_expr,
+    proven_families,
     top_opportunities_markdown,
 )
 from btc_tracker_pipeline_tests.model import edge_row
@@ -315,6 +316,9 @@ def test_flags_keep_the_documented_order():
     text = one(q_spot=0, model_prob=None, best_bid=None, family="other")["flags"]
     names = text.split(",")
     assert names == sorted(names, key=FLAGS.index)
+    frame = pl.DataFrame([row(model_prob=0.9, q_spot=0)], schema=INPUT_SCHEMA)
+    gated = edge_report(frame, proven_families=set())["flags"][0].split(",")
+    assert gated == ["stale_spot", "fees_enabled", "no_proven_skill"]
 
 
 # --- shape ---------------------------------------------------------------------------------
@@ -367,3 +371,68 @@ def test_empty_input_gives_an_empty_report():
     assert out.is_empty()
     assert out.columns == [*INPUT_SCHEMA, *OUTPUT_COLUMNS]
     assert top_opportunities_markdown(out).startswith("No opportunities")
+
+
+# --- only where skill is proven ------------------------------------------------------------
+
+
+def gated(*rows: dict, proven: set[str] | None, config: EdgeConfig | None = None) -> dict:
+    frame = pl.DataFrame(list(rows), schema=INPUT_SCHEMA)
+    out = edge_report(frame, config or EdgeConfig(), proven_families=proven)
+    return {r["market_id"]: r for r in out.iter_rows(named=True)}
+
+
+def test_a_buy_of_an_unproven_family_is_pass_with_the_side_kept():
+    rows = (
+        row(market_id="above_yes", family="above", model_prob=0.70, cluster="a"),
+        row(market_id="above_no", family="above", model_prob=0.20, cluster="b"),
+        row(market_id="updown_yes", family="updown_1h", model_prob=0.70, cluster="c"),
+    )
+    free = gated(*rows, proven=None)
+    out = gated(*rows, proven={"updown_1h"})
+    for market in ("above_yes", "above_no"):
+        assert free[market]["recommendation"] != PASS
+        gate = out[market]
+        assert gate["recommendation"] == PASS
+        assert "no_proven_skill" in gate["flags"].split(",")
+        assert gate["stake"] == 0.0
+        # The would-be trade stays for study.
+        for key in ("side", "net_edge", "kelly", "cost", "ev_per_dollar"):
+            assert gate[key] == pytest.approx(free[market][key]), key
+    assert out["above_yes"]["side"] == "YES" and out["above_no"]["side"] == "NO"
+    assert out["updown_yes"]["recommendation"] == BUY_YES
+    assert "no_proven_skill" not in out["updown_yes"]["flags"]
+    assert out["updown_yes"]["stake"] == pytest.approx(free["updown_yes"]["stake"])
+
+
+def test_the_gate_flags_only_would_be_buys():
+    """A row that is PASS anyway (small edge, no model) is not said to be gated."""
+    out = gated(
+        row(market_id="small", model_prob=0.52),
+        row(market_id="nomodel", model_prob=None),
+        row(market_id="nofamily", family=None, model_prob=0.70),
+        proven=set(),
+    )
+    assert "no_proven_skill" not in out["small"]["flags"]
+    assert "no_proven_skill" not in out["nomodel"]["flags"]
+    assert out["nofamily"]["recommendation"] == PASS
+    assert "no_proven_skill" in out["nofamily"]["flags"]
+
+
+def test_an_empty_gate_passes_everything_and_none_is_no_gate():
+    rows = [row(market_id=f"m{i}", cluster=f"c{i}", model_prob=0.75) for i in range(3)]
+    assert {r["recommendation"] for r in gated(*rows, proven=set()).values()} == {PASS}
+    assert {r["recommendation"] for r in gated(*rows, proven=None).values()} == {BUY_YES}
+    assert "No opportunities" in top_opportunities_markdown(
+        edge_report(pl.DataFrame(rows, schema=INPUT_SCHEMA), proven_families=[])
+    )
+
+
+def test_proven_families_of_a_card():
+    card = {"metrics": {"skill_test": {"proven_families": ["above", "updown_1h"]}}}
+    assert proven_families(card) == {"above", "updown_1h"}
+    # A card saved before the skill test proves nothing; so does no card.
+    assert proven_families({"metrics": {"overall": {}, "by_family": {}}}) == frozenset()
+    assert proven_families({}) == frozenset()
+    assert proven_families(None) == frozenset()
+    assert proven_families({"metrics": {"skill_test": {"proven_families": []}}}) == frozenset()
