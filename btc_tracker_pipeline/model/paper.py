@@ -18,6 +18,11 @@ edges are filled first. A recommendation whose capped stake is 0 is skipped (the
 stays eligible). With ``one_trade_per_market`` only a market's first filled
 recommendation trades.
 
+Only where skill was proven, without look-ahead: ``walk_forward_report`` computes the
+edge report of each walk-forward fold with the families proven on the folds before it
+(``metrics.proven_by_fold``; none in fold 0), so a fold is never traded on its own
+evidence; the other families' would-be trades are PASS (``no_proven_skill``).
+
 Settlement at ``settled_at``: payout = shares if the side won, else 0;
 ``pnl`` = payout − stake, ``roi`` = pnl/stake, and the stake plus P&L returns to cash.
 Markets without a resolution (or with a null ``yes_won``, e.g. a 50/50 void) stay open:
@@ -29,7 +34,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,7 +42,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from btc_tracker_pipeline.model.edges import BUY_YES, PASS, EdgeConfig
+from btc_tracker_pipeline.model.edges import BUY_YES, PASS, EdgeConfig, edge_report
 
 TRADES_SCHEMA: dict[str, pl.DataType] = {
     "market_id": pl.String(),
@@ -90,6 +95,24 @@ class PaperConfig(BaseModel):
     bootstrap_draws: int = Field(1000, ge=1)
     bootstrap_seed: int = 0
     confidence: float = Field(0.95, gt=0.0, lt=1.0)
+
+
+def walk_forward_report(
+    rows: pl.DataFrame, config: EdgeConfig, tradeable: Mapping[int, Collection[str]]
+) -> pl.DataFrame:
+    """The edge report of walk-forward rows, each fold gated by its own families.
+
+    ``rows``: edge-report inputs with a ``fold`` column (kept). Fold k's rows are
+    reported with ``proven_families=tradeable[k]`` (``metrics.proven_by_fold``: proven
+    on folds < k only); a fold missing from ``tradeable``, or a null fold, trades none.
+    """
+    if "fold" not in rows.columns:
+        raise ValueError("walk_forward_report: rows need a fold column")
+    parts = [
+        edge_report(part, config, proven_families=tradeable.get(fold, ()))
+        for (fold,), part in rows.partition_by("fold", as_dict=True, maintain_order=True).items()
+    ]
+    return pl.concat(parts) if parts else edge_report(rows, config, proven_families=())
 
 
 @dataclass
@@ -222,7 +245,9 @@ def trade_metrics(
 
     * ``n_trades`` settled trades, ``n_open`` unsettled ones, ``n_clusters``.
     * ``win_rate`` = mean(won); ``avg_predicted_edge`` = mean net edge at entry;
-      ``avg_realised_edge`` = mean(won) − mean(cost) (docs/modeling.md §2.4).
+      ``avg_realised_edge`` = mean(won) − mean(cost) (docs/modeling.md §2.4), side by
+      side with ``edge_gap`` = predicted − realised (> 0: the model promised more than
+      the fills earned).
     * ``roi_per_dollar`` = Σ pnl / Σ stake, with a cluster-bootstrap interval
       ``roi_ci_low``/``roi_ci_high`` (clusters resampled with replacement).
     * ``total_pnl``; ``final_bankroll`` = bankroll + total_pnl.
@@ -245,6 +270,7 @@ def trade_metrics(
         "win_rate": None,
         "avg_predicted_edge": None,
         "avg_realised_edge": None,
+        "edge_gap": None,
         "roi_per_dollar": None,
         "roi_ci_low": None,
         "roi_ci_high": None,
@@ -261,10 +287,13 @@ def trade_metrics(
     won = done["won"].cast(pl.Float64)
     total_pnl = float(done["pnl"].sum())
     total_stake = float(done["stake"].sum())
+    predicted = float(done["predicted_ev"].mean())
+    realised = float(won.mean()) - float(done["cost"].mean())
     metrics.update(
         win_rate=float(won.mean()),
-        avg_predicted_edge=float(done["predicted_ev"].mean()),
-        avg_realised_edge=float(won.mean()) - float(done["cost"].mean()),
+        avg_predicted_edge=predicted,
+        avg_realised_edge=realised,
+        edge_gap=predicted - realised,
         roi_per_dollar=total_pnl / total_stake,
         total_pnl=total_pnl,
         final_bankroll=bankroll + total_pnl,

@@ -19,6 +19,7 @@ from btc_tracker_pipeline.model.paper import (
     sharpe_ratio,
     simulate,
     trade_metrics,
+    walk_forward_report,
 )
 from btc_tracker_pipeline_tests.model import edge_row
 
@@ -94,6 +95,9 @@ def test_winning_yes_and_losing_no_settle_to_the_right_pnl():
     assert metrics["avg_realised_edge"] == pytest.approx(0.5 - (cost_yes + cost_no) / 2)
     assert metrics["avg_predicted_edge"] == pytest.approx(
         ((0.70 - cost_yes) + (0.70 - cost_no)) / 2
+    )
+    assert metrics["edge_gap"] == pytest.approx(
+        metrics["avg_predicted_edge"] - metrics["avg_realised_edge"]
     )
 
 
@@ -357,3 +361,48 @@ def test_noisy_model_against_an_efficient_market_does_not_profit():
     # Noise looks like edge before the fact and costs money after it.
     assert metrics["avg_predicted_edge"] > 0.05
     assert metrics["avg_realised_edge"] < metrics["avg_predicted_edge"] - 0.05
+    assert metrics["edge_gap"] > 0.05
+
+
+# --- the skill gate, fold by fold ----------------------------------------------------------
+
+
+def fold_rows() -> pl.DataFrame:
+    """A BUY YES of ``above`` and one of ``updown_1h`` in each of folds 0, 1, 2."""
+    rows = []
+    for fold in range(3):
+        for family in ("above", "updown_1h"):
+            start = W0 + timedelta(days=fold)
+            market = f"{family}-{fold}"
+            rows.append({**yes_row(market, market, start, family=family), "fold": fold})
+    return pl.DataFrame(rows, schema={**INPUT_SCHEMA, "fold": pl.Int32})
+
+
+def test_walk_forward_report_gates_each_fold_with_its_own_families():
+    tradeable = {0: set(), 1: {"above"}, 2: {"above", "updown_1h"}}
+    out = walk_forward_report(fold_rows(), EdgeConfig(), tradeable)
+    got = {r["market_id"]: r for r in out.iter_rows(named=True)}
+    assert out.height == 6 and "fold" in out.columns
+    buys = {m for m, r in got.items() if r["recommendation"] != "PASS"}
+    assert buys == {"above-1", "above-2", "updown_1h-2"}
+    for market in ("above-0", "updown_1h-0", "updown_1h-1"):
+        assert "no_proven_skill" in got[market]["flags"]
+        assert got[market]["side"] == "YES"
+    # A fold absent from the gates trades nothing.
+    assert set(walk_forward_report(fold_rows(), EdgeConfig(), {})["recommendation"]) == {"PASS"}
+    with pytest.raises(ValueError, match="fold"):
+        walk_forward_report(fold_rows().drop("fold"), EdgeConfig(), tradeable)
+
+
+def test_paper_trades_only_the_gated_folds_families():
+    tradeable = {0: set(), 1: {"above"}, 2: {"above"}}
+    settle = [
+        (f"{f}-{k}", True, W0 + timedelta(days=k, hours=2))
+        for k in range(3)
+        for f in ("above", "updown_1h")
+    ]
+    trades, metrics = simulate(
+        walk_forward_report(fold_rows(), EdgeConfig(), tradeable), resolutions(*settle)
+    )
+    assert sorted(trades["market_id"]) == ["above-1", "above-2"]
+    assert metrics["n_trades"] == 2
