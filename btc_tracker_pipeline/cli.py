@@ -523,6 +523,7 @@ def _train(min_markets: int | None = None, verbose: bool = False) -> Cause | Non
 
 def _print_model_card() -> None:
     from btc_tracker_pipeline.model.artifact import ModelArtifactError, load_latest
+    from btc_tracker_pipeline.model.skill_text import interval_text, skill_cell, skill_test_line
 
     try:
         _, card = load_latest(environment.models_path())
@@ -535,24 +536,26 @@ def _print_model_card() -> None:
         "Brier model",
         "Brier market",
         "BSS vs market [95 % CI]",
+        "skill proven [corrected CI]",
         "ECE",
         "AUC model / market",
     ):
         table.add_column(col, justify="right")
     report = card["metrics"]
     for name, b in [("overall", report["overall"]), *sorted(report["by_family"].items())]:
-        lo, hi = b.get("bss_vs_market_ci") or (None, None)
-        ci = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None else ""
+        bss = b.get("bss_vs_market")
         table.add_row(
             name,
             str(b["n_markets"]),
             f"{b['brier_model']:.4f}",
             f"{b['brier_market']:.4f}",
-            f"{b['bss_vs_market']:+.3f}{ci}" if b.get("bss_vs_market") is not None else "",
+            f"{bss:+.3f}{interval_text(b)}" if bss is not None else "",
+            skill_cell(b),
             f"{b['ece_model']:.3f}" if b.get("ece_model") is not None else "",
             f"{b['auc_model'] or 0:.3f} / {b['auc_market'] or 0:.3f}",
         )
     console.print(table)
+    console.print(skill_test_line(report))
 
 
 def _latest_edges(min_edge: float | None) -> tuple[str | None, list[dict]]:
@@ -570,11 +573,32 @@ def _latest_edges(min_edge: float | None) -> tuple[str | None, list[dict]]:
     except WarehouseError as exc:
         raise _fail(str(exc)) from exc
     if min_edge is not None:
-        # Recompute from the stored inputs: PASS for other reasons (expired, touched) stays PASS.
+        # Recompute from the stored inputs: PASS for other reasons (expired, touched) stays
+        # PASS, and so does a family the rows' model proved no skill on (no_proven_skill).
         from btc_tracker_pipeline.model.edges import REPORT_INPUTS, EdgeConfig, edge_report
 
-        frame = edge_report(frame.select(REPORT_INPUTS), EdgeConfig(min_edge=min_edge))
+        versions = frame["model_version"].drop_nulls().unique().to_list()
+        proven = _proven_families(versions[0] if len(versions) == 1 else None)
+        frame = edge_report(frame.select(REPORT_INPUTS), EdgeConfig(min_edge=min_edge), proven)
     return f"{latest:%Y-%m-%d %H:%M}", frame.to_dicts()
+
+
+def _proven_families(version: str | None) -> frozenset[str]:
+    """The families the card of model ``version`` (the one that scored the stored rows)
+    proved skill on; none when that model is gone or its card has no skill test."""
+    import json
+
+    from btc_tracker_pipeline.model.artifact import CARD_FILE, model_dirs
+    from btc_tracker_pipeline.model.edges import proven_families
+
+    folder = next((d for d in model_dirs(environment.models_path()) if d.name == version), None)
+    if folder is None:
+        return frozenset()
+    try:
+        card = json.loads((folder / CARD_FILE).read_text())
+    except (OSError, ValueError):
+        return frozenset()
+    return proven_families(card if isinstance(card, dict) else None)
 
 
 def _print_edges(min_edge: float | None, limit: int) -> None:
@@ -618,6 +642,12 @@ def _print_edges(min_edge: float | None, limit: int) -> None:
             r["flags"] or "",
         )
     console.print(table)
+    gated = sorted({r["family"] or "" for r in rows if "no_proven_skill" in (r["flags"] or "")})
+    if gated:
+        console.print(
+            f"PASS with no_proven_skill: the model's walk-forward test proved no skill "
+            f"against the market in {', '.join(gated)} (btc-tracker model: skill test)"
+        )
 
 
 @app.command()

@@ -3,6 +3,7 @@ replay hint on one line, `--version`, and one-line errors for bad numbers."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -125,6 +126,101 @@ def test_tables_are_never_squeezed_when_stdout_is_not_a_terminal(edges_warehouse
         best["market_id"] in line and QUESTION in line and f"{best['ev_per_dollar']:+.3f}" in line
         for line in result.stdout.splitlines()
     )
+
+
+MODEL_VERSION = "20260301T000000000000Z"
+
+
+@pytest.fixture
+def gated_edges(tmp_path, monkeypatch) -> Path:
+    """A warehouse whose newest edge report (a BUY YES on ``above``) was scored by model
+    MODEL_VERSION, and an empty models folder; returns the folder."""
+    path = tmp_path / "warehouse.duckdb"
+    report = edge_report(edge_inputs()).with_columns(
+        window_end=pl.lit(datetime(2026, 3, 1)),
+        model_version=pl.lit(MODEL_VERSION),
+        in_sample=pl.lit(False),
+    )
+    conn = open_warehouse(path)
+    try:
+        conn.register("report", report.to_arrow())
+        conn.execute("INSERT INTO edge_report BY NAME SELECT * FROM report")
+    finally:
+        conn.close()
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(path))
+    monkeypatch.setenv("BTC_TRACKER_MODELS", str(models))
+    return models
+
+
+def write_card(models: Path, metrics: dict) -> None:
+    folder = models / MODEL_VERSION
+    folder.mkdir(exist_ok=True)
+    (folder / "card.json").write_text(json.dumps({"metrics": metrics}))
+
+
+def min_edge_rows() -> list[dict]:
+    result = runner.invoke(app, ["edges", "--min-edge", "0.05", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["rows"]
+
+
+def test_edges_min_edge_recompute_keeps_the_skill_gate(gated_edges):
+    write_card(gated_edges, {"skill_test": {"proven_families": ["updown_1h"]}})
+    rows = {r["market_id"]: r for r in min_edge_rows()}
+    gated = rows["3253104567"]
+    assert gated["recommendation"] == "PASS" and gated["side"] == "YES"
+    assert "no_proven_skill" in gated["flags"] and gated["stake"] == 0.0
+    result = runner.invoke(app, ["edges", "--min-edge", "0.05"])
+    assert "no_proven_skill" in result.stdout
+    assert "proved no skill against the market in above" in " ".join(result.stdout.split())
+    # The same model proving skill on above: the recompute recommends it.
+    write_card(gated_edges, {"skill_test": {"proven_families": ["above"]}})
+    rows = {r["market_id"]: r for r in min_edge_rows()}
+    assert rows["3253104567"]["recommendation"] == "BUY YES"
+    assert "no_proven_skill" not in rows["3253104567"]["flags"]
+
+
+def test_edges_min_edge_with_an_old_card_or_no_model_gates_everything(gated_edges):
+    assert {r["recommendation"] for r in min_edge_rows()} == {"PASS"}  # the model is gone
+    write_card(gated_edges, {"overall": {}, "by_family": {}})  # saved before skill_test
+    rows = min_edge_rows()
+    assert {r["recommendation"] for r in rows} == {"PASS"}
+    assert any("no_proven_skill" in r["flags"] for r in rows)
+
+
+def test_model_card_says_insufficient_clusters_and_the_skill_test(tmp_path, monkeypatch):
+    import numpy as np
+    import xgboost as xgb
+
+    from btc_tracker_pipeline.model import metrics
+    from btc_tracker_pipeline.model.artifact import save_model
+    from btc_tracker_pipeline.model.dataset import FEATURES
+    from btc_tracker_pipeline.model.train import Model
+    from btc_tracker_pipeline_tests.model.test_metrics import skill_frame
+
+    rng = np.random.default_rng(0)
+    data = xgb.DMatrix(
+        rng.uniform(size=(20, len(FEATURES))), label=rng.integers(0, 2, 20), feature_names=FEATURES
+    )
+    model = Model(booster=xgb.train({}, data, 1), features=list(FEATURES))
+    pred = pl.concat([skill_frame({"above": 2}, markets_per_cluster=11), skill_frame({"b": 30})])
+    card = {
+        "data_window": {"first_snapshot": "a", "last_snapshot": "b"},
+        "n_markets": 322,
+        "n_rows": 322,
+        "metrics": metrics.evaluation_report(pred, n_boot=100),
+    }
+    save_model(model, card, tmp_path / "models")
+    monkeypatch.setenv("BTC_TRACKER_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    result = runner.invoke(app, ["model"])
+    assert result.exit_code == 0, result.output
+    above = next(line for line in result.stdout.splitlines() if "│   above │" in line)
+    assert "(insufficient clusters (2))" in above and "[" not in above
+    text = " ".join(result.stdout.split())
+    assert "Skill test (Bonferroni, 1 families at 95.00 %): proven in b" in text
 
 
 def test_the_replay_hint_is_one_line_to_paste(tmp_path):

@@ -36,12 +36,15 @@ from btc_tracker_pipeline.model.dataset import add_features, build_dataset, data
 from btc_tracker_pipeline.model.edges import (
     REPORT_INPUTS,
     EdgeConfig,
+    proven_families,
     top_opportunities_markdown,
 )
 from btc_tracker_pipeline.model.edges import (
     edge_report as compute_edge_report,
 )
-from btc_tracker_pipeline.model.paper import PaperConfig, simulate
+from btc_tracker_pipeline.model.metrics import proven_by_fold
+from btc_tracker_pipeline.model.paper import PaperConfig, simulate, walk_forward_report
+from btc_tracker_pipeline.model.skill_text import interval_text, skill_cell, skill_test_line
 from btc_tracker_pipeline.model.train import (
     MIN_RESOLVED_MARKETS,
     InsufficientDataError,
@@ -89,24 +92,25 @@ def _cell(block: dict, key: str, digits: int = 3) -> str:
 
 
 def _metrics_markdown(report: dict) -> str:
-    """The walk-forward metrics, overall and per family, as a Markdown table."""
+    """The walk-forward metrics, overall and per family, as a Markdown table, and the
+    skill test (intervals below MIN_CLUSTERS clusters read "insufficient clusters (N)")."""
     rows = [
-        "| slice | markets | Brier model | Brier market | BSS vs market (95 % CI) | "
-        "BSS vs structural | ECE model / market | AUC model / market | accuracy | precision |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| slice | markets | events | Brier model | Brier market | BSS vs market (95 % CI) | "
+        "skill proven (corrected CI) | BSS vs structural | ECE model / market | "
+        "AUC model / market | accuracy | precision |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     blocks = [("overall", report["overall"]), *sorted(report.get("by_family", {}).items())]
     for name, b in blocks:
-        lo, hi = b.get("bss_vs_market_ci") or [None, None]
-        ci = "" if lo is None else f" [{lo:+.3f}, {hi:+.3f}]"
         rows.append(
-            f"| {name} | {b.get('n_markets', '')} | {_cell(b, 'brier_model', 4)} | "
-            f"{_cell(b, 'brier_market', 4)} | {_cell(b, 'bss_vs_market')}{ci} | "
+            f"| {name} | {b.get('n_markets', '')} | {b.get('n_clusters', '')} | "
+            f"{_cell(b, 'brier_model', 4)} | {_cell(b, 'brier_market', 4)} | "
+            f"{_cell(b, 'bss_vs_market')}{interval_text(b)} | {skill_cell(b)} | "
             f"{_cell(b, 'bss_vs_struct')} | {_cell(b, 'ece_model')} / {_cell(b, 'ece_market')} | "
             f"{_cell(b, 'auc_model')} / {_cell(b, 'auc_market')} | {_cell(b, 'accuracy')} | "
             f"{_cell(b, 'precision')} |"
         )
-    return "\n".join(rows)
+    return "\n".join(rows) + "\n\n" + skill_test_line(report)
 
 
 def _reliability_png(report: dict) -> str | None:
@@ -221,12 +225,16 @@ def paper_trades(
     price level, else ± 1.5¢ of a 3¢ default; each trade keeps its spread), sized by
     fractional Kelly on a compounding bankroll (caps per market and per event), one
     trade per market; configuration frozen in PAPER_CONFIG. Only predictions the model
-    made before seeing the market's outcome are traded (price_model's walk-forward folds).
+    made before seeing the market's outcome are traded (price_model's walk-forward folds),
+    and in each fold only the families whose skill against the market was proven on the
+    folds before it (the card's corrected test, no look-ahead; none in the first fold).
     """
     with warehouse.connect() as conn:
         predictions = conn.sql("SELECT * FROM model_predictions").pl()
         if predictions.is_empty():
             raise dg.Failure("no walk-forward predictions yet: materialize price_model first")
+        if "fold" not in predictions.columns:
+            raise dg.Failure("model_predictions has no fold column: materialize price_model")
         start = predictions["snapshot_ts"].min()
         end = predictions["snapshot_ts"].max()
         inputs = edge_inputs(conn, start - _WINDOW, end)
@@ -235,11 +243,13 @@ def paper_trades(
             "WHERE status = 'resolved'"
         ).pl()
     rows = inputs.join(
-        predictions.select("market_id", "snapshot_ts", "model_prob"),
+        predictions.select("market_id", "snapshot_ts", "model_prob", "fold"),
         on=["market_id", "snapshot_ts"],
         how="inner",
     )
-    report = compute_edge_report(rows.select(REPORT_INPUTS), PAPER_CONFIG.edge)
+    # Fold k trades only the families proven on folds < k: no look-ahead.
+    tradeable = proven_by_fold(predictions)
+    report = walk_forward_report(rows.select(*REPORT_INPUTS, "fold"), PAPER_CONFIG.edge, tradeable)
     trades, metrics = simulate(report, resolutions, PAPER_CONFIG)
     version = predictions["model_version"][0]
     with warehouse.connect() as conn:
@@ -251,11 +261,22 @@ def paper_trades(
             "value": [None if v is None else float(v) for v in metrics.values()],
         }
     )
+    edges = {
+        key: dg.MetadataValue.float(float(metrics[key]))
+        for key in ("avg_predicted_edge", "avg_realised_edge", "edge_gap")
+        if metrics.get(key) is not None
+    }
     return dg.MaterializeResult(
         metadata={
             "model_version": version,
             "n_trades": dg.MetadataValue.int(int(metrics.get("n_trades") or 0)),
             "roi_per_dollar": dg.MetadataValue.float(float(metrics.get("roi_per_dollar") or 0.0)),
+            # Predicted vs realised edge, side by side (edge_gap = predicted − realised).
+            **edges,
+            "tradeable_by_fold": preview(fold_gates(predictions, report, tradeable), rows=100),
+            "tradeable_families": dg.MetadataValue.json(
+                {str(fold): sorted(families) for fold, families in tradeable.items()}
+            ),
             "metrics": preview(table, rows=30),
             "spreads": preview(spread_summary(trades, "spread"), rows=5),
             "paper_metrics": dg.MetadataValue.json(
@@ -263,6 +284,42 @@ def paper_trades(
             ),
             "config": dg.MetadataValue.json(PAPER_CONFIG.model_dump()),
         }
+    )
+
+
+def fold_gates(
+    predictions: pl.DataFrame, report: pl.DataFrame, tradeable: dict[int, set[str]]
+) -> pl.DataFrame:
+    """Per walk-forward fold: its snapshots, the families tradeable in it (proven on
+    the folds before), its BUY rows and its would-be buys PASSed as no_proven_skill."""
+    per_fold = (
+        report.group_by("fold")
+        .agg(
+            (pl.col("recommendation") != "PASS").sum().alias("buy_rows"),
+            pl.col("flags").str.contains("no_proven_skill").sum().alias("no_proven_skill_rows"),
+        )
+        .with_columns(pl.col("fold").cast(pl.Int64))
+    )
+    gates = pl.DataFrame(
+        {
+            "fold": list(tradeable),
+            "tradeable_families": [", ".join(sorted(f)) or "none" for f in tradeable.values()],
+        },
+        schema={"fold": pl.Int64, "tradeable_families": pl.String},
+    )
+    return (
+        predictions.group_by(pl.col("fold").cast(pl.Int64))
+        .agg(
+            pl.col("snapshot_ts").min().alias("first_snapshot"),
+            pl.col("snapshot_ts").max().alias("last_snapshot"),
+        )
+        .join(gates, on="fold", how="left")
+        .join(per_fold, on="fold", how="left")
+        .with_columns(
+            pl.col("tradeable_families").fill_null("none"),
+            pl.col("buy_rows", "no_proven_skill_rows").fill_null(0),
+        )
+        .sort("fold")
     )
 
 
@@ -296,6 +353,11 @@ def edge_report(
     the family and price level (flag estimated_spread), else 3¢ (flag default_spread);
     spread_used and spread_source say which.
 
+    Recommends only in the families whose skill against the market the model's
+    walk-forward evaluation proved (the card's metrics.skill_test.proven_families,
+    Bonferroni-corrected); elsewhere a would-be BUY is PASS with the flag
+    no_proven_skill (side and net edge kept). A card without the test proves nothing.
+
     Uses the newest saved model; windows the model was trained on are marked in_sample
     (use paper_trades for honest backtests). Without a model every row is PASS (no_model).
     A run for chosen markets replaces only their rows.
@@ -309,7 +371,9 @@ def edge_report(
         last_seen = datetime.fromisoformat(card["data_window"]["last_snapshot"])
     except ModelArtifactError as exc:
         context.log.warning(f"edge_report without a model: {exc}")
-        model, version, last_seen = None, None, None
+        model, card, version, last_seen = None, None, None, None
+    # Trades only where the model's walk-forward test proved skill (none for an old card).
+    proven = proven_families(card)
     with warehouse.connect() as conn:
         rows = of_chosen(edge_inputs(conn, range_start, range_end), chosen)
         if model is not None and not rows.is_empty():
@@ -324,7 +388,7 @@ def edge_report(
         else:
             rows = rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("model_prob"))
         settings = EDGE_CONFIG.model_copy(update={"min_edge": config.min_edge})
-        report = compute_edge_report(rows.select(REPORT_INPUTS), settings).with_columns(
+        report = compute_edge_report(rows.select(REPORT_INPUTS), settings, proven).with_columns(
             (pl.col("window_start") + _WINDOW).alias("window_end"),
             pl.lit(version, dtype=pl.String).alias("model_version"),
             (
@@ -351,5 +415,22 @@ def edge_report(
             "recommendations": preview(counts),
             "spreads": preview(spread_summary(report, "spread_used"), rows=5),
             "top_opportunities": dg.MetadataValue.md(top_opportunities_markdown(last)),
+            "proven_families": dg.MetadataValue.json(sorted(proven)),
+            "skill_gate": dg.MetadataValue.md(skill_gate_markdown(card, report)),
         }
+    )
+
+
+def skill_gate_markdown(card: dict | None, report: pl.DataFrame) -> str:
+    """Why would-be trades are PASS: the card's skill test and the no_proven_skill rows."""
+    gated = report.filter(pl.col("flags").str.contains("no_proven_skill"))
+    if card is None:
+        return "No model: every row is PASS (no_model)."
+    line = skill_test_line(card.get("metrics") or {})
+    if gated.is_empty():
+        return line
+    families = ", ".join(sorted(str(f) for f in gated["family"].unique().to_list()))
+    return (
+        f"{line}\n\n{gated.height} would-be trades are PASS with no_proven_skill "
+        f"(families: {families}); their side and net edge are kept in the table."
     )

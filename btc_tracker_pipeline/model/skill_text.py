@@ -1,0 +1,44 @@
+"""The model card's intervals and skill test as text (the asset metadata and the CLI).
+
+Pure and light (no numpy, no Dagster): ``btc-tracker model`` imports it at once.
+"""
+
+from __future__ import annotations
+
+
+def interval_text(block: dict, key: str = "bss_vs_market_ci") -> str:
+    """The interval " [lo, hi]" of ``block[key]``; without one the block's ci_note, e.g.
+    " (insufficient clusters (2))"; else ""."""
+    lo, hi = block.get(key) or [None, None]
+    if lo is not None and hi is not None:
+        return f" [{lo:+.3f}, {hi:+.3f}]"
+    note = block.get("ci_note")
+    return f" ({note})" if note else ""
+
+
+def skill_cell(block: dict) -> str:
+    """A family's skill test: "yes [lo, hi]" / "no [lo, hi]" (corrected) or why not tested."""
+    if "skill_proven" not in block:
+        return ""
+    lo, hi = block.get("bss_vs_market_ci_corrected") or [None, None]
+    if lo is None or hi is None:
+        return f"no ({block.get('skill_note') or 'not tested'})"
+    return f"{'yes' if block['skill_proven'] else 'no'} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def skill_test_line(report: dict) -> str:
+    """One line on the report's skill test: the level, the families tested and proven."""
+    test = report.get("skill_test")
+    if not test:
+        return "No skill test in this card (a model saved before it): no family is traded."
+    proven = ", ".join(test.get("proven_families") or []) or "none"
+    if not test.get("families_tested"):
+        return (
+            f"Skill test: no family has {test.get('min_clusters')} clusters (events) or more; "
+            "no family is traded."
+        )
+    return (
+        f"Skill test ({test['method']}, {test['families_tested']} families at "
+        f"{100 * test['level']:.2f} %): proven in {proven}; the edge report recommends "
+        "trades only there."
+    )
