@@ -508,7 +508,8 @@ def select_families(
     return ds.filter(pl.col("family").is_in(kept)), left_out
 
 
-def _require(ds: pl.DataFrame, need: int) -> None:
+def require_markets(ds: pl.DataFrame, need: int) -> None:
+    """InsufficientDataError ("have N resolved markets, need M") below ``need`` markets."""
     have = ds["market_id"].n_unique() if ds.height else 0
     if have < need:
         raise InsufficientDataError(have, need)
@@ -548,7 +549,7 @@ def walk_forward_evaluate(
     InsufficientDataError with fewer than MIN_RESOLVED_MARKETS resolved markets, when no
     test window has enough history, or when every fold's training has one outcome.
     """
-    _require(ds, min_markets)
+    require_markets(ds, min_markets)
     split_kw.setdefault("min_train_markets", min_markets)
     folds = walk_forward_folds(ds, **split_kw)
     if not folds:
@@ -632,7 +633,7 @@ def train_final(
     """The model to deploy: the booster on all events but the latest ``calib_fraction``
     (≈ 25 %) by resolution time, Platt scaling on those. Raises InsufficientDataError
     with fewer than MIN_RESOLVED_MARKETS resolved markets."""
-    _require(ds, min_markets)
+    require_markets(ds, min_markets)
     train_events, calib_events = split_calibration(event_table(ds), calib_fraction)
     train = ds.filter(pl.col("event_id").is_in(train_events))
     calib = ds.filter(pl.col("event_id").is_in(calib_events))
@@ -666,6 +667,7 @@ __all__ = [
     "explain_losses",
     "fit_model",
     "refusal_message",
+    "require_markets",
     "select_families",
     "shift_evidence",
     "train_final",

@@ -53,6 +53,7 @@ from btc_tracker_pipeline.model.train import (
     MIN_RESOLVED_MARKETS,
     InsufficientDataError,
     refusal_message,
+    require_markets,
     select_families,
     train_final,
     walk_forward_evaluate,
@@ -174,6 +175,7 @@ def price_model(
         indicators, resolutions, markets = training_tables(conn)
     dataset = build_dataset(indicators, resolutions, markets)
     try:
+        require_markets(dataset, config.min_resolved_markets)
         dataset, left_out = select_families(
             dataset, config.min_family_markets, config.min_family_events
         )
