@@ -4,7 +4,8 @@
 
 - ``booster.json``: XGBoost's own JSON model format (``Booster.save_model``);
 - ``calibrator.json``: the Platt coefficients ``{"method": "platt", "coef", "intercept",
-  "calibrated"}`` applied as σ(coef·margin + intercept);
+  "calibrated", "family_offsets"}`` applied as σ(coef·margin + intercept − offset of the
+  row's family) (a model saved without ``family_offsets`` has none);
 - ``card.json``: the caller's card (data window, markets/rows, metrics, …) plus
   ``features``, ``params``, ``info``, ``created_at`` and ``versions`` (``artifact``,
   ``xgboost``, ``btc_tracker``).
@@ -83,6 +84,7 @@ def save_model(model: Model, card: dict[str, Any], models_dir: Path) -> Path:
                 "coef": model.platt_coef,
                 "intercept": model.platt_intercept,
                 "calibrated": model.calibrated,
+                "family_offsets": model.family_offsets,
             },
         )
         full_card = {
@@ -147,7 +149,8 @@ def load_model(folder: Path) -> tuple[Model, dict[str, Any]]:
         booster.load_model(str(folder / BOOSTER_FILE))
         coef = float(calibrator["coef"])
         intercept = float(calibrator["intercept"])
-    except (OSError, ValueError, KeyError, TypeError, xgb.core.XGBoostError) as exc:
+        offsets = {str(k): float(v) for k, v in (calibrator.get("family_offsets") or {}).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, xgb.core.XGBoostError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ModelArtifactError(
             f"model {folder} is unreadable ({type(exc).__name__}: {first_line}); {RETRAIN_HINT}"
@@ -166,6 +169,7 @@ def load_model(folder: Path) -> tuple[Model, dict[str, Any]]:
         calibrated=bool(calibrator.get("calibrated", True)),
         params=dict(card.get("params") or {}),
         info=dict(card.get("info") or {}),
+        family_offsets=offsets,
     )
     return model, card
 

@@ -107,6 +107,24 @@ FAMILY_FEATURES: list[str] = [f"fam_{family}" for family in FAMILIES]
 QUOTE_FEATURES: list[str] = ["quote_age_s"]
 FEATURES: list[str] = SEED_FEATURES + DERIVED_FEATURES + QUOTE_FEATURES + FAMILY_FEATURES
 
+# What the model learns from: the scale-free columns of FEATURES. A level that wanders
+# like a random walk (BTC's price) or grows with a market's age and popularity (lifetime
+# volume, book liquidity) ranks the rows of one sample by when and where they were taken:
+# trees split on it and fit the sample, not a relation that holds next month. Those
+# columns stay in the dataset (the seed's 12 features), with the reason they are left
+# out; their scale-free forms are used instead: log-moneyness for the price level,
+# returns and momenta for moves, ``volume_spike`` (volume against its own recent mean)
+# for volume. ``market_probability`` and ``structural_probability`` are left out only
+# because ``logit_p`` and ``logit_struct`` carry them (a tree splits the same on both).
+EXCLUDED_FEATURES: dict[str, str] = {
+    "btc_spot_price": "level of a random walk; log_moneyness carries the price against the strike",
+    "volume": "lifetime volume grows with age and popularity; volume_spike is the relative form",
+    "liquidity": "book size in dollars varies with the market's popularity, not its outcome",
+    "market_probability": "carried by logit_p (a tree splits the same on either)",
+    "structural_probability": "carried by logit_struct (a tree splits the same on either)",
+}
+MODEL_FEATURES: list[str] = [name for name in FEATURES if name not in EXCLUDED_FEATURES]
+
 # logit is taken of probabilities clipped to [0.005, 0.995]: ±5.3, half a cent from 0/1.
 LOGIT_CLIP = 0.005
 

@@ -1,4 +1,4 @@
-"""The price model: shallow XGBoost on FEATURES, Platt-calibrated on a later fold.
+"""The price model: shallow XGBoost on MODEL_FEATURES, Platt-calibrated on a later fold.
 
 docs/modeling.md §2.1 and §5, model M:
 
@@ -8,17 +8,27 @@ docs/modeling.md §2.1 and §5, model M:
 - each row weighs 1/rows-of-its-market (every market counts once); no
   ``scale_pos_weight`` (it distorts probabilities);
 - early stopping on the latest 20 % of the training events keeps as few trees as
-  the data support (with no signal, a handful);
+  the data support (with no signal, a handful); with fewer than MIN_STOPPING_EVENTS
+  events to stop on, the booster grows no tree and the model is the market;
 - the output is recalibrated by Platt scaling (a logistic regression on the
   booster's logit, with a ridge prior towards the identity: ``fit_platt``) fitted
   only on the calibration fold: events resolved after every training event, never
-  seen by the booster.
+  seen by the booster; it is applied only when the fold's events support it over
+  leaving the booster as it is (``platt_evidence``, a likelihood-ratio test);
+- a shift the data do not support is taken out (``shift_evidence``): per family, the
+  model's mean probability above the market's (on the training and calibration rows)
+  is removed unless the labels themselves, counted by event, show the market off in that
+  direction (at least ``MIN_SHIFT_EVENTS`` events and a residual beyond two standard
+  errors). A few events of one BTC path (a ladder's strikes all go one way on a day
+  BTC rallies) otherwise teach the trees and the Platt intercept "this family goes
+  YES", and every recommendation of the next day is a BUY YES.
 
 Everything is deterministic (fixed seeds, 2 threads).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +37,7 @@ import numpy as np
 import polars as pl
 import xgboost as xgb
 
-from btc_tracker_pipeline.model.dataset import FEATURES, add_features
+from btc_tracker_pipeline.model.dataset import MODEL_FEATURES, add_features
 from btc_tracker_pipeline.model.metrics import evaluation_report
 from btc_tracker_pipeline.model.splits import (
     CALIB_FRACTION,
@@ -72,7 +82,24 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 # Settings of fit_model itself, not XGBClassifier arguments.
 _OWN_PARAMS = ("early_stopping_rounds", "validation_fraction", "platt_prior")
+# Early stopping needs this many events to stop on (the latest ``validation_fraction``
+# of the training events, so ~50 training events in all). With fewer, the number of
+# trees would be chosen by a handful of outcomes, or (no stopping) be all 300: the
+# booster then grows no tree at all and the model is the market (``fit_model``).
 MIN_STOPPING_EVENTS = 10
+# A family is modelled only with at least this many markets in this many events
+# (``select_families``): below ~20 independent outcomes neither a skill interval nor a
+# learned correction means anything.
+MIN_FAMILY_MARKETS = 30
+MIN_FAMILY_EVENTS = 20
+# A family's mean shift against the market is kept only with at least this many events
+# behind it and a mean residual (y − p, one value per event) beyond SHIFT_Z standard
+# errors of the same sign; otherwise it is removed (Model.family_offsets).
+MIN_SHIFT_EVENTS = 20
+SHIFT_Z = 2.0
+# χ²(2) at 95 %: Platt's (a, b) replace the identity only when the calibration fold's
+# events support them (``platt_evidence``).
+PLATT_CHI2 = 5.991
 
 
 class InsufficientDataError(ValueError):
@@ -80,10 +107,10 @@ class InsufficientDataError(ValueError):
     then what is wrong with them. N counts the markets of the dataset; when the
     warehouse holds more, :func:`refusal_message` says which dataset rule removed them."""
 
-    def __init__(self, have: int, need: int, detail: str = "") -> None:
+    def __init__(self, have: int, need: int, detail: str = "", *, message: str = "") -> None:
         self.have, self.need = have, need
-        message = f"have {have} resolved markets, need {need}"
-        super().__init__(f"{message}: {detail}" if detail else message)
+        head = message or f"have {have} resolved markets, need {need}"
+        super().__init__(f"{head}: {detail}" if detail else head)
 
 
 def explain_losses(losses: list[tuple[str, int]]) -> str:
@@ -136,9 +163,11 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Model:
-    """A fitted booster and its Platt calibrator: P(YES) = σ(a·m + b), m = the booster's
-    margin (logit_p + the trees' residual). ``calibrated`` is False when the calibration
-    fold held one outcome only, in which case a = 1, b = 0 (raw booster output)."""
+    """A fitted booster and its Platt calibrator: P(YES) = σ(a·m + b − o_f), m = the
+    booster's margin (logit_p + the trees' residual), o_f the offset of the row's family
+    (``family_offsets``: the shift the data did not support, 0 for other families).
+    ``calibrated`` is False when the calibration fold held one outcome only, in which
+    case a = 1, b = 0 (raw booster output)."""
 
     booster: xgb.Booster
     features: list[str]
@@ -147,10 +176,11 @@ class Model:
     calibrated: bool = False
     params: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    family_offsets: dict[str, float] = field(default_factory=dict)
 
     def margin(self, df: pl.DataFrame) -> np.ndarray:
         """The booster's logit for each row of ``df``: logit_p plus the trees' residual
-        (FEATURES are added if absent)."""
+        (the feature columns are added if absent)."""
         df = _with_features(df, self.features)
         dmatrix = xgb.DMatrix(
             _matrix(df, self.features), feature_names=self.features, base_margin=_offset(df)
@@ -161,9 +191,25 @@ class Model:
         """The booster's own probability, before Platt scaling."""
         return _sigmoid(self.margin(df))
 
+    def calibrated_logit(self, df: pl.DataFrame) -> np.ndarray:
+        """a·m + b for each row of ``df``: the Platt-calibrated logit before family offsets."""
+        return self.platt_coef * self.margin(df) + self.platt_intercept
+
+    def offsets(self, df: pl.DataFrame) -> np.ndarray:
+        """The family offset o_f of each row of ``df`` (0 without one or without a family)."""
+        if not self.family_offsets or "family" not in df.columns:
+            return np.zeros(df.height)
+        return (
+            df["family"]
+            .cast(pl.String)
+            .replace_strict(self.family_offsets, default=0.0, return_dtype=pl.Float64)
+            .fill_null(0.0)
+            .to_numpy()
+        )
+
     def predict(self, df: pl.DataFrame) -> np.ndarray:
         """Calibrated P(YES) for each row of ``df`` (``market_indicators`` or dataset rows)."""
-        return _sigmoid(self.platt_coef * self.margin(df) + self.platt_intercept)
+        return _sigmoid(self.calibrated_logit(df) - self.offsets(df))
 
     def feature_importance(self) -> pl.DataFrame:
         """Per feature: ``gain`` (total loss reduction of its splits), ``gain_share``
@@ -199,7 +245,7 @@ def fit_model(
         raise InsufficientDataError(
             n_markets, MIN_RESOLVED_MARKETS, f"one outcome only in the training rows: {detail}"
         )
-    train_df = _with_features(train_df, FEATURES)
+    train_df = _with_features(train_df, MODEL_FEATURES)
     booster_args = {k: v for k, v in settings.items() if k not in _OWN_PARAMS}
     fit_part, stop_part = _early_stopping_split(train_df, settings)
     fit_kw: dict[str, Any] = {}
@@ -207,14 +253,21 @@ def fit_model(
         booster_args["early_stopping_rounds"] = settings["early_stopping_rounds"]
         booster_args.setdefault("eval_metric", "logloss")
         fit_kw = {
-            "eval_set": [(_matrix(stop_part, FEATURES), stop_part["y"].to_numpy())],
+            "eval_set": [(_matrix(stop_part, MODEL_FEATURES), stop_part["y"].to_numpy())],
             "sample_weight_eval_set": [stop_part["weight"].to_numpy()],
             "base_margin_eval_set": [_offset(stop_part)],
             "verbose": False,
         }
+    few_events = (
+        stop_part is None
+        and bool(settings.get("early_stopping_rounds"))
+        and "event_id" in train_df.columns
+    )
+    if few_events:  # too few events to choose the number of trees: stay at the market
+        booster_args["n_estimators"] = 0
     classifier = xgb.XGBClassifier(**booster_args)
     classifier.fit(
-        _matrix(fit_part, FEATURES),
+        _matrix(fit_part, MODEL_FEATURES),
         fit_part["y"].to_numpy().astype(np.int32),
         sample_weight=fit_part["weight"].to_numpy(),
         base_margin=_offset(fit_part),
@@ -225,29 +278,137 @@ def fit_model(
     if stop_part is not None:
         n_trees = classifier.best_iteration + 1
         booster = booster[:n_trees]  # keep the best round only, so a saved model is it
-    booster.feature_names = list(FEATURES)
-    model = Model(booster=booster, features=list(FEATURES), params=settings)
+    booster.feature_names = list(MODEL_FEATURES)
+    model = Model(booster=booster, features=list(MODEL_FEATURES), params=settings)
 
     calibrated = calib_df.height > 0 and calib_df["y"].n_unique() == 2
+    platt_test: dict[str, Any] | None = None
     if calibrated:
-        model.platt_coef, model.platt_intercept = fit_platt(
-            model.margin(calib_df),
-            calib_df["y"].to_numpy(),
-            calib_df["weight"].to_numpy(),
-            prior=float(settings["platt_prior"]),
+        margin, y = model.margin(calib_df), calib_df["y"].to_numpy()
+        coef, intercept = fit_platt(
+            margin, y, calib_df["weight"].to_numpy(), prior=float(settings["platt_prior"])
         )
+        platt_test = platt_evidence(margin, y, _event_weights(calib_df), coef, intercept)
+        if platt_test["supported"]:
+            model.platt_coef, model.platt_intercept = coef, intercept
     model.calibrated = bool(calibrated)
+    seen = pl.concat([train_df, _with_features(calib_df, MODEL_FEATURES)], how="diagonal_relaxed")
+    evidence = shift_evidence(seen, model.calibrated_logit(seen))
+    model.family_offsets = {
+        family: e["offset"] for family, e in evidence.items() if abs(e["offset"]) > 1e-6
+    }
     model.info = {
         "n_train_markets": n_markets,
         "n_train_rows": train_df.height,
         "n_trees": int(n_trees),
+        "no_trees_reason": (
+            f"{event_table(train_df).height} training events: too few to stop on "
+            f"{MIN_STOPPING_EVENTS}, the model stays at the market"
+            if few_events
+            else None
+        ),
         "n_early_stopping_markets": (
             stop_part["market_id"].n_unique() if stop_part is not None else 0
         ),
         "n_calib_markets": calib_df["market_id"].n_unique() if calib_df.height else 0,
         "n_calib_rows": calib_df.height,
+        "shift_evidence": evidence,
+        "platt_evidence": platt_test,
     }
     return model
+
+
+def _event_weights(df: pl.DataFrame) -> np.ndarray:
+    """Row weights summing to 1 per event (cluster): ``weight`` / markets of the event."""
+    per_event = pl.col("market_id").n_unique().over("cluster")
+    return df.select(pl.col("weight") / per_event)["weight"].to_numpy()
+
+
+def platt_evidence(
+    margin: np.ndarray, y: np.ndarray, w_event: np.ndarray, coef: float, intercept: float
+) -> dict[str, Any]:
+    """Whether the calibration fold supports recalibrating the booster by (a, b) rather
+    than leaving it as is (a = 1, b = 0): a likelihood-ratio test with one unit of
+    weight per event, ``deviance`` = 2·[LL(a, b) − LL(1, 0)] against the χ²(2) 95 %
+    point (PLATT_CHI2). Events are the unit because a ladder's strikes resolve on one
+    BTC path: counted per market, 11 strikes of one day would pass for 11 outcomes.
+    Below it the recalibration is noise of a two-parameter fit and is not applied."""
+
+    def loglik(a: float, b: float) -> float:
+        z = a * margin + b
+        return float((w_event * (y * z - np.logaddexp(0.0, z))).sum())
+
+    deviance = 2.0 * (loglik(coef, intercept) - loglik(1.0, 0.0))
+    return {
+        "coef": coef,
+        "intercept": intercept,
+        "deviance": deviance,
+        "events": float(w_event.sum()),
+        "supported": deviance >= PLATT_CHI2,
+    }
+
+
+def shift_evidence(df: pl.DataFrame, logits: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Per family of ``df`` (rows with ``family, cluster, y, weight, market_prob``),
+    whether the data support the model's shift from the market, and the offset that
+    takes it out when they do not.
+
+    ``shift`` = Σ w·(σ(z) − p) / Σ w, how far the model (``logits`` = z) sits above the
+    market p on average, in probability points (each market weighs 1). The evidence is
+    the labels': each event (cluster) gives its mean residual r_e = Σ w·(y − p) / Σ w;
+    over the family's E events, ``residual`` = mean r_e and ``se`` = sd(r_e)/√E.
+    ``supported`` when E ≥ MIN_SHIFT_EVENTS, |residual| ≥ SHIFT_Z·se and the residual
+    has the shift's sign: the market was off in that direction on enough independent
+    outcomes. Events, not markets or rows, are the unit: a ladder's strikes share one
+    BTC path and one outcome of it. Otherwise ``offset`` is the c with
+    Σ w·σ(z − c) = Σ w·p: subtracted from the logits, it puts the model back at the
+    market on average and keeps how it ranks the rows (0 when supported).
+    """
+    frame = df.select(
+        pl.col("family").cast(pl.String).fill_null("other"),
+        "cluster",
+        pl.col("weight").cast(pl.Float64),
+        pl.Series("z", logits, dtype=pl.Float64),
+        pl.col("market_prob").cast(pl.Float64).alias("p"),
+        (pl.col("y").cast(pl.Float64) - pl.col("market_prob").cast(pl.Float64)).alias("resid"),
+    ).filter(pl.col("z").is_finite() & pl.col("resid").is_not_null())
+    out: dict[str, dict[str, Any]] = {}
+    for (family,), part in sorted(frame.partition_by("family", as_dict=True).items()):
+        z, p, w = (part[name].to_numpy() for name in ("z", "p", "weight"))
+        shift = float((w * (_sigmoid(z) - p)).sum() / w.sum())
+        events = part.group_by("cluster").agg(
+            ((pl.col("resid") * pl.col("weight")).sum() / pl.col("weight").sum()).alias("r")
+        )["r"]
+        n = events.len()
+        residual = float(events.mean()) if n else 0.0
+        se = float(events.std() / math.sqrt(n)) if n > 1 else math.inf
+        supported = (
+            n >= MIN_SHIFT_EVENTS
+            and abs(residual) >= SHIFT_Z * se
+            and math.copysign(1.0, residual) == math.copysign(1.0, shift)
+        )
+        out[str(family)] = {
+            "shift": shift,
+            "events": n,
+            "residual": residual,
+            "se": se if math.isfinite(se) else None,
+            "supported": supported,
+            "offset": 0.0 if supported else _recentring_offset(z, p, w),
+        }
+    return out
+
+
+def _recentring_offset(z: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
+    """The c with Σ w·σ(z − c) = Σ w·p (bisection: the left side falls as c grows)."""
+    target = (w * p).sum()
+    lo, hi = -20.0, 20.0
+    for _ in range(80):
+        mid = (lo + hi) / 2.0
+        if (w * _sigmoid(z - mid)).sum() > target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2.0
 
 
 def fit_platt(
@@ -294,7 +455,7 @@ def _early_stopping_split(
     if not rounds or not fraction or "event_id" not in train_df.columns:
         return train_df, None
     events = event_table(train_df)
-    if events.height < MIN_STOPPING_EVENTS:
+    if math.ceil(fraction * events.height) < MIN_STOPPING_EVENTS:
         return train_df, None
     fit_events, stop_events = split_calibration(events, fraction)
     fit_part = train_df.filter(pl.col("event_id").is_in(fit_events))
@@ -304,7 +465,51 @@ def _early_stopping_split(
     return fit_part, stop_part
 
 
-def _require(ds: pl.DataFrame, need: int) -> None:
+def family_counts(ds: pl.DataFrame) -> dict[str, tuple[int, int]]:
+    """{family: (markets, events)} of a dataset, sorted by family."""
+    if ds.height == 0:
+        return {}
+    counts = (
+        ds.group_by("family")
+        .agg(pl.col("market_id").n_unique(), pl.col("event_id").n_unique())
+        .sort("family")
+    )
+    return {str(f): (int(m), int(e)) for f, m, e in counts.rows()}
+
+
+def select_families(
+    ds: pl.DataFrame,
+    min_markets: int = MIN_FAMILY_MARKETS,
+    min_events: int = MIN_FAMILY_EVENTS,
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """The rows of the families with at least ``min_markets`` markets in ``min_events``
+    events, and for every other family why it is left out ("12 markets in 2 events").
+
+    A family below its minimum gets no model (the edge report shows no model view on
+    it): skill measured on a few events is one BTC path's luck, and training on them
+    would carry that luck into the families that have data. Raises
+    InsufficientDataError naming each family and its counts when none qualifies.
+    """
+    counts = family_counts(ds)
+    kept = [f for f, (m, e) in counts.items() if m >= min_markets and e >= min_events]
+    left_out = {f: f"{m} markets in {e} events" for f, (m, e) in counts.items() if f not in kept}
+    if not kept:
+        have = ds["market_id"].n_unique() if ds.height else 0
+        listed = ", ".join(f"{f} {why}" for f, why in left_out.items()) or "no rows"
+        raise InsufficientDataError(
+            have,
+            min_markets,
+            listed,
+            message=(
+                f"have {have} resolved markets but no family with {min_markets} markets "
+                f"in {min_events} events"
+            ),
+        )
+    return ds.filter(pl.col("family").is_in(kept)), left_out
+
+
+def require_markets(ds: pl.DataFrame, need: int) -> None:
+    """InsufficientDataError ("have N resolved markets, need M") below ``need`` markets."""
     have = ds["market_id"].n_unique() if ds.height else 0
     if have < need:
         raise InsufficientDataError(have, need)
@@ -344,7 +549,7 @@ def walk_forward_evaluate(
     InsufficientDataError with fewer than MIN_RESOLVED_MARKETS resolved markets, when no
     test window has enough history, or when every fold's training has one outcome.
     """
-    _require(ds, min_markets)
+    require_markets(ds, min_markets)
     split_kw.setdefault("min_train_markets", min_markets)
     folds = walk_forward_folds(ds, **split_kw)
     if not folds:
@@ -381,6 +586,8 @@ def walk_forward_evaluate(
                 "calibrated": model.calibrated,
                 "platt_coef": model.platt_coef,
                 "platt_intercept": model.platt_intercept,
+                "family_offsets": model.family_offsets,
+                **fold_shift(parts[-1]),
             }
         )
     if not parts:
@@ -392,8 +599,29 @@ def walk_forward_evaluate(
     pred_df = pl.concat(parts).select("fold", *PRED_ID_COLUMNS, "model_prob")
     report = evaluation_report(pred_df, n_boot=n_boot)
     report["folds"] = fold_rows
+    report["shift"] = fold_shift(pred_df)
     report["split"] = {key: _plain(value) for key, value in split_kw.items()}
     return pred_df, report
+
+
+def _mean_shift(frame: pl.DataFrame) -> float | None:
+    weight = frame["weight"].sum()
+    if not weight:
+        return None
+    gap = (frame["model_prob"] - frame["market_prob"]) * frame["weight"]
+    return float(gap.sum() / weight)
+
+
+def fold_shift(pred: pl.DataFrame) -> dict[str, Any]:
+    """How far the predictions sit from the market on average, in probability points:
+    ``mean_shift`` = Σ w·(model − market) / Σ w (each market weighs 1) over ``pred``, and
+    ``shift_by_family``. A model that learned nothing real stays near 0; a fold whose
+    every prediction sits above the market has learned the sample's drift."""
+    by_family = {
+        str(family): _mean_shift(part)
+        for (family,), part in sorted(pred.partition_by("family", as_dict=True).items())
+    }
+    return {"mean_shift": _mean_shift(pred), "shift_by_family": by_family}
 
 
 def train_final(
@@ -405,7 +633,7 @@ def train_final(
     """The model to deploy: the booster on all events but the latest ``calib_fraction``
     (≈ 25 %) by resolution time, Platt scaling on those. Raises InsufficientDataError
     with fewer than MIN_RESOLVED_MARKETS resolved markets."""
-    _require(ds, min_markets)
+    require_markets(ds, min_markets)
     train_events, calib_events = split_calibration(event_table(ds), calib_fraction)
     train = ds.filter(pl.col("event_id").is_in(train_events))
     calib = ds.filter(pl.col("event_id").is_in(calib_events))
@@ -439,6 +667,9 @@ __all__ = [
     "explain_losses",
     "fit_model",
     "refusal_message",
+    "require_markets",
+    "select_families",
+    "shift_evidence",
     "train_final",
     "walk_forward_evaluate",
 ]

@@ -18,7 +18,7 @@ from btc_tracker_pipeline.model.artifact import (
     model_dirs,
     save_model,
 )
-from btc_tracker_pipeline.model.dataset import FEATURES, build_dataset
+from btc_tracker_pipeline.model.dataset import FEATURES, MODEL_FEATURES, build_dataset
 from btc_tracker_pipeline.model.train import Model, train_final
 from btc_tracker_pipeline_tests.model import synthetic_tables
 
@@ -45,11 +45,11 @@ def test_round_trip_gives_identical_predictions(trained, tmp_path):
         json.loads(path.read_text())
     loaded, card = load_latest(tmp_path / "models")
     assert np.array_equal(loaded.predict(ds), model.predict(ds))
-    assert loaded.features == FEATURES
+    assert loaded.features == MODEL_FEATURES
     assert (loaded.platt_coef, loaded.platt_intercept) == (model.platt_coef, model.platt_intercept)
     assert loaded.feature_importance().equals(model.feature_importance())
     assert card["n_markets"] == 288 and card["data_window"] == CARD["data_window"]
-    assert card["features"] == FEATURES
+    assert card["features"] == MODEL_FEATURES
     assert card["versions"]["artifact"] == ARTIFACT_VERSION
     assert card["versions"]["xgboost"] == xgb.__version__
     assert card["versions"]["btc_tracker"]

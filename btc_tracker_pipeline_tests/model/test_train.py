@@ -7,8 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from btc_tracker_pipeline.model.dataset import FEATURES, build_dataset, dataset_losses
-from btc_tracker_pipeline.model.metrics import brier
+from btc_tracker_pipeline.model.dataset import MODEL_FEATURES, build_dataset, dataset_losses
 from btc_tracker_pipeline.model.splits import event_table, split_calibration
 from btc_tracker_pipeline.model.train import (
     MIN_RESOLVED_MARKETS,
@@ -108,10 +107,10 @@ def test_fit_is_deterministic_and_calibrated(small):
     assert first.calibrated
     assert first.info["n_train_markets"] == train["market_id"].n_unique()
     assert 1 <= first.info["n_trees"] <= 300
-    # Prices are σ(½·logit q): the trees (and Platt) stretch them back out.
-    assert brier(first.predict(calib), calib["y"], calib["weight"]) < brier(
-        calib["market_prob"], calib["y"], calib["weight"]
-    )
+    # Platt's (a, b) replace the identity only when the calibration fold supports them.
+    evidence = first.info["platt_evidence"]
+    applied = (first.platt_coef, first.platt_intercept) != (1.0, 0.0)
+    assert applied == evidence["supported"] and evidence["events"] == calib["event_id"].n_unique()
     with pytest.raises(ValueError, match="scale_pos_weight"):
         fit_model(train, calib, {"scale_pos_weight": 3.0})
     with pytest.raises(InsufficientDataError, match="one outcome"):
@@ -138,7 +137,7 @@ def test_model_scores_raw_indicator_rows(small):
     assert np.allclose(model.predict(joined), model.predict(rows))
     importance = model.feature_importance()
     assert importance.columns == ["feature", "gain", "gain_share", "splits"]
-    assert sorted(importance["feature"].to_list()) == sorted(FEATURES)
+    assert sorted(importance["feature"].to_list()) == sorted(MODEL_FEATURES)
     assert importance["gain"].to_list() == sorted(importance["gain"].to_list(), reverse=True)
     assert importance["gain_share"].sum() == pytest.approx(1.0)
     assert model.info["calib_from"] is not None

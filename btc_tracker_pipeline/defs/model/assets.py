@@ -32,7 +32,12 @@ from btc_tracker_pipeline.model.artifact import (
     model_dirs,
     save_model,
 )
-from btc_tracker_pipeline.model.dataset import add_features, build_dataset, dataset_losses
+from btc_tracker_pipeline.model.dataset import (
+    EXCLUDED_FEATURES,
+    add_features,
+    build_dataset,
+    dataset_losses,
+)
 from btc_tracker_pipeline.model.edges import (
     REPORT_INPUTS,
     EdgeConfig,
@@ -46,9 +51,13 @@ from btc_tracker_pipeline.model.metrics import proven_by_fold
 from btc_tracker_pipeline.model.paper import PaperConfig, simulate, walk_forward_report
 from btc_tracker_pipeline.model.skill_text import interval_text, skill_cell, skill_test_line
 from btc_tracker_pipeline.model.train import (
+    MIN_FAMILY_EVENTS,
+    MIN_FAMILY_MARKETS,
     MIN_RESOLVED_MARKETS,
     InsufficientDataError,
     refusal_message,
+    require_markets,
+    select_families,
     train_final,
     walk_forward_evaluate,
 )
@@ -69,6 +78,15 @@ class TrainingSettings(dg.Config):
     )
     test_span_hours: float = Field(24.0, description="Length of each walk-forward test window.")
     embargo_hours: float = Field(1.0, description="Gap between training labels and a test window.")
+    min_family_markets: int = Field(
+        MIN_FAMILY_MARKETS,
+        description="A family is modelled only with at least this many resolved markets …",
+    )
+    min_family_events: int = Field(
+        MIN_FAMILY_EVENTS,
+        description="… in at least this many events (a ladder's strikes are one event);"
+        " other families get no model view and the card says why.",
+    )
 
 
 class EdgeSettings(dg.Config):
@@ -161,6 +179,10 @@ def price_model(
         indicators, resolutions, markets = training_tables(conn)
     dataset = build_dataset(indicators, resolutions, markets)
     try:
+        require_markets(dataset, config.min_resolved_markets)
+        dataset, left_out = select_families(
+            dataset, config.min_family_markets, config.min_family_events
+        )
         predictions, report = walk_forward_evaluate(
             dataset,
             min_markets=config.min_resolved_markets,
@@ -183,6 +205,14 @@ def price_model(
         "trained_families": dict(
             dataset.group_by("family").agg(pl.col("market_id").n_unique()).sort("family").rows()
         ),
+        # Families below the minimums, with their counts: no model view on them.
+        "excluded_families": {
+            family: f"{why}; needs {config.min_family_markets} markets in "
+            f"{config.min_family_events} events"
+            for family, why in left_out.items()
+        },
+        # Dataset columns the model does not use, and why (it uses card["features"]).
+        "excluded_features": EXCLUDED_FEATURES,
         "metrics": report,
     }
     folder = save_model(model, card, Path(model_store.models_dir))
