@@ -7,6 +7,11 @@ report's effective ``ask``, NO at 1 − ``bid``, plus the taker fee. Per share:
 ``shares`` = stake/cost, each paying $1 if the side won. ``spread`` and
 ``spread_source`` are the report's ``spread_used``/``spread_source``: a history row has
 no book, so its fill is at the price ∓ half an estimated (or the default 3¢) spread.
+A stake larger than the best level walks the book: the fill is ``slippage`` per share
+above that price (``model.depth``: the report's ``book_liquidity``, the row's own or
+its family's live median, spread over ten ticks a side; a report without it is taken
+at the depth of ``depth.DEFAULT_LIQUIDITY``), capped at 0.999, and the fee is charged
+at the price paid.
 
 Bankroll and compounding: the bankroll B_t at entry time t is the starting bankroll plus
 the P&L of every trade settled at or before t (open positions count at cost). Free cash
@@ -42,6 +47,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from btc_tracker_pipeline.model.depth import DEFAULT_LIQUIDITY, PRICE_MAX, slippage
 from btc_tracker_pipeline.model.edges import BUY_YES, PASS, EdgeConfig, edge_report
 
 TRADES_SCHEMA: dict[str, pl.DataType] = {
@@ -57,6 +63,9 @@ TRADES_SCHEMA: dict[str, pl.DataType] = {
     "predicted_ev": pl.Float64(),
     "spread": pl.Float64(),
     "spread_source": pl.String(),
+    "slippage": pl.Float64(),
+    "book_liquidity": pl.Float64(),
+    "liquidity_source": pl.String(),
     "settled_at": pl.Datetime("us"),
     "won": pl.Boolean(),
     "pnl": pl.Float64(),
@@ -141,9 +150,14 @@ def simulate(
     settled = _resolutions(resolutions)
     lag = timedelta(minutes=config.entry_lag_minutes)
 
+    if "book_liquidity" not in report.columns:
+        report = report.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("book_liquidity"),
+            pl.lit("default").alias("liquidity_source"),
+        )
     buys = (
         report.filter(pl.col("recommendation") != PASS)
-        .select(REPORT_COLUMNS)
+        .select(*REPORT_COLUMNS, "book_liquidity", "liquidity_source", *_exponent(report))
         .join(settled, on="market_id", how="left")
         .sort(
             ["window_start", "net_edge", "market_id"],
@@ -186,8 +200,9 @@ def simulate(
         if stake < MIN_STAKE:
             continue
         yes = row["recommendation"] == BUY_YES
-        price = row["ask"] if yes else 1.0 - row["bid"]
-        fee = row["fee_yes"] if yes else row["fee_no"]
+        best = row["ask"] if yes else 1.0 - row["bid"]
+        price = min(best + slippage(stake, row["book_liquidity"]), PRICE_MAX)
+        fee = _fee_at(price, best, row["fee_yes"] if yes else row["fee_no"], row)
         cost = price + fee
         shares = stake / cost
         yes_won = row["yes_won"]
@@ -213,6 +228,9 @@ def simulate(
                 "predicted_ev": row["net_edge"],
                 "spread": row["spread_used"],
                 "spread_source": row["spread_source"],
+                "slippage": price - best,
+                "book_liquidity": row["book_liquidity"] or DEFAULT_LIQUIDITY,
+                "liquidity_source": row["liquidity_source"],
                 "settled_at": settled_at if won is not None else None,
                 "won": won,
                 "pnl": pnl,
@@ -222,6 +240,20 @@ def simulate(
 
     frame = pl.DataFrame(trades, schema=TRADES_SCHEMA)
     return frame, trade_metrics(frame, config)
+
+
+def _exponent(report: pl.DataFrame) -> list[str]:
+    return ["fee_exponent"] if "fee_exponent" in report.columns else []
+
+
+def _fee_at(price: float, best: float, fee_best: float, row: dict) -> float:
+    """The taker fee per share at the ``price`` paid, from the report's ``fee_best`` at
+    the best price: r·(x(1−x))^e scales by ((p(1−p))/(b(1−b)))^e."""
+    base = best * (1.0 - best)
+    if price == best or base <= 0.0:
+        return fee_best
+    exponent = row.get("fee_exponent") or 1.0
+    return fee_best * (max(price * (1.0 - price), 0.0) / base) ** exponent
 
 
 def _resolutions(resolutions: pl.DataFrame) -> pl.DataFrame:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import duckdb
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # The tables written window by window (``warehouse.write_window``) and their keys. Since
 # migration 5 the keys are checked when a window is written, not by a PRIMARY KEY: DuckDB
@@ -448,6 +448,17 @@ MIGRATIONS: list[tuple[int, list[str | Callable[[duckdb.DuckDBPyConnection], Non
             "ALTER TABLE edge_report ADD COLUMN spread_source VARCHAR",
             "ALTER TABLE paper_trades ADD COLUMN spread DOUBLE",
             "ALTER TABLE paper_trades ADD COLUMN spread_source VARCHAR",
+        ],
+    ),
+    (
+        9,
+        [
+            # What a paper fill paid for its size (model.depth), and on simulated worlds
+            # the fair value each walk-forward prediction is scored against (the oracle).
+            "ALTER TABLE paper_trades ADD COLUMN slippage DOUBLE",
+            "ALTER TABLE paper_trades ADD COLUMN book_liquidity DOUBLE",
+            "ALTER TABLE paper_trades ADD COLUMN liquidity_source VARCHAR",
+            "ALTER TABLE model_predictions ADD COLUMN oracle_prob DOUBLE",
         ],
     ),
 ]

@@ -46,8 +46,19 @@ def no_row(market: str, cluster: str, start: datetime = W0) -> dict:
     return row(market_id=market, cluster=cluster, window_start=start, **values)
 
 
-def report(*rows: dict, edge: EdgeConfig | None = None) -> pl.DataFrame:
-    return edge_report(pl.DataFrame(list(rows), schema=INPUT_SCHEMA), edge or EdgeConfig())
+# A book too deep to move: the fill tests below price at the best level exactly
+# (``test_a_stake_walks_a_thin_book`` prices the depth).
+DEEP = math.inf
+
+
+def report(
+    *rows: dict, edge: EdgeConfig | None = None, liquidity: float | None = DEEP
+) -> pl.DataFrame:
+    frame = edge_report(pl.DataFrame(list(rows), schema=INPUT_SCHEMA), edge or EdgeConfig())
+    return frame.with_columns(
+        pl.lit(liquidity, dtype=pl.Float64).alias("book_liquidity"),
+        pl.lit("book").alias("liquidity_source"),
+    )
 
 
 def resolutions(*items: tuple[str, bool | None, datetime]) -> pl.DataFrame:
@@ -406,3 +417,24 @@ def test_paper_trades_only_the_gated_folds_families():
     )
     assert sorted(trades["market_id"]) == ["above-1", "above-2"]
     assert metrics["n_trades"] == 2
+
+
+def test_a_stake_walks_a_thin_book():
+    """$200 (2 % of $10k) into a $2,000 book: $100 a tick a side, two ticks taken, so the
+    fill is a cent above the ask on average, and the fee is charged at that price."""
+    settle = W0 + timedelta(days=1)
+    thin, _ = simulate(
+        report(yes_row("y", "a"), liquidity=2_000.0), resolutions(("y", True, settle))
+    )
+    deep, _ = simulate(report(yes_row("y", "a")), resolutions(("y", True, settle)))
+    t, d = thin.row(0, named=True), deep.row(0, named=True)
+    assert t["stake"] == d["stake"] == pytest.approx(200.0)
+    assert d["price"] == 0.57 and d["slippage"] == 0.0
+    assert t["price"] == pytest.approx(0.58) and t["slippage"] == pytest.approx(0.01)
+    assert t["fee"] == pytest.approx(0.07 * 0.58 * 0.42)
+    assert t["shares"] < d["shares"] and t["pnl"] < d["pnl"]
+    # Without a depth the report is taken at the default $2,000 book.
+    plain = edge_report(pl.DataFrame([yes_row("y", "a")], schema=INPUT_SCHEMA))
+    default, _ = simulate(plain, resolutions(("y", True, settle)))
+    assert default.row(0, named=True)["price"] == pytest.approx(0.58)
+    assert default.row(0, named=True)["liquidity_source"] == "default"

@@ -38,6 +38,7 @@ from btc_tracker_pipeline.model.dataset import (
     build_dataset,
     dataset_losses,
 )
+from btc_tracker_pipeline.model.depth import warehouse_book_liquidity
 from btc_tracker_pipeline.model.edges import (
     REPORT_INPUTS,
     EdgeConfig,
@@ -252,12 +253,14 @@ def paper_trades(
 
     Fills YES at the ask and NO at 1 − bid with the market's taker fee (a row without a
     book: its price ± half the spread the warehouse's live books show for that family and
-    price level, else ± 1.5¢ of a 3¢ default; each trade keeps its spread), sized by
-    fractional Kelly on a compounding bankroll (caps per market and per event), one
-    trade per market; configuration frozen in PAPER_CONFIG. Only predictions the model
-    made before seeing the market's outcome are traded (price_model's walk-forward folds),
-    and in each fold only the families whose skill against the market was proven on the
-    folds before it (the card's corrected test, no look-ahead; none in the first fold).
+    price level, else ± 1.5¢ of a 3¢ default; each trade keeps its spread), plus the
+    slippage of walking the book for its stake (the market's liquidity, else its
+    family's live median, else $2,000), sized by fractional Kelly on a compounding
+    bankroll (caps per market and per event), one trade per market; configuration
+    frozen in PAPER_CONFIG. Only predictions the model made before seeing the market's
+    outcome are traded (price_model's walk-forward folds), and in each fold only the
+    families whose skill against the market was proven on the folds before it (the
+    card's corrected test, no look-ahead; none in the first fold).
     """
     with warehouse.connect() as conn:
         predictions = conn.sql("SELECT * FROM model_predictions").pl()
@@ -267,7 +270,7 @@ def paper_trades(
             raise dg.Failure("model_predictions has no fold column: materialize price_model")
         start = predictions["snapshot_ts"].min()
         end = predictions["snapshot_ts"].max()
-        inputs = edge_inputs(conn, start - _WINDOW, end)
+        inputs = warehouse_book_liquidity(conn, edge_inputs(conn, start - _WINDOW, end))
         resolutions = conn.sql(
             "SELECT market_id, yes_won, settled_at FROM market_resolutions "
             "WHERE status = 'resolved'"
@@ -279,7 +282,8 @@ def paper_trades(
     )
     # Fold k trades only the families proven on folds < k: no look-ahead.
     tradeable = proven_by_fold(predictions)
-    report = walk_forward_report(rows.select(*REPORT_INPUTS, "fold"), PAPER_CONFIG.edge, tradeable)
+    columns = [*REPORT_INPUTS, "fold", "book_liquidity", "liquidity_source"]
+    report = walk_forward_report(rows.select(columns), PAPER_CONFIG.edge, tradeable)
     trades, metrics = simulate(report, resolutions, PAPER_CONFIG)
     version = predictions["model_version"][0]
     with warehouse.connect() as conn:
@@ -309,6 +313,9 @@ def paper_trades(
             ),
             "metrics": preview(table, rows=30),
             "spreads": preview(spread_summary(trades, "spread"), rows=5),
+            "mean_slippage": dg.MetadataValue.float(
+                float(trades["slippage"].mean()) if trades.height else 0.0
+            ),
             "paper_metrics": dg.MetadataValue.json(
                 {k: (None if v is None else float(v)) for k, v in metrics.items()}
             ),
