@@ -27,10 +27,15 @@ same arguments give byte-identical answers. The pieces:
   always on a move of a few dollars (see ``chainlink_price``). Hourly up/down, "above"
   and barrier markets settle on the klines themselves.
 * Prices: fair probability from the path, distorted towards 0.5 by ``bias`` and
-  noised deterministically in logit space, then quoted on the 0.01 tick with a 1–5¢
-  spread, wider near 0.5 and in thin markets (see ``_quotes``; live up/down books
-  average 2–3¢, mostly wider than 2¢, like recorded ones). Every quote is a function of
-  (seed, market, minute).
+  noised deterministically in logit space by ``noise`` (persistent over a 15-minute
+  bucket plus a per-minute part), then quoted on the 0.01 tick with a 1–5¢ spread,
+  wider near 0.5 and in thin markets (see ``_quotes``; live up/down books average
+  2–3¢, mostly wider than 2¢, like recorded ones). Every quote is a function of (seed,
+  market, minute). ``bias`` and ``noise`` are independent knobs: with both 0 (the
+  default) the mid is the fair value up to the tick, an efficient market no model can
+  beat; either one makes the market beatable by a model that recovers the fair value
+  from the same path (``NOISE_LOGIT`` = 0.12 is the level every world had before
+  ``noise`` was a knob).
 * Prices-history is one point a minute, or with ``sparse_history_step`` one point per
   step for reach/dip markets (thin, long-lived barrier markets: real exports of monthly
   barrier histories are hourly).
@@ -83,7 +88,9 @@ CHUNK_MINUTES = 1440
 START_PRICE = 85_000.0
 JUMP_PROB_PER_MINUTE = 1.0 / (3 * 1440)  # about one jump every three days
 JUMP_SIGMA = 0.012
+# Logit-noise amplitude (standard deviation) of the worlds before ``noise`` was a knob.
 NOISE_LOGIT = 0.12
+MAX_NOISE = 2.0  # a noise sd of 2 in logit space already swamps any fair value
 # Chainlink BTC/USD vs Binance BTC/USDT at one instant: 1 bp (~$9 at $85k) per print,
 # clipped at 2.5 bp, so a settled side differs from the klines only on a move under 5 bp.
 CHAINLINK_NOISE_BPS = 1.0
@@ -449,8 +456,15 @@ class SimulatedWorld:
         now: fixed current time; ``None`` follows ``clock`` or the wall clock.
         start: the path start itself (00:00 UTC of a day), instead of ``days``: rebuilds
             a world of ``parameters()`` at another clock (the same data, extended).
-        bias: favourite-longshot distortion, ``logit(p_mkt) = (1 - bias) logit(p_fair)``;
-            0 is efficient, positive pulls prices towards 0.5 (longshots overpriced).
+        bias: favourite-longshot distortion, ``logit(p_mkt) = (1 - bias) logit(p_fair)
+            + noise``; 0 is undistorted, positive pulls prices towards 0.5 (longshots
+            overpriced).
+        noise: standard deviation of the deterministic logit noise of the mid around
+            the (biased) fair value, in [0, ``MAX_NOISE``]: 4/5 of its variance
+            persistent over a 15-minute bucket, 1/5 per minute. 0 (the default) quotes
+            the fair value up to the tick; ``NOISE_LOGIT`` (0.12) is the old default
+            world. Prices: bias 0 and noise 0 is an efficient market; any other
+            setting is beatable by a model that recovers the fair value.
         sigma_annual: volatility of the path, also the one the fair prices use.
         strikes_per_ladder: markets per "above" ladder and per weekly hit event.
         updown_lead: how long before its window an up/down market is listed (a shorter
@@ -477,6 +491,7 @@ class SimulatedWorld:
         start: datetime | None = None,
         kline_gaps: Sequence[tuple[datetime, datetime]] = (),
         sparse_history_step: timedelta | None = None,
+        noise: float = 0.0,
     ) -> None:
         if seed < 0:
             raise ValueError("seed must be >= 0")
@@ -484,6 +499,8 @@ class SimulatedWorld:
             raise ValueError("days must be > 0")
         if not -1.0 < bias < 1.0:
             raise ValueError("bias must be in (-1, 1)")
+        if not _number_in(noise, 0.0, MAX_NOISE):
+            raise ValueError(f"noise must be a finite number in [0, {MAX_NOISE:g}], not {noise!r}")
         if sigma_annual <= 0:
             raise ValueError("sigma_annual must be > 0")
         if not 1 <= strikes_per_ladder <= MAX_STRIKES:
@@ -497,6 +514,7 @@ class SimulatedWorld:
         self.sparse_history_step = sparse_history_step
         self.seed = seed
         self.bias = bias
+        self.noise = float(noise)
         self.sigma_annual = sigma_annual
         self.strikes_per_ladder = strikes_per_ladder
         self.updown_lead = updown_lead
@@ -529,6 +547,7 @@ class SimulatedWorld:
             "seed": self.seed,
             "start": self.start.isoformat(),
             "bias": self.bias,
+            "noise": self.noise,
             "sigma_annual": self.sigma_annual,
             "strikes_per_ladder": self.strikes_per_ladder,
             "updown_lead_s": self.updown_lead.total_seconds(),
@@ -558,6 +577,7 @@ class SimulatedWorld:
             seed=int(p["seed"]),
             now=now,
             bias=float(p["bias"]),
+            noise=float(p.get("noise", 0.0)),
             sigma_annual=float(p["sigma_annual"]),
             strikes_per_ladder=int(p["strikes_per_ladder"]),
             clock=clock,
@@ -1154,6 +1174,7 @@ class SimulatedWorld:
         """Quotes of outcome 0 for ``markets[i]`` at path minutes ``minutes[i, :]``.
 
         p_fair → logit(p) = (1 - bias) logit(p_fair) + noise(seed, market, minute)
+        (``self.noise`` times a unit-variance draw, none when ``self.noise`` is 0)
         → clip to [0.005, 0.995] → bid/ask on the 0.01 tick around it, ``_spread_ticks``
         apart. ``mid`` is (bid + ask) / 2, e.g. 0.555 or 0.005;
         ``bid == 0`` means an empty bid side, ``ask == 100`` an empty ask side.
@@ -1173,14 +1194,18 @@ class SimulatedWorld:
         keys = per_row([mk.key_hash for mk in markets], np.uint64)
         fair = self._fair(fam, start, end, strike, m)
         absolute = m + self._origin_s // 60
-        noise = (
-            NOISE_LOGIT
-            * math.sqrt(12.0)
-            * (
-                0.6 * (_unit_np(keys, absolute, 10) - 0.5)
-                + 0.8 * (_unit_np(keys, absolute // 15, 11) - 0.5)
+        noise: np.ndarray | float = 0.0
+        if self.noise > 0.0:
+            # Unit variance: 12 · (0.6² + 0.8²) · Var(U - 0.5) = 1; the 15-minute part
+            # carries 0.64 of it.
+            noise = (
+                self.noise
+                * math.sqrt(12.0)
+                * (
+                    0.6 * (_unit_np(keys, absolute, 10) - 0.5)
+                    + 0.8 * (_unit_np(keys, absolute // 15, 11) - 0.5)
+                )
             )
-        )
         clipped = np.clip(fair, 1e-6, 1.0 - 1e-6)
         logit = (1.0 - self.bias) * np.log(clipped / (1.0 - clipped)) + noise
         price = np.clip(1.0 / (1.0 + np.exp(-logit)), P_MIN, P_MAX)
@@ -1643,6 +1668,13 @@ def _merged_gaps(
         else:
             merged.append((start, end))
     return tuple(merged)
+
+
+def _number_in(value: object, low: float, high: float) -> bool:
+    """Whether ``value`` is a real number (not a bool) in [low, high] (NaN is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        return False
+    return low <= float(value) <= high
 
 
 def _floor_minute(dt: datetime) -> datetime:
