@@ -35,7 +35,8 @@ same arguments give byte-identical answers. The pieces:
   default) the mid is the fair value up to the tick, an efficient market no model can
   beat; either one makes the market beatable by a model that recovers the fair value
   from the same path (``NOISE_LOGIT`` = 0.12 is the level every world had before
-  ``noise`` was a knob).
+  ``noise`` was a knob). ``fair_probabilities`` gives the fair value each quote was
+  priced from (the oracle evaluations compare against).
 * Prices-history is one point a minute, or with ``sparse_history_step`` one point per
   step for reach/dip markets (thin, long-lived barrier markets: real exports of monthly
   barrier histories are hourly).
@@ -1652,6 +1653,68 @@ class SimulatedWorld:
                 raise ValueError(f"no closed 1m candle at {ts} (world {self.start} → {self.now()})")
             self._path.ensure(now_min + 2)
             return float(self._path.p[minute + 1])
+
+    # --- the oracle ----------------------------------------------------------------
+
+    def _minutes_of(self, at: Sequence[datetime] | np.ndarray) -> np.ndarray:
+        """Path minutes ``floor(at)`` (int64; negative before the path start) of naive-UTC
+        datetimes (aware ones are converted) or a datetime64 array."""
+        stamps = np.asarray(at)
+        if stamps.dtype.kind != "M":
+            stamps = np.array([to_naive_utc(t) for t in at], dtype="datetime64[us]")
+        micros = stamps.astype("datetime64[us]").astype(np.int64)
+        if len(micros) == 0:
+            return micros
+        # NaT is the smallest int64: before any path start
+        return np.where(
+            micros == np.iinfo(np.int64).min, -1, (micros // 1_000_000 - self._origin_s) // 60
+        )
+
+    def fair_probabilities(
+        self, market_ids: Sequence[str], at: Sequence[datetime] | np.ndarray
+    ) -> np.ndarray:
+        """The oracle: for each row (``market_ids[i]``, ``at[i]``, naive UTC), the fair
+        probability of outcome 0 (Up / Yes) at the path minute ``floor(at[i])``, as the
+        world priced it: the value ``_quotes`` distorts by ``bias`` and ``noise`` into the
+        served mid (0 or 1 once the outcome is known). NaN for a market id the world does
+        not know, or a time before the path start or before the market is listed (no
+        quote existed then; this keeps each row independent of the others).
+
+        It does not wait for ``now()``: the path and the catalogue grow to the latest
+        minute asked. Vectorised (one ``_fair`` call over all rows)."""
+        ids = [str(market_id) for market_id in market_ids]
+        minutes = self._minutes_of(at)
+        if len(ids) != len(minutes):
+            raise ValueError(f"{len(ids)} market ids but {len(minutes)} times")
+        out = np.full(len(ids), np.nan)
+        if not ids or (minutes < 0).all():
+            return out
+        index: dict[str, int] = {}
+        codes = np.fromiter(
+            (index.setdefault(market_id, len(index)) for market_id in ids),
+            dtype=np.int64,
+            count=len(ids),
+        )
+        with self._lock:
+            last = int(minutes.max())
+            self._path.ensure(last + 2)
+            self._ensure_catalog(last)
+            found = [self._by_id.get(market_id) for market_id in index]
+            never = np.iinfo(np.int64).max  # unknown ids are listed at no minute
+            listed = np.array([never if mk is None else mk.listed_min for mk in found])
+            rows = np.flatnonzero((minutes >= 0) & (minutes >= listed[codes]))
+            if len(rows) == 0:
+                return out
+            # rows of unknown ids are not in ``rows``: their placeholders are never read
+            per_market = (
+                np.array([-1 if mk is None else mk.family for mk in found], dtype=np.int64),
+                np.array([0 if mk is None else mk.start_min for mk in found], dtype=np.int64),
+                np.array([0 if mk is None else mk.end_min for mk in found], dtype=np.int64),
+                np.array([math.nan if mk is None else mk.strike for mk in found]),
+            )
+            fam, start, end, strike = (values[codes[rows]] for values in per_market)
+            out[rows] = self._fair(fam, start, end, strike, minutes[rows])
+        return out
 
 
 def _merged_gaps(
