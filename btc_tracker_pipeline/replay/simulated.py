@@ -461,10 +461,10 @@ class SimulatedWorld:
             + noise``; 0 is undistorted, positive pulls prices towards 0.5 (longshots
             overpriced).
         noise: standard deviation of the deterministic logit noise of the mid around
-            the (biased) fair value, in [0, ``MAX_NOISE``]: 4/5 of its variance
-            persistent over a 15-minute bucket, 1/5 per minute. 0 (the default) quotes
-            the fair value up to the tick; ``NOISE_LOGIT`` (0.12) is the old default
-            world. Prices: bias 0 and noise 0 is an efficient market; any other
+            the (biased) fair value, in [0, ``MAX_NOISE``]: 0.64 of its variance
+            persistent over a 15-minute bucket, 0.36 per minute. 0 (the default)
+            quotes the fair value up to the tick; ``NOISE_LOGIT`` (0.12) is the old
+            default world. Bias 0 and noise 0 is an efficient market; any other
             setting is beatable by a model that recovers the fair value.
         sigma_annual: volatility of the path, also the one the fair prices use.
         strikes_per_ladder: markets per "above" ladder and per weekly hit event.
