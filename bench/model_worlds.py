@@ -1,13 +1,14 @@
 """Can the evaluation fool us? An efficient and a distorted simulated world, end to end.
 
-For each world (replay server, `--bias B`), backfills the windows through the same
+For each world (replay server, `--bias B`, `--noise N`), backfills the windows through the same
 runner as `btc-tracker backfill`, runs `train_job` (price_model walk-forward +
 paper_trades) and prints one table: walk-forward Brier skill against the market
 with its 95 % cluster-bootstrap interval, and paper-trading ROI after fees with its
-interval. An efficient world (bias 0) must show no skill and no significant profit;
-a distorted one (favourite-longshot bias) must show both.
+interval. An efficient world (bias 0, noise 0) must show no skill and no significant
+profit; a distorted one (favourite-longshot bias, or logit noise) must show both.
 
     .venv/bin/python bench/model_worlds.py --days 4 --biases 0 0.5
+    .venv/bin/python bench/model_worlds.py --days 4 --biases 0 --noise 0.12
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import partition_keys, run_job, run_windows
 
 
-def run_world(bias: float, days: int, seed: int, now: datetime, min_markets: int) -> dict:
+def run_world(
+    bias: float, days: int, seed: int, now: datetime, min_markets: int, noise: float = 0.0
+) -> dict:
     """Backfill, train and paper-trade one world; return its headline numbers."""
-    tmp = Path(tempfile.mkdtemp(prefix=f"btc-bias{bias}-"))
-    world = SimulatedWorld(seed=seed, days=days + 1, now=now, bias=bias)
+    tmp = Path(tempfile.mkdtemp(prefix=f"btc-bias{bias}-noise{noise}-"))
+    world = SimulatedWorld(seed=seed, days=days + 1, now=now, bias=bias, noise=noise)
     keys = partition_keys(key_of(now - timedelta(days=days)), key_of(now - timedelta(minutes=15)))
     with replay_session(world, tmp) as session:
         started = time.perf_counter()
@@ -49,6 +52,7 @@ def run_world(bias: float, days: int, seed: int, now: datetime, min_markets: int
     paper = meta["paper_trades"]["paper_metrics"].value
     return {
         "bias": bias,
+        "noise": noise,
         "markets": report["n_markets"],
         "bss": report["bss_vs_market"],
         "bss_ci": report["bss_vs_market_ci"],
@@ -65,6 +69,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--biases", type=float, nargs="+", default=[0.0, 0.5])
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        help="logit noise of every world's mid (0 = none; 0.12 = the old default world)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--now", default="2026-03-01T00:00:00")
     parser.add_argument(
@@ -72,10 +82,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     now = datetime.fromisoformat(args.now)
-    rows = [run_world(b, args.days, args.seed, now, args.min_markets) for b in args.biases]
+    rows = [
+        run_world(b, args.days, args.seed, now, args.min_markets, args.noise) for b in args.biases
+    ]
     table = Table(title=f"Walk-forward evaluation, {args.days} days per world, seed {args.seed}")
     for col in (
         "bias",
+        "noise",
         "test markets",
         "BSS vs market [95 % CI]",
         "ECE",
@@ -88,6 +101,7 @@ def main() -> None:
     for r in rows:
         table.add_row(
             f"{r['bias']:.2f}",
+            f"{r['noise']:.2f}",
             str(r["markets"]),
             f"{r['bss']:+.3f} [{r['bss_ci'][0]:+.3f}, {r['bss_ci'][1]:+.3f}]",
             f"{r['ece']:.3f}",

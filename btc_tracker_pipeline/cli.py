@@ -56,10 +56,16 @@ app = typer.Typer(
 console = PipeConsole()
 err_console = PipeConsole(stderr=True)
 
-# replay.simulated's MAX_STRIKES and bias range, repeated so `--help` does not import numpy
-# (test_cli_output checks that they agree).
+# replay.simulated's MAX_STRIKES, bias and noise ranges, repeated so `--help` does not
+# import numpy (test_cli_output checks that they agree).
 MAX_STRIKES = 4000
 BIAS_RANGE = interval(-1.0, 1.0)
+MAX_NOISE = 2.0
+NOISE_RANGE = interval(0.0, MAX_NOISE, include_low=True, include_high=True)
+NOISE_HELP = (
+    "Persistent logit noise of the market mid around the fair value "
+    "(0 = none; 0.12 = the old default world)."
+)
 MIN_EDGE_RANGE = interval(0.0, 1.0, include_low=True)
 
 
@@ -99,7 +105,13 @@ def _parse_now(value: str | None) -> datetime | None:
 
 
 def _build_world(
-    seed: int, days: float, now: datetime | None, bias: float, data: Path | None, strikes: int
+    seed: int,
+    days: float,
+    now: datetime | None,
+    bias: float,
+    noise: float,
+    data: Path | None,
+    strikes: int,
 ):
     from btc_tracker_pipeline.replay.recorded import RecordedDataError, RecordedWorld
     from btc_tracker_pipeline.replay.simulated import SimulatedWorld
@@ -111,7 +123,9 @@ def _build_world(
             return world
         except RecordedDataError as exc:
             raise _fail(str(exc)) from exc
-    return SimulatedWorld(seed=seed, days=days, now=now, bias=bias, strikes_per_ladder=strikes)
+    return SimulatedWorld(
+        seed=seed, days=days, now=now, bias=bias, noise=noise, strikes_per_ladder=strikes
+    )
 
 
 @app.command()
@@ -130,6 +144,7 @@ def replay(
             callback=BIAS_RANGE, help="Favourite-longshot distortion in (-1, 1) (0 = efficient)."
         ),
     ] = 0.0,
+    noise: Annotated[float, typer.Option(callback=NOISE_RANGE, help=NOISE_HELP)] = 0.0,
     data: Annotated[
         Path | None, typer.Option(help="Serve recorded history from this directory instead.")
     ] = None,
@@ -154,7 +169,7 @@ def replay(
     world_now = _parse_now(now)
     if data is None:
         _check_days(days, floor_to_window(world_now or datetime.now(UTC)))
-    world = _build_world(seed, days, world_now, bias, data, strikes)
+    world = _build_world(seed, days, world_now, bias, noise, data, strikes)
     server = ReplayServer(world, port=port, faults=spec)
     url = server.url if hasattr(server, "url") else f"http://127.0.0.1:{port}"
     console.print(f"replay server on [bold]{url}[/] (world now: {world.now():%Y-%m-%d %H:%M} UTC)")
@@ -431,11 +446,14 @@ def demo(
             callback=BIAS_RANGE, help="Favourite-longshot distortion in (-1, 1) (0 = efficient)."
         ),
     ] = 0.0,
+    noise: Annotated[float, typer.Option(callback=NOISE_RANGE, help=NOISE_HELP)] = 0.0,
     port: Annotated[int, typer.Option(**PORT, help="Replay server port (0 = any free port).")] = 0,
     verbose: VerboseOption = False,
 ) -> None:
     """Run the pipeline offline: a replay server, `days` of windows through Dagster, then
     the model (walk-forward evaluated), paper trading and the newest window's edge report.
+
+    Default world (--bias 0 --noise 0): efficient, any skill shown there would be a leak.
 
     Example: btc-tracker demo --days 4
     """
@@ -443,7 +461,7 @@ def demo(
     _prepare()
     _check_models_folder()
     with _one_line_errors(verbose):
-        failures, trained = _demo_runs(seed, days, bias, port, verbose)
+        failures, trained = _demo_runs(seed, days, bias, noise, port, verbose)
         _print_summary(environment.warehouse_path())
         if trained:
             _print_model_card()
@@ -456,7 +474,19 @@ def demo(
         raise typer.Exit(1)
 
 
-def _demo_runs(seed: int, days: float, bias: float, port: int, verbose: bool) -> tuple[int, bool]:
+def world_line(bias: float, noise: float) -> str:
+    """The demo's one line saying which world it collects: efficient or beatable."""
+    if bias == 0 and noise == 0:
+        return (
+            "world: efficient (bias 0, noise 0): no model can beat this market; "
+            "any skill shown would be a leak"
+        )
+    return f"world: bias {bias:g}, noise {noise:g} (distorted: the market is beatable)"
+
+
+def _demo_runs(
+    seed: int, days: float, bias: float, noise: float, port: int, verbose: bool
+) -> tuple[int, bool]:
     """The demo's runs against its replay server: (failed runs, whether a model was trained).
 
     Stops with exit code 1 when no window of the history could be written."""
@@ -465,13 +495,14 @@ def _demo_runs(seed: int, days: float, bias: float, port: int, verbose: bool) ->
     from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
     now = datetime.now(UTC).replace(tzinfo=None).replace(second=0, microsecond=0)
-    world = SimulatedWorld(seed=seed, days=days + 2, now=now, bias=bias)
+    world = SimulatedWorld(seed=seed, days=days + 2, now=now, bias=bias, noise=noise)
     save_world(world, environment.warehouse_path())  # what `ui --replay` serves
     with ReplayServer(world, port=port) as server:
         environment.point_at_replay(server.url)
         console.print(
             f"replay server (seed {seed}) on {server.url}; world clock {now:%Y-%m-%d %H:%M} UTC"
         )
+        console.print(world_line(bias, noise), markup=False, highlight=False)
         last = floor_to_window(now) - WINDOW
         keys = _window_keys(last, days)
         console.print(f"collecting {len(keys)} windows {keys[0]} … {keys[-1]} through Dagster")
@@ -859,7 +890,8 @@ def _ui_world(seed: int | None):
             raise _fail(f"{exc}; delete it or pass --seed") from exc
         if world is not None:
             return world, (
-                f"the demo's world (seed {world.seed}, bias {world.bias}, from "
+                f"the demo's world (seed {world.seed}, bias {world.bias:g}, noise "
+                f"{world.noise:g}, from "
                 f"{world.start:%Y-%m-%d} UTC; {world.identity()}, {world_file(warehouse).name})"
             )
     world = SimulatedWorld(seed=7 if seed is None else seed, days=7)

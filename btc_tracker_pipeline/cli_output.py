@@ -122,16 +122,18 @@ def positive(value: float | None) -> float | None:
 
 
 def interval(
-    low: float, high: float, *, include_low: bool = False
+    low: float, high: float, *, include_low: bool = False, include_high: bool = False
 ) -> Callable[[float | None], float | None]:
-    """typer callback: a finite number in (low, high), or [low, high) with ``include_low``."""
-    shown = f"{'[' if include_low else '('}{low:g}, {high:g})"
+    """typer callback: a finite number in (low, high), with ``low`` (``include_low``)
+    and/or ``high`` (``include_high``) allowed too."""
+    shown = f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
 
     def check(value: float | None) -> float | None:
         if finite(value) is None:
             return value
         above = value >= low if include_low else value > low  # type: ignore[operator]
-        if not (above and value < high):  # type: ignore[operator]
+        below = value <= high if include_high else value < high  # type: ignore[operator]
+        if not (above and below):
             raise typer.BadParameter(f"{value:g} is not in {shown}")
         return value
 

@@ -18,12 +18,14 @@ from pathlib import Path
 import dagster as dg
 
 from btc_tracker_pipeline.replay.session import replay_session
-from btc_tracker_pipeline.replay.simulated import SimulatedWorld
+from btc_tracker_pipeline.replay.simulated import NOISE_LOGIT, SimulatedWorld
 from btc_tracker_pipeline.runner import partition_keys, run_job, run_windows
 
 NOW = datetime(2026, 3, 1)
 # A favourite-longshot distortion documented as strong: logit(p_market) = 0.3·logit(p_fair).
 STRONG_BIAS = 0.7
+# The distorted world keeps the logit noise every world had before it was a knob.
+STRONG_NOISE = NOISE_LOGIT
 TRAIN_CONFIG = {"ops": {"price_model": {"config": {"min_resolved_markets": 40}}}}
 
 
@@ -32,16 +34,17 @@ class World:
     """A backfilled and trained world: the walk-forward report and the paper metrics."""
 
     bias: float
+    noise: float
     tmp: Path
     report: dict
     paper: dict
     instance: dg.DagsterInstance
 
 
-def backfill_and_train(bias: float, tmp: Path) -> Iterator[World]:
-    """Backfill three days of a world with market ``bias`` into ``tmp``, run train_job,
-    and yield the result while the replay session (instance, server) is open."""
-    world = SimulatedWorld(seed=7, days=4, now=NOW, bias=bias)
+def backfill_and_train(bias: float, tmp: Path, noise: float = 0.0) -> Iterator[World]:
+    """Backfill three days of a world with market ``bias`` and ``noise`` into ``tmp``, run
+    train_job, and yield the result while the replay session (instance, server) is open."""
+    world = SimulatedWorld(seed=7, days=4, now=NOW, bias=bias, noise=noise)
     with replay_session(world, tmp) as session:
         keys = partition_keys("2026-02-26-00:00", "2026-02-28-23:45")
         assert all(o.success for o in run_windows(keys, instance=session.instance))
@@ -53,6 +56,7 @@ def backfill_and_train(bias: float, tmp: Path) -> Iterator[World]:
         }
         yield World(
             bias,
+            noise,
             tmp,
             meta["price_model"]["report"].value["overall"],
             meta["paper_trades"]["paper_metrics"].value,

@@ -38,6 +38,42 @@ def test_every_command_has_help_with_an_example(command):
     assert "Example: btc-tracker " + command in result.output
 
 
+@pytest.mark.parametrize("command", ["demo", "replay"])
+def test_demo_and_replay_take_the_worlds_noise(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.replace("│", " ").split())  # the help box wraps
+    assert "--noise" in text and "(0 = none; 0.12 = the old default world)" in text
+
+
+def test_help_of_the_world_options_does_not_import_numpy():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from btc_tracker_pipeline.cli import app\n"
+        "for command in ('demo', 'replay'):\n"
+        "    assert '--noise' in CliRunner().invoke(app, [command, '--help']).output\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_demo_says_which_world_it_collects():
+    from btc_tracker_pipeline.cli import world_line
+
+    assert world_line(0.0, 0.0) == (
+        "world: efficient (bias 0, noise 0): no model can beat this market; "
+        "any skill shown would be a leak"
+    )
+    assert (
+        world_line(0.5, 0.12) == "world: bias 0.5, noise 0.12 (distorted: the market is beatable)"
+    )
+    assert world_line(0.0, 0.12) == "world: bias 0, noise 0.12 (distorted: the market is beatable)"
+    assert "distorted" in world_line(-0.2, 0.0)
+
+
 def test_bad_partition_key_is_a_one_line_user_error(tmp_path, monkeypatch):
     monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(tmp_path / "w.duckdb"))
     result = runner.invoke(app, ["collect", "--partition", "2026-13-01-00:00"])

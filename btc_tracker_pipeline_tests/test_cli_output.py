@@ -255,6 +255,8 @@ BAD_NUMBERS = [
     ("demo", "--days", "inf", "not a finite number"),
     ("demo", "--days", "0", "not > 0"),
     ("demo", "--bias", "1", "not in (-1, 1)"),
+    ("demo", "--noise", "nan", "not a finite number"),
+    ("demo", "--noise", "-0.1", "not in [0, 2]"),
     ("demo", "--seed", "-1", ""),
     ("demo", "--port", "65536", ""),
     ("replay", "--days", "1e12", "at most"),
@@ -262,6 +264,9 @@ BAD_NUMBERS = [
     ("replay", "--days", "-2", "not > 0"),
     ("replay", "--bias", "nan", "not a finite number"),
     ("replay", "--bias", "-1", "not in (-1, 1)"),
+    ("replay", "--noise", "nan", "not a finite number"),
+    ("replay", "--noise", "inf", "not a finite number"),
+    ("replay", "--noise", "2.5", "not in [0, 2]"),
     ("replay", "--strikes", "0", ""),
     ("replay", "--strikes", "4001", ""),
     ("replay", "--port", "-1", ""),
@@ -315,9 +320,13 @@ def test_the_cli_repeats_the_simulated_worlds_limits():
     from btc_tracker_pipeline.replay import simulated
 
     assert cli.MAX_STRIKES == simulated.MAX_STRIKES
-    simulated.SimulatedWorld(seed=2**63 - 1, days=1, bias=0.99)
+    assert cli.MAX_NOISE == simulated.MAX_NOISE
+    simulated.SimulatedWorld(seed=2**63 - 1, days=1, bias=0.99, noise=cli.MAX_NOISE)
+    assert cli.NOISE_RANGE(0.0) == 0.0 and cli.NOISE_RANGE(cli.MAX_NOISE) == cli.MAX_NOISE
     with pytest.raises(ValueError):
         simulated.SimulatedWorld(bias=1.0)
+    with pytest.raises(ValueError):
+        simulated.SimulatedWorld(days=1, noise=cli.MAX_NOISE + 1e-9)
 
 
 # --------------------------------------------------------------------------- configuration

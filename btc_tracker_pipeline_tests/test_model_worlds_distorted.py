@@ -15,7 +15,13 @@ from btc_tracker_pipeline.cli import app
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import run_windows
-from btc_tracker_pipeline_tests.model_worlds import NOW, STRONG_BIAS, World, backfill_and_train
+from btc_tracker_pipeline_tests.model_worlds import (
+    NOW,
+    STRONG_BIAS,
+    STRONG_NOISE,
+    World,
+    backfill_and_train,
+)
 
 # A 288-window backfill and a walk-forward training: minutes when the other worker is busy.
 pytestmark = pytest.mark.timeout(900)
@@ -23,7 +29,9 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def distorted(tmp_path_factory) -> Iterator[World]:
-    yield from backfill_and_train(STRONG_BIAS, tmp_path_factory.mktemp("distorted"))
+    yield from backfill_and_train(
+        STRONG_BIAS, tmp_path_factory.mktemp("distorted"), noise=STRONG_NOISE
+    )
 
 
 def test_distorted_world_shows_skill_and_profit_after_fees(distorted):
@@ -43,7 +51,7 @@ def test_model_card_and_edge_report_use_the_trained_model(distorted, monkeypatch
     assert card["metrics"]["overall"]["bss_vs_market_ci"][0] > 0.0
     assert {"features", "data_window", "versions"} <= set(card)
     # The newest window's edge report, recomputed now that a model exists.
-    world = SimulatedWorld(seed=7, days=4, now=NOW, bias=STRONG_BIAS)
+    world = SimulatedWorld(seed=7, days=4, now=NOW, bias=STRONG_BIAS, noise=STRONG_NOISE)
     with ReplayServer(world) as server:
         for name, path in (("GAMMA", "gamma"), ("CLOB", "clob"), ("BINANCE", "binance")):
             monkeypatch.setenv(f"BTC_TRACKER_{name}_URL", f"{server.url}/{path}")

@@ -27,10 +27,16 @@ same arguments give byte-identical answers. The pieces:
   always on a move of a few dollars (see ``chainlink_price``). Hourly up/down, "above"
   and barrier markets settle on the klines themselves.
 * Prices: fair probability from the path, distorted towards 0.5 by ``bias`` and
-  noised deterministically in logit space, then quoted on the 0.01 tick with a 1–5¢
-  spread, wider near 0.5 and in thin markets (see ``_quotes``; live up/down books
-  average 2–3¢, mostly wider than 2¢, like recorded ones). Every quote is a function of
-  (seed, market, minute).
+  noised deterministically in logit space by ``noise`` (persistent over a 15-minute
+  bucket plus a per-minute part), then quoted on the 0.01 tick with a 1–5¢ spread,
+  wider near 0.5 and in thin markets (see ``_quotes``; live up/down books average
+  2–3¢, mostly wider than 2¢, like recorded ones). Every quote is a function of (seed,
+  market, minute). ``bias`` and ``noise`` are independent knobs: with both 0 (the
+  default) the mid is the fair value up to the tick, an efficient market no model can
+  beat; either one makes the market beatable by a model that recovers the fair value
+  from the same path (``NOISE_LOGIT`` = 0.12 is the level every world had before
+  ``noise`` was a knob). ``fair_probabilities`` gives the fair value each quote was
+  priced from (the oracle evaluations compare against).
 * Prices-history is one point a minute, or with ``sparse_history_step`` one point per
   step for reach/dip markets (thin, long-lived barrier markets: real exports of monthly
   barrier histories are hourly).
@@ -83,7 +89,9 @@ CHUNK_MINUTES = 1440
 START_PRICE = 85_000.0
 JUMP_PROB_PER_MINUTE = 1.0 / (3 * 1440)  # about one jump every three days
 JUMP_SIGMA = 0.012
+# Logit-noise amplitude (standard deviation) of the worlds before ``noise`` was a knob.
 NOISE_LOGIT = 0.12
+MAX_NOISE = 2.0  # a noise sd of 2 in logit space already swamps any fair value
 # Chainlink BTC/USD vs Binance BTC/USDT at one instant: 1 bp (~$9 at $85k) per print,
 # clipped at 2.5 bp, so a settled side differs from the klines only on a move under 5 bp.
 CHAINLINK_NOISE_BPS = 1.0
@@ -449,8 +457,15 @@ class SimulatedWorld:
         now: fixed current time; ``None`` follows ``clock`` or the wall clock.
         start: the path start itself (00:00 UTC of a day), instead of ``days``: rebuilds
             a world of ``parameters()`` at another clock (the same data, extended).
-        bias: favourite-longshot distortion, ``logit(p_mkt) = (1 - bias) logit(p_fair)``;
-            0 is efficient, positive pulls prices towards 0.5 (longshots overpriced).
+        bias: favourite-longshot distortion, ``logit(p_mkt) = (1 - bias) logit(p_fair)
+            + noise``; 0 is undistorted, positive pulls prices towards 0.5 (longshots
+            overpriced).
+        noise: standard deviation of the deterministic logit noise of the mid around
+            the (biased) fair value, in [0, ``MAX_NOISE``]: 0.64 of its variance
+            persistent over a 15-minute bucket, 0.36 per minute. 0 (the default)
+            quotes the fair value up to the tick; ``NOISE_LOGIT`` (0.12) is the old
+            default world. Bias 0 and noise 0 is an efficient market; any other
+            setting is beatable by a model that recovers the fair value.
         sigma_annual: volatility of the path, also the one the fair prices use.
         strikes_per_ladder: markets per "above" ladder and per weekly hit event.
         updown_lead: how long before its window an up/down market is listed (a shorter
@@ -477,6 +492,7 @@ class SimulatedWorld:
         start: datetime | None = None,
         kline_gaps: Sequence[tuple[datetime, datetime]] = (),
         sparse_history_step: timedelta | None = None,
+        noise: float = 0.0,
     ) -> None:
         if seed < 0:
             raise ValueError("seed must be >= 0")
@@ -484,6 +500,8 @@ class SimulatedWorld:
             raise ValueError("days must be > 0")
         if not -1.0 < bias < 1.0:
             raise ValueError("bias must be in (-1, 1)")
+        if not _number_in(noise, 0.0, MAX_NOISE):
+            raise ValueError(f"noise must be a finite number in [0, {MAX_NOISE:g}], not {noise!r}")
         if sigma_annual <= 0:
             raise ValueError("sigma_annual must be > 0")
         if not 1 <= strikes_per_ladder <= MAX_STRIKES:
@@ -497,6 +515,7 @@ class SimulatedWorld:
         self.sparse_history_step = sparse_history_step
         self.seed = seed
         self.bias = bias
+        self.noise = float(noise)
         self.sigma_annual = sigma_annual
         self.strikes_per_ladder = strikes_per_ladder
         self.updown_lead = updown_lead
@@ -529,6 +548,7 @@ class SimulatedWorld:
             "seed": self.seed,
             "start": self.start.isoformat(),
             "bias": self.bias,
+            "noise": self.noise,
             "sigma_annual": self.sigma_annual,
             "strikes_per_ladder": self.strikes_per_ladder,
             "updown_lead_s": self.updown_lead.total_seconds(),
@@ -558,6 +578,7 @@ class SimulatedWorld:
             seed=int(p["seed"]),
             now=now,
             bias=float(p["bias"]),
+            noise=float(p.get("noise", 0.0)),
             sigma_annual=float(p["sigma_annual"]),
             strikes_per_ladder=int(p["strikes_per_ladder"]),
             clock=clock,
@@ -1154,6 +1175,7 @@ class SimulatedWorld:
         """Quotes of outcome 0 for ``markets[i]`` at path minutes ``minutes[i, :]``.
 
         p_fair → logit(p) = (1 - bias) logit(p_fair) + noise(seed, market, minute)
+        (``self.noise`` times a unit-variance draw, none when ``self.noise`` is 0)
         → clip to [0.005, 0.995] → bid/ask on the 0.01 tick around it, ``_spread_ticks``
         apart. ``mid`` is (bid + ask) / 2, e.g. 0.555 or 0.005;
         ``bid == 0`` means an empty bid side, ``ask == 100`` an empty ask side.
@@ -1173,14 +1195,18 @@ class SimulatedWorld:
         keys = per_row([mk.key_hash for mk in markets], np.uint64)
         fair = self._fair(fam, start, end, strike, m)
         absolute = m + self._origin_s // 60
-        noise = (
-            NOISE_LOGIT
-            * math.sqrt(12.0)
-            * (
-                0.6 * (_unit_np(keys, absolute, 10) - 0.5)
-                + 0.8 * (_unit_np(keys, absolute // 15, 11) - 0.5)
+        noise: np.ndarray | float = 0.0
+        if self.noise > 0.0:
+            # Unit variance: 12 · (0.6² + 0.8²) · Var(U - 0.5) = 1; the 15-minute part
+            # carries 0.64 of it.
+            noise = (
+                self.noise
+                * math.sqrt(12.0)
+                * (
+                    0.6 * (_unit_np(keys, absolute, 10) - 0.5)
+                    + 0.8 * (_unit_np(keys, absolute // 15, 11) - 0.5)
+                )
             )
-        )
         clipped = np.clip(fair, 1e-6, 1.0 - 1e-6)
         logit = (1.0 - self.bias) * np.log(clipped / (1.0 - clipped)) + noise
         price = np.clip(1.0 / (1.0 + np.exp(-logit)), P_MIN, P_MAX)
@@ -1628,6 +1654,68 @@ class SimulatedWorld:
             self._path.ensure(now_min + 2)
             return float(self._path.p[minute + 1])
 
+    # --- the oracle ----------------------------------------------------------------
+
+    def _minutes_of(self, at: Sequence[datetime] | np.ndarray) -> np.ndarray:
+        """Path minutes ``floor(at)`` (int64; negative before the path start) of naive-UTC
+        datetimes (aware ones are converted) or a datetime64 array."""
+        stamps = np.asarray(at)
+        if stamps.dtype.kind != "M":
+            stamps = np.array([to_naive_utc(t) for t in at], dtype="datetime64[us]")
+        micros = stamps.astype("datetime64[us]").astype(np.int64)
+        if len(micros) == 0:
+            return micros
+        # NaT is the smallest int64: before any path start
+        return np.where(
+            micros == np.iinfo(np.int64).min, -1, (micros // 1_000_000 - self._origin_s) // 60
+        )
+
+    def fair_probabilities(
+        self, market_ids: Sequence[str], at: Sequence[datetime] | np.ndarray
+    ) -> np.ndarray:
+        """The oracle: for each row (``market_ids[i]``, ``at[i]``, naive UTC), the fair
+        probability of outcome 0 (Up / Yes) at the path minute ``floor(at[i])``, as the
+        world priced it: the value ``_quotes`` distorts by ``bias`` and ``noise`` into the
+        served mid (0 or 1 once the outcome is known). NaN for a market id the world does
+        not know, or a time before the path start or before the market is listed (no
+        quote existed then; this keeps each row independent of the others).
+
+        It does not wait for ``now()``: the path and the catalogue grow to the latest
+        minute asked. Vectorised (one ``_fair`` call over all rows)."""
+        ids = [str(market_id) for market_id in market_ids]
+        minutes = self._minutes_of(at)
+        if len(ids) != len(minutes):
+            raise ValueError(f"{len(ids)} market ids but {len(minutes)} times")
+        out = np.full(len(ids), np.nan)
+        if not ids or (minutes < 0).all():
+            return out
+        index: dict[str, int] = {}
+        codes = np.fromiter(
+            (index.setdefault(market_id, len(index)) for market_id in ids),
+            dtype=np.int64,
+            count=len(ids),
+        )
+        with self._lock:
+            last = int(minutes.max())
+            self._path.ensure(last + 2)
+            self._ensure_catalog(last)
+            found = [self._by_id.get(market_id) for market_id in index]
+            never = np.iinfo(np.int64).max  # unknown ids are listed at no minute
+            listed = np.array([never if mk is None else mk.listed_min for mk in found])
+            rows = np.flatnonzero((minutes >= 0) & (minutes >= listed[codes]))
+            if len(rows) == 0:
+                return out
+            # rows of unknown ids are not in ``rows``: their placeholders are never read
+            per_market = (
+                np.array([-1 if mk is None else mk.family for mk in found], dtype=np.int64),
+                np.array([0 if mk is None else mk.start_min for mk in found], dtype=np.int64),
+                np.array([0 if mk is None else mk.end_min for mk in found], dtype=np.int64),
+                np.array([math.nan if mk is None else mk.strike for mk in found]),
+            )
+            fam, start, end, strike = (values[codes[rows]] for values in per_market)
+            out[rows] = self._fair(fam, start, end, strike, minutes[rows])
+        return out
+
 
 def _merged_gaps(
     gaps: Sequence[tuple[datetime, datetime]],
@@ -1643,6 +1731,13 @@ def _merged_gaps(
         else:
             merged.append((start, end))
     return tuple(merged)
+
+
+def _number_in(value: object, low: float, high: float) -> bool:
+    """Whether ``value`` is a real number (not a bool) in [low, high] (NaN is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        return False
+    return low <= float(value) <= high
 
 
 def _floor_minute(dt: datetime) -> datetime:

@@ -12,15 +12,16 @@ import pytest
 from btc_tracker_pipeline import cli, environment
 from btc_tracker_pipeline.replay.demo_world import load_world, save_world, world_file
 from btc_tracker_pipeline.replay.shapes import epoch_s
-from btc_tracker_pipeline.replay.simulated import SimulatedWorld
+from btc_tracker_pipeline.replay.simulated import NOISE_LOGIT, SimulatedWorld
 
 DEMO_DAYS = 1
 
 
 def demo_world() -> SimulatedWorld:
-    """As `btc-tracker demo --days 1 --bias 0.1` builds it, a day and a half ago."""
+    """As `btc-tracker demo --days 1 --bias 0.1 --noise 0.12` builds it, a day and a half
+    ago."""
     now = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0) - timedelta(hours=36)
-    return SimulatedWorld(seed=7, days=DEMO_DAYS + 2, now=now, bias=0.1)
+    return SimulatedWorld(seed=7, days=DEMO_DAYS + 2, now=now, bias=0.1, noise=NOISE_LOGIT)
 
 
 def klines(world: SimulatedWorld, first: datetime, last: datetime) -> list[list]:
@@ -34,9 +35,11 @@ def klines(world: SimulatedWorld, first: datetime, last: datetime) -> list[list]
 
 def test_the_recorded_world_answers_as_the_demos_for_what_it_saw(tmp_path):
     demo = demo_world()
-    save_world(demo, tmp_path / "warehouse.duckdb")
+    record = save_world(demo, tmp_path / "warehouse.duckdb")
+    assert json.loads(record.read_text())["parameters"]["noise"] == NOISE_LOGIT
     served = load_world(tmp_path / "warehouse.duckdb")
     assert served is not None and served.identity() == demo.identity()
+    assert (served.bias, served.noise) == (0.1, NOISE_LOGIT)
     assert served.now() > demo.now() + timedelta(hours=35)  # following the wall clock
     seen = demo.now()
     assert klines(served, demo.start, seen) == klines(demo, demo.start, seen)
@@ -59,6 +62,7 @@ def test_ui_replay_serves_the_demos_world_else_a_new_one(tmp_path, monkeypatch):
     assert world_file(warehouse) == save_world(demo, warehouse)
     world, described = cli._ui_world(None)
     assert world.identity() == demo.identity() and "the demo's world" in described
+    assert "bias 0.1, noise 0.12" in described
     world, _ = cli._ui_world(8)  # an explicit seed: a new world
     assert world.seed == 8 and world.identity() != demo.identity()
     world_file(warehouse).write_text("{}")

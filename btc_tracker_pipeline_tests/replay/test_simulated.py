@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from btc_tracker_pipeline.replay.simulated import ET, SimulatedWorld
+from btc_tracker_pipeline.replay.simulated import ET, MAX_NOISE, NOISE_LOGIT, SimulatedWorld
 from btc_tracker_pipeline.replay.world import UnknownTokenError
 
 NOW = datetime(2026, 3, 11, 15, 7)
@@ -553,6 +553,75 @@ def test_bias_overprices_longshots_and_underprices_favourites(world: SimulatedWo
     for fair, distorted in pairs:
         assert (distorted >= fair) if fair < 0.5 else (distorted <= fair)
     assert sum(abs(b - 0.5) for _, b in pairs) < sum(abs(a - 0.5) for a, _ in pairs)
+
+
+def _open_quotes(w: SimulatedWorld, per_market: int = 40) -> dict[str, np.ndarray]:
+    """``_quotes`` of the markets open at ``now()`` over their last ``per_market`` minutes
+    (at most one market in 3, so a few thousand (market, minute) pairs)."""
+    open_ = [w._by_id[m["id"]] for m in w.gamma_markets() if not m["closed"]][::3]
+    now_min = int((w.now() - w.start).total_seconds() // 60)
+    minutes = np.array(
+        [
+            np.maximum(np.arange(now_min - per_market + 1, now_min + 1), mk.listed_min)
+            for mk in open_
+        ]
+    )
+    return w._quotes(open_, minutes)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p / (1.0 - p))
+
+
+def test_noise_0_quotes_the_fair_value_rounded_to_the_tick(world: SimulatedWorld) -> None:
+    assert world.noise == 0.0  # the default: an efficient world
+    q = _open_quotes(world)
+    assert q["mid"].size >= 500
+    spread = (q["ask"] - q["bid"]) / 100
+    off = np.abs(q["mid"] - q["fair"])
+    assert (off <= spread / 2 + 0.005).all()
+    assert off.max() <= 0.005 + 1e-9  # half a tick: the bid is the fair price, rounded
+
+
+def test_noise_moves_mids_away_from_the_fair_value_persistently() -> None:
+    q = _open_quotes(SimulatedWorld(seed=7, days=5, now=NOW, noise=NOISE_LOGIT), per_market=60)
+    fair, mid = q["fair"], q["mid"]
+    inner = (fair > 0.1) & (fair < 0.9)  # where a tick is small in logit space
+    assert inner.sum() > 1000
+    dev = np.where(inner, _logit(mid) - _logit(np.clip(fair, 0.01, 0.99)), np.nan)
+    assert np.nanmean(np.abs(dev)) > 0.06  # noise sd 0.12 (a tick near 0.5 is 0.02)
+    # Persistent: consecutive minutes of a market share most of their noise (15-minute part).
+    a, b = dev[:, :-1].ravel(), dev[:, 1:].ravel()
+    both = ~np.isnan(a) & ~np.isnan(b)
+    assert np.corrcoef(a[both], b[both])[0, 1] > 0.3
+    # Without noise the same quotes sit on the fair value.
+    q0 = _open_quotes(SimulatedWorld(seed=7, days=5, now=NOW), per_market=60)
+    dev0 = _logit(q0["mid"][inner]) - _logit(np.clip(q0["fair"][inner], 0.01, 0.99))
+    assert np.abs(dev0).mean() < 0.5 * np.nanmean(np.abs(dev))
+
+
+def test_noise_is_a_parameter_of_the_world() -> None:
+    noisy = SimulatedWorld(seed=7, days=5, now=NOW, noise=NOISE_LOGIT)
+    assert noisy.parameters()["noise"] == NOISE_LOGIT
+    plain = SimulatedWorld(seed=7, days=5, now=NOW)
+    assert plain.parameters()["noise"] == 0.0  # always written
+    again = SimulatedWorld.from_parameters(noisy.parameters(), now=NOW)
+    assert again.noise == NOISE_LOGIT and again.identity() == noisy.identity()
+    assert noisy.identity() != plain.identity()
+    assert _fingerprint(again) == _fingerprint(noisy) != _fingerprint(plain)
+    # A record written before noise was a knob reads as noise 0.
+    old = {k: v for k, v in plain.parameters().items() if k != "noise"}
+    assert SimulatedWorld.from_parameters(old, now=NOW).noise == 0.0
+    # bias and noise are independent knobs
+    both = SimulatedWorld(seed=7, days=5, now=NOW, bias=0.5, noise=NOISE_LOGIT)
+    assert both.parameters()["bias"] == 0.5 and both.parameters()["noise"] == NOISE_LOGIT
+    SimulatedWorld(seed=7, days=1, now=NOW, noise=MAX_NOISE)
+
+
+@pytest.mark.parametrize("noise", [-0.01, MAX_NOISE + 0.01, math.nan, math.inf, "0.1", None, True])
+def test_invalid_noise_is_refused(noise: Any) -> None:
+    with pytest.raises(ValueError, match="noise must be a finite number in"):
+        SimulatedWorld(seed=7, days=1, now=NOW, noise=noise)
 
 
 def test_book_shape(world: SimulatedWorld, markets: list[dict[str, Any]]) -> None:
