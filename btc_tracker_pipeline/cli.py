@@ -554,26 +554,36 @@ def _train(min_markets: int | None = None, verbose: bool = False) -> Cause | Non
 
 def _print_model_card() -> None:
     from btc_tracker_pipeline.model.artifact import ModelArtifactError, load_latest
-    from btc_tracker_pipeline.model.skill_text import interval_text, skill_cell, skill_test_line
+    from btc_tracker_pipeline.model.skill_text import (
+        interval_text,
+        oracle_cell,
+        skill_cell,
+        skill_test_line,
+    )
 
     try:
         _, card = load_latest(environment.models_path())
     except ModelArtifactError as exc:
         raise _fail(str(exc)) from exc
     table = Table(title="model (walk-forward, out of sample)")
-    for col in (
+    report = card["metrics"]
+    blocks = [("overall", report["overall"]), *sorted(report["by_family"].items())]
+    # Simulated worlds only: the fair value's skill (the ceiling) and the share captured.
+    oracle = any(b.get("bss_oracle") is not None for _, b in blocks)
+    columns = [
         "slice",
         "markets",
         "Brier model",
         "Brier market",
         "BSS vs market [95 % CI]",
         "skill proven [corrected CI]",
+        *(["oracle BSS [95 % CI], captured"] if oracle else []),
         "ECE",
         "AUC model / market",
-    ):
+    ]
+    for col in columns:
         table.add_column(col, justify="right")
-    report = card["metrics"]
-    for name, b in [("overall", report["overall"]), *sorted(report["by_family"].items())]:
+    for name, b in blocks:
         bss = b.get("bss_vs_market")
         table.add_row(
             name,
@@ -582,11 +592,22 @@ def _print_model_card() -> None:
             f"{b['brier_market']:.4f}",
             f"{bss:+.3f}{interval_text(b)}" if bss is not None else "",
             skill_cell(b),
+            *([oracle_cell(b)] if oracle else []),
             f"{b['ece_model']:.3f}" if b.get("ece_model") is not None else "",
             f"{b['auc_model'] or 0:.3f} / {b['auc_market'] or 0:.3f}",
         )
     console.print(table)
     console.print(skill_test_line(report))
+    shift = (report.get("shift") or {}).get("mean_shift")
+    if shift is not None:
+        console.print(
+            f"Mean shift of the predictions from the market: {100 * shift:+.2f} points "
+            "(per fold and family in `btc-tracker model --json`)."
+        )
+    excluded = card.get("excluded_families") or {}
+    if excluded:
+        listed = "; ".join(f"{family}: {why}" for family, why in excluded.items())
+        console.print(f"No model for families below the minimums ({listed}).")
 
 
 def _latest_edges(min_edge: float | None) -> tuple[str | None, list[dict]]:

@@ -399,12 +399,54 @@ def _block(df: pl.DataFrame, n_boot: int, seed: int) -> dict:
             bss_vs_struct=None,
             bss_vs_struct_ci=[None, None],
         )
+    block.update(_oracle(df, bs_p, bs_m, w, interval))
     # Point estimates stay; intervals need MIN_CLUSTERS events (the structural one counts
     # the clusters of its own rows, n_clusters_struct).
     block["ci_note"] = _cluster_note(n_clusters)
     block["reliability"] = reliability_table(p, y, w).to_dicts()
     block["reliability_market"] = reliability_table(m, y, w).to_dicts()
     return _json_ready(block)
+
+
+def _oracle(
+    df: pl.DataFrame,
+    bs_p: np.ndarray,
+    bs_m: np.ndarray,
+    w: np.ndarray,
+    interval: Callable[[np.ndarray, np.ndarray, np.ndarray, pl.Series], list],
+) -> dict:
+    """The ceiling on a simulated world: ``bss_oracle``, the Brier skill against the
+    market of the fair value the world priced from (``oracle_prob``), on the rows that
+    have one, with the same interval as the model's; ``bss_model_on_oracle_rows`` the
+    model's on those rows; ``share_captured`` = model / oracle skill when the oracle's is
+    above 0 (the share of the available skill the model took; above 1 means the model
+    knows more than the world's price did, i.e. a leak). All None on real data."""
+    empty = {
+        "n_rows_oracle": 0,
+        "bss_oracle": None,
+        "bss_oracle_ci": [None, None],
+        "bss_model_on_oracle_rows": None,
+        "share_captured": None,
+    }
+    if "oracle_prob" not in df.columns:
+        return empty
+    known = df["oracle_prob"].is_not_null().to_numpy() & np.isfinite(
+        df["oracle_prob"].fill_null(math.nan).to_numpy()
+    )
+    if not known.any():
+        return empty
+    o = df["oracle_prob"].fill_null(math.nan).to_numpy().astype(np.float64)[known]
+    y = df["y"].to_numpy().astype(np.float64)[known]
+    bs_o, bs_mk, bs_pk, wk = brier_losses(o, y), bs_m[known], bs_p[known], w[known]
+    oracle = skill(_wmean(bs_o, wk), _wmean(bs_mk, wk))
+    model = skill(_wmean(bs_pk, wk), _wmean(bs_mk, wk))
+    return {
+        "n_rows_oracle": int(known.sum()),
+        "bss_oracle": oracle,
+        "bss_oracle_ci": interval(bs_o, bs_mk, wk, df["cluster"].filter(known)),
+        "bss_model_on_oracle_rows": model,
+        "share_captured": model / oracle if oracle and oracle > 0 else None,
+    }
 
 
 def _json_ready(value: object) -> object:

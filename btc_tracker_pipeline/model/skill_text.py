@@ -42,3 +42,14 @@ def skill_test_line(report: dict) -> str:
         f"{100 * test['level']:.2f} %): proven in {proven}; the edge report recommends "
         "trades only there."
     )
+
+
+def oracle_cell(block: dict) -> str:
+    """The oracle's skill on a simulated world and the share the model captured:
+    "+0.041 [+0.020, +0.060], 55 %"; "" on real data (no oracle)."""
+    bss = block.get("bss_oracle")
+    if bss is None:
+        return ""
+    text = f"{bss:+.3f}{interval_text(block, 'bss_oracle_ci')}"
+    share = block.get("share_captured")
+    return f"{text}, {100 * share:.0f} %" if share is not None else text

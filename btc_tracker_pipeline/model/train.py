@@ -529,6 +529,10 @@ PRED_ID_COLUMNS = [
 ]
 
 
+# The fair value a simulated world priced each row from (``defs.model.oracle``).
+ORACLE = "oracle_prob"
+
+
 def walk_forward_evaluate(
     ds: pl.DataFrame,
     *,
@@ -542,7 +546,8 @@ def walk_forward_evaluate(
     For every fold of ``walk_forward_folds(ds, **split_kw)`` (``min_train_markets``
     defaults to MIN_RESOLVED_MARKETS) a model is fitted on the fold's train and
     calibration rows and scores its test rows. Returns ``pred_df`` (one row per test
-    row: ``fold`` and PRED_ID_COLUMNS plus ``model_prob``) and the report of
+    row: ``fold`` and PRED_ID_COLUMNS, ``oracle_prob`` when ``ds`` has it, plus
+    ``model_prob``) and the report of
     ``metrics.evaluation_report`` with ``folds`` (window, markets per set, trees,
     Platt coefficients; or ``skipped`` with the reason when the fold's training rows
     hold one outcome only) and ``split`` (the settings) added. Raises
@@ -558,6 +563,8 @@ def walk_forward_evaluate(
             split_kw["min_train_markets"],
             "no test window has that many resolved before it; collect more history",
         )
+    # On a simulated world the fair value each row was priced from rides along (oracle).
+    carried = [*PRED_ID_COLUMNS, *(c for c in (ORACLE,) if c in ds.columns)]
     parts, fold_rows = [], []
     for number, fold in enumerate(folds):
         train, calib, test = ds[fold.train_idx], ds[fold.calib_idx], ds[fold.test_idx]
@@ -571,7 +578,7 @@ def walk_forward_evaluate(
             continue
         model = fit_model(train, calib, params)
         parts.append(
-            test.select(PRED_ID_COLUMNS).with_columns(
+            test.select(carried).with_columns(
                 pl.lit(number, dtype=pl.Int32).alias("fold"),
                 pl.Series("model_prob", model.predict(test)),
             )
@@ -596,7 +603,7 @@ def walk_forward_evaluate(
             detail += f": {one_outcome(ds)}"
         have = ds["market_id"].n_unique()
         raise InsufficientDataError(have, split_kw["min_train_markets"], detail)
-    pred_df = pl.concat(parts).select("fold", *PRED_ID_COLUMNS, "model_prob")
+    pred_df = pl.concat(parts).select("fold", *carried, "model_prob")
     report = evaluation_report(pred_df, n_boot=n_boot)
     report["folds"] = fold_rows
     report["shift"] = fold_shift(pred_df)

@@ -49,8 +49,14 @@ from btc_tracker_pipeline.model.edges import (
     edge_report as compute_edge_report,
 )
 from btc_tracker_pipeline.model.metrics import proven_by_fold
+from btc_tracker_pipeline.model.oracle import recorded_world, with_oracle
 from btc_tracker_pipeline.model.paper import PaperConfig, simulate, walk_forward_report
-from btc_tracker_pipeline.model.skill_text import interval_text, skill_cell, skill_test_line
+from btc_tracker_pipeline.model.skill_text import (
+    interval_text,
+    oracle_cell,
+    skill_cell,
+    skill_test_line,
+)
 from btc_tracker_pipeline.model.train import (
     MIN_FAMILY_EVENTS,
     MIN_FAMILY_MARKETS,
@@ -115,19 +121,22 @@ def _metrics_markdown(report: dict) -> str:
     skill test (intervals below MIN_CLUSTERS clusters read "insufficient clusters (N)")."""
     rows = [
         "| slice | markets | events | Brier model | Brier market | BSS vs market (95 % CI) | "
-        "skill proven (corrected CI) | BSS vs structural | ECE model / market | "
-        "AUC model / market | accuracy | precision |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "skill proven (corrected CI) | oracle BSS (95 % CI), captured | BSS vs structural | "
+        "ECE model / market | AUC model / market | accuracy | precision | mean shift |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    shifts = (report.get("shift") or {}).get("shift_by_family") or {}
+    shifts = {"overall": (report.get("shift") or {}).get("mean_shift"), **shifts}
     blocks = [("overall", report["overall"]), *sorted(report.get("by_family", {}).items())]
     for name, b in blocks:
         rows.append(
             f"| {name} | {b.get('n_markets', '')} | {b.get('n_clusters', '')} | "
             f"{_cell(b, 'brier_model', 4)} | {_cell(b, 'brier_market', 4)} | "
             f"{_cell(b, 'bss_vs_market')}{interval_text(b)} | {skill_cell(b)} | "
+            f"{oracle_cell(b) or 'n/a (real data)'} | "
             f"{_cell(b, 'bss_vs_struct')} | {_cell(b, 'ece_model')} / {_cell(b, 'ece_market')} | "
             f"{_cell(b, 'auc_model')} / {_cell(b, 'auc_market')} | {_cell(b, 'accuracy')} | "
-            f"{_cell(b, 'precision')} |"
+            f"{_cell(b, 'precision')} | {_cell({'s': shifts.get(name)}, 's', 4)} |"
         )
     return "\n".join(rows) + "\n\n" + skill_test_line(report)
 
@@ -179,6 +188,9 @@ def price_model(
     with warehouse.connect() as conn:
         indicators, resolutions, markets = training_tables(conn)
     dataset = build_dataset(indicators, resolutions, markets)
+    # On a simulated world, the fair value each row was priced from: the skill ceiling.
+    world = recorded_world(Path(warehouse.path), dataset)
+    dataset = with_oracle(dataset, world)
     try:
         require_markets(dataset, config.min_resolved_markets)
         dataset, left_out = select_families(
@@ -212,6 +224,8 @@ def price_model(
             f"{config.min_family_events} events"
             for family, why in left_out.items()
         },
+        # The simulated world whose fair values score the model (bss_oracle); null on real data.
+        "oracle": world.identity() if world is not None else None,
         # Dataset columns the model does not use, and why (it uses card["features"]).
         "excluded_features": EXCLUDED_FEATURES,
         "metrics": report,
@@ -231,6 +245,13 @@ def price_model(
             "n_markets": dg.MetadataValue.int(card["n_markets"]),
             "n_rows": dg.MetadataValue.int(card["n_rows"]),
             "bss_vs_market": dg.MetadataValue.float(float(overall.get("bss_vs_market") or 0.0)),
+            # Simulated worlds only: the fair value's skill (the ceiling), share captured.
+            **{
+                key: dg.MetadataValue.float(float(overall[key]))
+                for key in ("bss_oracle", "share_captured")
+                if overall.get(key) is not None
+            },
+            "mean_shift": dg.MetadataValue.float(float(report["shift"]["mean_shift"] or 0.0)),
             "metrics": dg.MetadataValue.md(_metrics_markdown(report)),
             "feature_importance": preview(importance, rows=15),
             **({"reliability_plot": dg.MetadataValue.md(plot)} if plot else {}),
