@@ -41,6 +41,10 @@ Also: the structural columns of ``features.structural`` (``strike``, ``strike_hi
 ``quality_score``), and the snapshot's ``snapshot_ts``, ``source`` and ``quote_age_s``
 (``snapshot_ts`` − ``quote_ts`` in seconds: how stale a history quote is, up to the
 staleness limit of ``market_snapshots``; a few seconds below zero on live quotes).
+The structural spot S and τ are as of the quote, not the window end: a history quote
+older than the end gets S = the close of the 1m kline closed at the quote's minute
+(``quote_ts`` is passed through), so the structural probability knows no more BTC than
+the market price it is compared with; ``btc_spot_price`` stays the window's spot.
 """
 
 from __future__ import annotations

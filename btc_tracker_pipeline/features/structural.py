@@ -1,13 +1,24 @@
 """Structural probabilities: what each market's contract is worth under a driftless GBM.
 
 Pure functions over polars frames and numpy arrays (docs/modeling.md §3). Every
-quantity for a window W uses only 1-minute klines with ``open_time < W.end``:
+quantity for a window W uses only 1-minute klines with ``open_time < W.end``, and
+every spot-dependent one only the klines closed by the row's quote time:
+
+- ``as_of`` (per row, not a column): the window end when ``quote_ts`` is null (or
+  the column is absent) or at or after the end (a live quote, fetched just after
+  it); else ``quote_ts`` floored to the minute. A history quote is the newest
+  prices-history point before the end, typically up to a minute old: the market
+  price knew BTC only until then, so the structural probability it is compared
+  with must not know more (a fresher fair value beats a stale quote).
+- S, the spot as of the quote: ``btc_spot_price`` when ``as_of`` is the window end;
+  else the ``close`` of the 1m kline that closed at ``as_of`` (``open_time`` =
+  as_of − 1 min), ``btc_spot_price`` if that kline is missing.
 
 - ``realized_vol``: annualised σ from the 1m klines in [end − 24 h, end):
   Garman–Klass variance per bar, EWMA weights with a 6 h half-life over that fixed
   window (normalised), × 525,600 bars/year, square root; null with < 60 bars.
 - ``reference_price`` (up/down only): ``open`` of the 1m kline opening at
-  ``reference_start``; null until it has opened.
+  ``reference_start``; null until it has opened (before ``as_of``).
 - ``barrier_touched`` (reach/dip only): max 1m ``high`` ≥ K (reach) or min 1m
   ``low`` ≤ K (dip) over the klines in [touch start, end); touch start =
   ``reference_start`` (the 1st of a monthly barrier's month, January 1 of a yearly
@@ -15,20 +26,23 @@ quantity for a window W uses only 1-minute klines with ``open_time < W.end``:
   range before the klines passed comes from a ``touch_history`` frame (extremes per
   touch start, :func:`touch_history`), so a touch weeks ago is remembered without
   reading weeks of 1m bars. Null when no kline falls in the range; False before
-  the touch start.
+  the touch start. ``realized_vol`` and touches stay at the window end: 24 h of
+  volatility is not moved by a minute, and a touch after ``as_of`` only makes the
+  row ``barrier_touched`` (dropped from training, PASS in the edge report), the
+  conservative side.
 - ``log_moneyness``: ln(S/K) (K = ``strike``, the lower bound for ranges);
   ln(S/S_ref) for up/down.
 - ``structural_probability``: P(YES) by family, below; null when the family or an
   input is unknown.
 
-With S the spot at the window end, σ = ``realized_vol``, τ = years to expiry
-(365-day years) and d₂(K) = (ln(S/K) − σ²τ/2)/(σ√τ):
+With S the spot as of the quote, σ = ``realized_vol``, τ = years from ``as_of`` to
+expiry (365-day years) and d₂(K) = (ln(S/K) − σ²τ/2)/(σ√τ):
 
 - ``above``: Φ(d₂(K)); ``below``: 1 − that; ``range`` [K_lo, K_hi]: Φ(d₂(K_lo)) − Φ(d₂(K_hi)).
 - ``reach`` K: 1 if touched, else 2·Φ(ln(S/K)/(σ√τ)) (= 2·(1 − Φ(ln(K/S)/(σ√τ))), the
   driftless reflection principle), capped to [0, 1]; ``dip`` K: 1 if touched, else
   2·Φ(ln(K/S)/(σ√τ)), capped.
-- up/down (``updown_*``): Φ(ln(S/S_ref)/(σ√τ)); 0.5 before ``reference_start``.
+- up/down (``updown_*``): Φ(ln(S/S_ref)/(σ√τ)); 0.5 while ``reference_start`` ≥ ``as_of``.
 - τ ≤ 0: the outcome is decided by the rule on S: above ``S > K``, below its
   complement, range ``K_lo < S ≤ K_hi``, reach/dip ``touched``, up/down ``S ≥ S_ref``.
 """
@@ -62,6 +76,9 @@ _US_PER_MIN = 60_000_000
 _VOL_BARS = int(VOL_WINDOW / timedelta(minutes=1))
 _BARRIER_US = int(BARRIER_LOOKBACK / timedelta(microseconds=1))
 _UPDOWN_PREFIX = "updown_"
+# The spot as of each row's quote (module docstring): structural_columns adds it from the
+# klines for structural_probability, which falls back to btc_spot_price without it.
+QUOTE_SPOT = "quote_spot"
 
 STRUCTURAL_SCHEMA: dict[str, pl.DataType] = {
     "strike": pl.Float64(),
@@ -347,16 +364,19 @@ def reference_prices(
     klines: pl.DataFrame,
     reference_starts: pl.Series,
     window_ends: pl.Series,
+    as_of: pl.Series | None = None,
 ) -> pl.Series:
     """``open`` of the 1m kline opening at each reference start (floored to the minute).
 
-    Null when that kline has not opened by the window end (``open_time ≥ end``), is
-    missing, or opened more than BARRIER_LOOKBACK before the end.
+    Null when that kline has not opened by ``as_of`` (the row's quote time, default the
+    window end: ``open_time ≥ as_of``), is missing, or opened more than
+    BARRIER_LOOKBACK before the window end.
     """
     out = np.full(len(window_ends), np.nan)
     if not klines.is_empty() and len(window_ends):
         grid = _MinuteGrid(klines, {"open": pl.col("open")})
         ends_us = _epoch_us(window_ends)
+        as_of_us = ends_us if as_of is None else _epoch_us(as_of)
         ref = reference_starts.cast(pl.Datetime("us")).dt.epoch("us")
         known = ref.is_not_null().to_numpy()
         ref_us = ref.fill_null(0).to_numpy().astype(np.int64)
@@ -364,7 +384,7 @@ def reference_prices(
         idx = open_us // _US_PER_MIN - grid.t0
         ok = (
             known
-            & (open_us < ends_us)
+            & (open_us < as_of_us)
             & (open_us >= ends_us - _BARRIER_US)
             & (idx >= 0)
             & (idx < grid.n)
@@ -373,17 +393,51 @@ def reference_prices(
     return pl.Series("reference_price", out, dtype=pl.Float64).fill_nan(None)
 
 
+def as_of_expr(columns: Sequence[str]) -> pl.Expr:
+    """Each row's ``as_of`` (module docstring) for a frame with these ``columns``: the
+    window end, or ``quote_ts`` floored to the minute when the quote is older than it."""
+    end = pl.col("window_end").cast(pl.Datetime("us"))
+    if "quote_ts" not in columns:
+        return end.alias("as_of")
+    quote = pl.col("quote_ts").cast(pl.Datetime("us"))
+    fresh = quote.is_null() | (quote >= end)
+    return pl.when(fresh).then(end).otherwise(quote.dt.truncate("1m")).alias("as_of")
+
+
+def spot_as_of(
+    klines: pl.DataFrame, as_of: pl.Series, window_ends: pl.Series, window_spot: pl.Series
+) -> pl.Series:
+    """S per row (module docstring): ``window_spot`` where ``as_of`` is the window end;
+    else the ``close`` of the 1m kline opening at as_of − 1 min (closed at as_of),
+    ``window_spot`` when that kline is missing."""
+    out = window_spot.cast(pl.Float64).fill_null(np.nan).to_numpy().copy()
+    as_of_us, ends_us = _epoch_us(as_of), _epoch_us(window_ends)
+    stale = as_of_us < ends_us
+    if not klines.is_empty() and stale.any():
+        grid = _MinuteGrid(klines, {"close": pl.col("close")})
+        idx = as_of_us // _US_PER_MIN - 1 - grid.t0
+        ok = stale & (idx >= 0) & (idx < grid.n)
+        close = np.where(ok, grid.values["close"][np.clip(idx, 0, max(grid.n - 1, 0))], np.nan)
+        out = np.where(np.isnan(close), out, close)
+    return pl.Series(QUOTE_SPOT, out, dtype=pl.Float64).fill_nan(None)
+
+
 def structural_columns(
     frame: pl.DataFrame, klines: pl.DataFrame, history: pl.DataFrame | None = None
 ) -> pl.DataFrame:
     """Add the STRUCTURAL_SCHEMA columns to ``frame`` (see the module docstring).
 
     ``frame`` needs ``window_end, family, strike, strike_high, reference_start,
-    start_date, expiry, btc_spot_price``; ``klines`` the 1m bars (``open_time, open,
+    start_date, expiry, btc_spot_price`` and ``quote_ts`` (a missing column counts as
+    null: every row as of its window end); ``klines`` the 1m bars (``open_time, open,
     high, low, close``) covering [first end − BARRIER_LOOKBACK, last end); ``history``
     the :func:`touch_history` of the barrier touch starts before those bars.
     """
     ends = frame["window_end"].cast(pl.Datetime("us"))
+    as_of = frame.select(as_of_expr(frame.columns)).to_series()
+    # Volatility and touches at the window end, not as of the quote: 24 h of volatility
+    # is not moved by a minute, and a touch after as_of only makes the row
+    # barrier_touched (dropped from training, PASS in the edge report): conservative.
     vol = realized_vol(klines, ends.unique().sort())
     # Touches and reference prices only for the rows of the families that use them.
     barrier = np.flatnonzero(frame["family"].is_in(["reach", "dip"]).to_numpy())
@@ -391,18 +445,20 @@ def structural_columns(
     touch = barrier_extremes(klines, touch_start.gather(barrier), ends.gather(barrier), history)
     updown = np.flatnonzero(frame["family"].str.starts_with(_UPDOWN_PREFIX).to_numpy())
     reference = reference_prices(
-        klines, frame["reference_start"].gather(updown), ends.gather(updown)
+        klines, frame["reference_start"].gather(updown), ends.gather(updown), as_of.gather(updown)
     )
+    spot = spot_as_of(klines, as_of, ends, frame["btc_spot_price"])
 
     def scatter(values: pl.Series, at: np.ndarray, name: str) -> pl.Series:
         empty = pl.repeat(None, frame.height, dtype=values.dtype, eager=True).alias(name)
         return empty.scatter(at, values) if len(at) else empty
 
     out = frame.with_columns(
+        spot,
         scatter(reference, updown, "reference_price"),
         *[scatter(touch[name], barrier, name) for name in touch.columns],
     ).join(vol, on="window_end", how="left", maintain_order="left")
-    return structural_probability(out).drop("touch_high", "touch_low", "touch_elapsed")
+    return structural_probability(out).drop("touch_high", "touch_low", "touch_elapsed", QUOTE_SPOT)
 
 
 def structural_probability(frame: pl.DataFrame) -> pl.DataFrame:
@@ -411,22 +467,23 @@ def structural_probability(frame: pl.DataFrame) -> pl.DataFrame:
     Definitions in the module docstring. ``frame`` needs ``family, window_end, expiry,
     reference_start, btc_spot_price, strike, strike_high, reference_price,
     realized_vol`` and the ``barrier_extremes`` columns ``touch_high, touch_low,
-    touch_elapsed``. Computed in stages so Φ is evaluated twice per row, not once
+    touch_elapsed``; optionally ``quote_ts`` (absent: every row as of its window end)
+    and ``quote_spot``, the spot as of the quote (:func:`spot_as_of`; absent:
+    ``btc_spot_price``). Computed in stages so Φ is evaluated twice per row, not once
     per family branch, and lazily so shared subexpressions are computed once.
     """
+    as_of = as_of_expr(frame.columns)
     staged = frame.lazy().with_columns(
-        (
-            (pl.col("expiry") - pl.col("window_end")).dt.total_microseconds()
-            / 3.6e9
-            / HOURS_PER_YEAR
-        ).alias("_tau"),
+        ((pl.col("expiry") - as_of).dt.total_microseconds() / 3.6e9 / HOURS_PER_YEAR).alias("_tau"),
+        as_of.alias("_as_of"),
         # Family tests on categorical codes, not on the strings of every row.
         pl.col("family").cast(pl.Categorical).alias("_family"),
     )
     family = pl.col("_family")
     updown = family.cat.starts_with(_UPDOWN_PREFIX)
     barrier = family.is_in(["reach", "dip"])
-    spot, strike, strike_high = pl.col("btc_spot_price"), pl.col("strike"), pl.col("strike_high")
+    spot = pl.col(QUOTE_SPOT if QUOTE_SPOT in frame.columns else "btc_spot_price")
+    strike, strike_high = pl.col("strike"), pl.col("strike_high")
     sigma, tau = pl.col("realized_vol"), pl.col("_tau")
     moneyness, sd = pl.col("log_moneyness"), pl.col("_sd")
     half_var = sigma * sigma * tau / 2.0  # σ²τ/2
@@ -484,7 +541,7 @@ def structural_probability(frame: pl.DataFrame) -> pl.DataFrame:
     ).lazy()
     phi1, phi2 = pl.col("_phi1"), pl.col("_phi2")
     not_started = updown & pl.col("reference_start").is_not_null()
-    not_started = not_started & (pl.col("reference_start") >= pl.col("window_end"))
+    not_started = not_started & (pl.col("reference_start") >= pl.col("_as_of"))
     live = (
         pl.when(updown | (family == "above"))
         .then(phi1)
@@ -509,6 +566,6 @@ def structural_probability(frame: pl.DataFrame) -> pl.DataFrame:
     )
     return (
         staged.with_columns(probability.clip(0.0, 1.0).alias("structural_probability"))
-        .drop("_tau", "_family", "_sd", "_z1", "_z2", "_decided", "_phi1", "_phi2")
+        .drop("_tau", "_as_of", "_family", "_sd", "_z1", "_z2", "_decided", "_phi1", "_phi2")
         .collect()
     )

@@ -80,10 +80,10 @@ def _structural(
     row: dict, spot: float | None, vol: float | None, touched: bool | None, ref: float | None
 ) -> float | None:
     family, strike, high = row["family"], row["strike"], row["strike_high"]
-    end, expiry = row["window_end"], row["expiry"]
-    tau = None if expiry is None else (expiry - end).total_seconds() / (365 * 86400)
+    as_of, expiry = row["as_of"], row["expiry"]
+    tau = None if expiry is None else (expiry - as_of).total_seconds() / (365 * 86400)
     if family.startswith("updown_"):
-        if row["reference_start"] is not None and row["reference_start"] >= end:
+        if row["reference_start"] is not None and row["reference_start"] >= as_of:
             return 0.5
         if spot is None or ref is None or tau is None:
             return None
@@ -221,6 +221,15 @@ def reference_indicators(
 
             spot_row = spots.get(ws)
             spot = spot_row["spot_price"] if spot_row else None
+            # Spot-dependent structural values as of the quote: a history quote older
+            # than the window end sees the close of the kline closed at its minute.
+            quote_ts = snap["quote_ts"]
+            as_of = end
+            if quote_ts is not None and quote_ts < end:
+                as_of = quote_ts.replace(second=0, microsecond=0)
+            quote_spot = spot
+            if as_of < end and as_of - MINUTE in bars:
+                quote_spot = bars[as_of - MINUTE]["close"]
             expiry = term["expiry"]
             family = term["family"]
             vol = realized(end)
@@ -228,7 +237,7 @@ def reference_indicators(
             reference_start = term["reference_start"]
             if family.startswith("updown_") and reference_start is not None:
                 opened = reference_start.replace(second=0, microsecond=0)
-                if end - TOUCH_LOOKBACK <= opened < end and opened in bars:
+                if end - TOUCH_LOOKBACK <= opened < as_of and opened in bars:
                     ref = bars[opened]["open"]
             touched = None
             strike = term["strike"]
@@ -245,11 +254,12 @@ def reference_indicators(
             moneyness = None
             base = ref if family.startswith("updown_") else strike
             if family in STRIKE_FAMILIES or family.startswith("updown_"):
-                moneyness = None if spot is None or base is None else math.log(spot / base)
-            full = {**term, "window_end": end}
+                moneyness = (
+                    None if quote_spot is None or base is None else math.log(quote_spot / base)
+                )
+            full = {**term, "window_end": end, "as_of": as_of}
 
             bid, ask = snap["best_bid"], snap["best_ask"]
-            quote_ts = snap["quote_ts"]
             q = {
                 "q_fields": int(
                     p is not None and snap["volume"] is not None and snap["liquidity"] is not None
@@ -294,7 +304,7 @@ def reference_indicators(
                     "realized_vol": vol,
                     "log_moneyness": moneyness,
                     "barrier_touched": touched,
-                    "structural_probability": _structural(full, spot, vol, touched, ref),
+                    "structural_probability": _structural(full, quote_spot, vol, touched, ref),
                     **q,
                     "quality_score": sum(q.values()) / 5,
                 }

@@ -3,6 +3,8 @@ and equality with the straightforward per-market loop."""
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
 import statistics
 from datetime import datetime, timedelta
@@ -12,8 +14,17 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from btc_tracker_pipeline.collect.snapshots import SNAPSHOT_SCHEMA
-from btc_tracker_pipeline.collect.spot import KLINE_SCHEMA, WINDOW_SCHEMA
+from btc_tracker_pipeline.collect.snapshots import (
+    SNAPSHOT_SCHEMA,
+    Histories,
+    history_snapshot_frame,
+)
+from btc_tracker_pipeline.collect.spot import (
+    KLINE_SCHEMA,
+    WINDOW_SCHEMA,
+    klines_frame,
+    window_stats,
+)
 from btc_tracker_pipeline.features.indicators import (
     INDICATOR_SCHEMA,
     KLINE_LOOKBACK,
@@ -22,6 +33,8 @@ from btc_tracker_pipeline.features.indicators import (
     rsi_weights,
 )
 from btc_tracker_pipeline.features.structural import touch_history
+from btc_tracker_pipeline.replay import simulated
+from btc_tracker_pipeline.sources.models import Kline, PricePoint
 from btc_tracker_pipeline_tests.features.reference_loop import (
     TRACKED_SCHEMA,
     Inputs,
@@ -382,3 +395,138 @@ def test_vectorized_equals_the_per_market_loop():
             assert fast[column].drop_nulls().len() > 0, column
     assert fast["barrier_touched"].drop_nulls().n_unique() == 2
     assert not any(math.isnan(x) for x in fast["structural_probability"].drop_nulls())
+
+
+# --- the structural probability knows what the market price knew --------------------------------
+
+EPOCH = datetime(1970, 1, 1)
+DAY = timedelta(days=1)
+
+
+def efficient_world(monkeypatch, **kwargs) -> simulated.SimulatedWorld:
+    """A simulated world whose quotes are its fair values (no bias, no noise)."""
+    if "noise" in inspect.signature(simulated.SimulatedWorld).parameters:
+        return simulated.SimulatedWorld(noise=0.0, **kwargs)
+    monkeypatch.setattr(simulated, "NOISE_LOGIT", 0.0)
+    return simulated.SimulatedWorld(**kwargs)
+
+
+def hourly_history_rows(world: simulated.SimulatedWorld) -> tuple[Inputs, pl.DataFrame]:
+    """Indicator inputs for the history snapshots of every closed hourly up/down market
+    (after the path's first day, for the volatility) 45, 30 and 15 minutes before its
+    end, built by the collection code from the world's answers (1-minute
+    prices-history, 1m klines); and each (window_start, market_id)'s outcome ``up``."""
+    ms = int((world.start - EPOCH).total_seconds() * 1000)
+    candles: list[list] = []
+    while page := world.klines("1m", ms, None, 1000):
+        candles += page
+        ms = int(page[-1][0]) + 60_000
+    klines = klines_frame(
+        [
+            Kline(EPOCH + timedelta(milliseconds=int(c[0])), *(float(x) for x in c[1:6]))
+            for c in candles
+        ]
+    )
+    histories, tracked = Histories(), []
+    for market in world.gamma_markets():
+        family, local = divmod(int(market["id"]), 10**9)  # ids: simulated.py docstring
+        if family != 2 or not market["closed"]:  # hourly up/down, resolved
+            continue
+        hour = EPOCH + timedelta(hours=local)
+        if hour < world.start + DAY:
+            continue
+        token = json.loads(market["clobTokenIds"])[0]
+        first_s = int((hour - EPOCH).total_seconds())
+        points = world.price_history(token, first_s - 3600, first_s + 3600, 1)
+        histories.points[token] = [PricePoint(p["t"], p["p"]) for p in points]
+        up = world.resolution_of(market["id"]) == "Up"
+        for k in range(3):
+            tracked.append(
+                {
+                    "window_start": hour + k * WINDOW,
+                    "window_end": hour + (k + 1) * WINDOW,
+                    "market_id": market["id"],
+                    "yes_token_id": token,
+                    "family": "updown_1h",
+                    "reference_start": hour,
+                    "expiry": hour + timedelta(hours=1),
+                    "start_date": hour - DAY,
+                    "up": float(up),
+                }
+            )
+    frame = pl.DataFrame(tracked)
+    starts = sorted(set(frame["window_start"]))
+    snapshots = pl.concat(
+        history_snapshot_frame(rows, histories, ws, ws + WINDOW)
+        for (ws,), rows in frame.group_by("window_start")
+    )
+    inputs = Inputs(
+        snapshots=snapshots,
+        tracked=frame.select([c for c in TRACKED_SCHEMA if c in frame.columns]).with_columns(
+            pl.lit(None, dtype=pl.String).alias("direction"),
+            pl.lit(None, dtype=pl.Float64).alias("strike"),
+            pl.lit(None, dtype=pl.Float64).alias("strike_high"),
+        ),
+        spot_windows=pl.concat(window_stats(klines, ws, ws + WINDOW) for ws in starts),
+        klines=klines,
+        target_starts=starts,
+    )
+    return inputs, frame.select("window_start", "market_id", "up")
+
+
+def test_history_structural_probability_knows_only_what_the_quote_knew(monkeypatch):
+    """On an efficient world (quote = fair value of the BTC path at the quote's minute),
+    hourly up/down history snapshots 45/30/15 minutes before the end: computed as of
+    the quote (typically ~47 s before the window end), the structural probability uses
+    the spot and τ the market price used, so it tracks the quote and has no Brier edge
+    on it. Computed as of the window end (quote_ts dropped: the former rule), it knows
+    up to a minute more of BTC and beats the market, an edge no trader had."""
+    world = efficient_world(monkeypatch, seed=7, days=15, now=datetime(2026, 3, 1))
+    inputs, outcomes = hourly_history_rows(world)
+    args = (inputs.tracked, inputs.spot_windows, inputs.klines, inputs.target_starts)
+    key = ["window_start", "market_id"]
+    quote_minute = inputs.snapshots.select(
+        *key, pl.col("quote_ts").dt.truncate("1m").alias("minute")
+    )
+
+    def indicators(snapshots: pl.DataFrame) -> pl.DataFrame:
+        out = compute_indicators(snapshots, *args)
+        return out.join(outcomes, on=key).join(quote_minute, on=key).sort(key)
+
+    as_of = indicators(inputs.snapshots)
+    no_quote_ts = pl.lit(None, dtype=pl.Datetime("us")).alias("quote_ts")
+    window_end = indicators(inputs.snapshots.with_columns(no_quote_ts))
+    assert as_of.height == window_end.height > 900
+    assert as_of.select(key).equals(window_end.select(key))
+    assert 30 < as_of["quote_age_s"].mean() < 60  # 1-minute points, mostly a minute old
+    assert (as_of["quote_age_s"] > 0).mean() > 0.7
+    market, up = as_of["market_probability"].to_numpy(), as_of["up"].to_numpy()
+
+    def brier(p: np.ndarray) -> float:
+        return float(np.mean((p - up) ** 2))
+
+    fresh = as_of["structural_probability"].to_numpy()
+    leaky = window_end["structural_probability"].to_numpy()
+    # The leak is real in this world: the window-end value beats the market's quote.
+    assert 1 - brier(leaky) / brier(market) > 0.01
+    # As of the quote: no edge over the market on the same information (the realised
+    # volatility overshoots the world's σ a little, so if anything it is worse).
+    assert 1 - brier(fresh) / brier(market) < 0.002
+    # And it follows the quote much more closely.
+    gap_fresh, gap_leaky = np.abs(fresh - market).mean(), np.abs(leaky - market).mean()
+    assert gap_fresh < 0.75 * gap_leaky
+    assert 1 - np.corrcoef(fresh, market)[0, 1] < 0.3 * (1 - np.corrcoef(leaky, market)[0, 1])
+    # With the world's own σ, the spot and τ as of the quote reproduce the quote to the
+    # tick (mids are on a 0.005 grid); the window-end ones are off by far more.
+    at = as_of.select(pl.min_horizontal("minute", "window_end")).to_series()
+    assert (at < as_of["window_end"]).mean() > 0.7
+    expiry = as_of["window_start"].dt.truncate("1h") + timedelta(hours=1)
+
+    def world_fair(log_moneyness: pl.Series, at: pl.Series) -> np.ndarray:
+        tau = (expiry - at).dt.total_seconds().to_numpy() / (365 * 86_400)
+        z = log_moneyness.to_numpy() / (world.sigma_annual * np.sqrt(tau))
+        return np.array([0.5 * math.erfc(-x / math.sqrt(2)) for x in z])
+
+    assert np.abs(world_fair(as_of["log_moneyness"], at) - market).max() <= 0.005 + 1e-9
+    end_error = np.abs(world_fair(window_end["log_moneyness"], as_of["window_end"]) - market)
+    assert end_error.mean() > 0.02 and end_error.max() > 0.2

@@ -403,3 +403,123 @@ def test_structural_columns_end_to_end():
     assert out["reference_price"].to_list() == [None, None, None, 100.0]
     assert out["structural_probability"][2] == 0.5
     assert out["realized_vol"].to_list() == [realized_vol(klines, [END])["realized_vol"][0]] * 4
+
+
+# --- as of the quote ---------------------------------------------------------------------
+# A history quote is the newest prices-history point before the window end, up to a
+# minute (or more) old: the structural probability it is compared with must use the
+# spot and τ as of that quote, not the minute of BTC after it.
+
+
+def jump_klines() -> pl.DataFrame:
+    """Two days flat at 100 (wide wicks: σ ≈ 3), 101 from END − 10 min, and a last
+    minute (opening at END − 1 min) that jumps to 105: only a window-end spot sees 105."""
+    return pl.concat(
+        [
+            flat_bars(END - timedelta(days=2), END - timedelta(minutes=10), 100.0, wick=0.003),
+            flat_bars(END - timedelta(minutes=10), END - MINUTE, 101.0, wick=0.003),
+            bars([(END - MINUTE, 101.0, 105.0, 101.0, 105.0)]),
+        ]
+    )
+
+
+def structural_frame(*rows: dict) -> pl.DataFrame:
+    """``structural_columns`` input rows (defaults: an hourly up/down window that
+    started 30 minutes before END, window-end spot 105, no quote time)."""
+    defaults = {
+        "window_end": END,
+        "family": "updown_1h",
+        "strike": None,
+        "strike_high": None,
+        "reference_start": END - timedelta(minutes=30),
+        "start_date": END - timedelta(days=1),
+        "expiry": END + timedelta(minutes=30),
+        "btc_spot_price": 105.0,
+        "quote_ts": None,
+    }
+    return pl.DataFrame(
+        [{**defaults, **row} for row in rows],
+        schema={
+            "window_end": pl.Datetime("us"),
+            "family": pl.String,
+            "strike": pl.Float64,
+            "strike_high": pl.Float64,
+            "reference_start": pl.Datetime("us"),
+            "start_date": pl.Datetime("us"),
+            "expiry": pl.Datetime("us"),
+            "btc_spot_price": pl.Float64,
+            "quote_ts": pl.Datetime("us"),
+        },
+    )
+
+
+def structural_rows(*rows: dict, klines: pl.DataFrame | None = None) -> pl.DataFrame:
+    return structural_columns(structural_frame(*rows), jump_klines() if klines is None else klines)
+
+
+def test_a_stale_history_quote_gets_the_spot_and_tau_of_its_minute():
+    quote = END - timedelta(seconds=58)  # a 1-minute history point at 11:59:02
+    out = structural_rows(
+        {"quote_ts": quote},
+        {"quote_ts": quote, "family": "above", "strike": 100.5, "reference_start": None},
+    )
+    sigma = out["realized_vol"][0]
+    assert sigma is not None and out["realized_vol"].to_list() == [sigma] * 2
+    tau = timedelta(minutes=31) / YEAR  # from 11:59, not from 12:00
+    # S = 101, the close of the kline that closed at 11:59 (not the jump to 105).
+    assert out["reference_price"][0] == 100.0
+    assert out["log_moneyness"].to_list() == pytest.approx([math.log(1.01), math.log(101 / 100.5)])
+    updown = phi(math.log(1.01) / (sigma * math.sqrt(tau)))
+    d2 = (math.log(101 / 100.5) - sigma**2 * tau / 2) / (sigma * math.sqrt(tau))
+    assert out["structural_probability"].to_list() == pytest.approx([updown, phi(d2)], abs=1e-9)
+    # The window-end spot (105) would give a very different probability.
+    end_tau = timedelta(minutes=30) / YEAR
+    assert phi(math.log(1.05) / (sigma * math.sqrt(end_tau))) - updown > 0.25
+    # btc_spot_price, a seed feature, stays the window's spot.
+    assert out["btc_spot_price"].to_list() == [105.0, 105.0]
+
+
+def test_a_quote_without_its_kline_falls_back_to_the_window_spot():
+    # A Binance outage: no kline closed at the quote's minute (11:59) but τ is still
+    # from 11:59.
+    gap = jump_klines().filter(pl.col("open_time") != END - 2 * MINUTE)
+    out = structural_rows({"quote_ts": END - timedelta(seconds=58)}, klines=gap)
+    assert out["log_moneyness"][0] == pytest.approx(math.log(1.05))
+    sd = out["realized_vol"][0] * math.sqrt(timedelta(minutes=31) / YEAR)
+    assert out["structural_probability"][0] == pytest.approx(phi(math.log(1.05) / sd), abs=1e-9)
+
+
+def test_b_live_rows_are_as_of_the_window_end():
+    """Live quotes (fetched just after the end), quotes exactly at the end and rows
+    without a quote keep the window-end values; only the stale history row moves."""
+    without_quote_ts = structural_columns(structural_frame({}).drop("quote_ts"), jump_klines())
+    window_end = without_quote_ts["structural_probability"][0]
+    assert without_quote_ts["log_moneyness"][0] == pytest.approx(math.log(1.05))
+    out = structural_rows(
+        {"quote_ts": END + timedelta(seconds=4)},  # live
+        {"quote_ts": END},  # a history point exactly at the end
+        {"quote_ts": None},
+        {"quote_ts": END - timedelta(seconds=58)},  # stale history
+    )
+    got = out["structural_probability"].to_list()
+    assert got[:3] == [window_end] * 3
+    assert got[3] < window_end - 0.25
+
+
+def test_c_an_updown_window_not_started_at_the_quote_is_one_half():
+    # Reference start 11:58: a quote at 11:58:59 is as of 11:58 (not started); one at
+    # 11:59:01 is as of 11:59, after the 11:58 bar opened (its open is the reference).
+    start = END - timedelta(minutes=2)
+    out = structural_rows(
+        {"reference_start": start, "quote_ts": start + timedelta(seconds=59)},
+        {"reference_start": start, "quote_ts": start + timedelta(seconds=61)},
+        {"reference_start": start, "quote_ts": END + timedelta(seconds=3)},  # live
+    )
+    assert out["reference_price"].to_list() == [None, 101.0, 101.0]
+    assert out["structural_probability"][0] == 0.5
+    assert out["structural_probability"][1] == pytest.approx(0.5, abs=1e-12)  # S = S_ref
+    assert out["structural_probability"][2] > 0.9  # the jump to 105 after the start
+    refs = pl.Series([start] * 2, dtype=pl.Datetime("us"))
+    ends = pl.Series([END] * 2, dtype=pl.Datetime("us"))
+    as_of = pl.Series([start, END - MINUTE], dtype=pl.Datetime("us"))
+    assert reference_prices(jump_klines(), refs, ends, as_of).to_list() == [None, 101.0]
