@@ -448,6 +448,10 @@ def demo(
     ] = 0.0,
     noise: Annotated[float, typer.Option(callback=NOISE_RANGE, help=NOISE_HELP)] = 0.0,
     port: Annotated[int, typer.Option(**PORT, help="Replay server port (0 = any free port).")] = 0,
+    now: Annotated[
+        str | None,
+        typer.Option(help="The world's clock, ISO UTC (a date to replay); default: now."),
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Run the pipeline offline: a replay server, `days` of windows through Dagster, then
@@ -457,11 +461,15 @@ def demo(
 
     Example: btc-tracker demo --days 4
     """
-    _check_days(days, floor_to_window(datetime.now(UTC)) - WINDOW)
+    world_now = _parse_now(now)
+    wall = datetime.now(UTC).replace(tzinfo=None)
+    if world_now is not None and world_now > wall:
+        raise bad_value("--now", f"{now} is in the future (partitions end at the present)")
+    _check_days(days, floor_to_window(world_now or wall) - WINDOW)
     _prepare()
     _check_models_folder()
     with _one_line_errors(verbose):
-        failures, trained = _demo_runs(seed, days, bias, noise, port, verbose)
+        failures, trained = _demo_runs(seed, days, bias, noise, port, verbose, world_now)
         _print_summary(environment.warehouse_path())
         if trained:
             _print_model_card()
@@ -485,7 +493,13 @@ def world_line(bias: float, noise: float) -> str:
 
 
 def _demo_runs(
-    seed: int, days: float, bias: float, noise: float, port: int, verbose: bool
+    seed: int,
+    days: float,
+    bias: float,
+    noise: float,
+    port: int,
+    verbose: bool,
+    world_now: datetime | None = None,
 ) -> tuple[int, bool]:
     """The demo's runs against its replay server: (failed runs, whether a model was trained).
 
@@ -494,7 +508,7 @@ def _demo_runs(
     from btc_tracker_pipeline.replay.demo_world import save_world
     from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
-    now = datetime.now(UTC).replace(tzinfo=None).replace(second=0, microsecond=0)
+    now = (world_now or datetime.now(UTC).replace(tzinfo=None)).replace(second=0, microsecond=0)
     world = SimulatedWorld(seed=seed, days=days + 2, now=now, bias=bias, noise=noise)
     save_world(world, environment.warehouse_path())  # what `ui --replay` serves
     with ReplayServer(world, port=port) as server:

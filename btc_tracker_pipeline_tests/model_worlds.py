@@ -1,8 +1,9 @@
-"""The replay worlds of the model tests (``test_model_worlds_*.py``): a 3-day world is
-backfilled through the runner (the `btc-tracker backfill` path), then `train_job`
-(price_model walk-forward + paper_trades) runs. The worlds are small, so the training
-minimum is lowered through run config; bench/model_worlds.py runs larger ones with the
-defaults.
+"""The replay worlds of the model tests (``test_model_worlds_*.py``): a 5- or 6-day world
+is backfilled through the runner (the `btc-tracker backfill` path), then `train_job`
+(price_model walk-forward in 12-hour test windows + paper_trades) runs. The worlds are
+small, so the training minimum is lowered through run config; bench/model_worlds.py
+runs more of them. Fewer days would not do: below ~50 training events the booster
+grows no tree (the model is the market), so a 3-day world shows nothing either way.
 
 One world per test module, so pytest-xdist (``--dist loadscope``) builds the two worlds
 on different workers.
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 
+from btc_tracker_pipeline.partitions import key_of
 from btc_tracker_pipeline.replay.session import replay_session
 from btc_tracker_pipeline.replay.simulated import NOISE_LOGIT, SimulatedWorld
 from btc_tracker_pipeline.runner import partition_keys, run_job, run_windows
@@ -26,7 +28,9 @@ NOW = datetime(2026, 3, 1)
 STRONG_BIAS = 0.7
 # The distorted world keeps the logit noise every world had before it was a knob.
 STRONG_NOISE = NOISE_LOGIT
-TRAIN_CONFIG = {"ops": {"price_model": {"config": {"min_resolved_markets": 40}}}}
+TRAIN_CONFIG = {
+    "ops": {"price_model": {"config": {"min_resolved_markets": 40, "test_span_hours": 12.0}}}
+}
 
 
 @dataclass
@@ -39,14 +43,20 @@ class World:
     report: dict
     paper: dict
     instance: dg.DagsterInstance
+    full_report: dict
+    tradeable: dict
 
 
-def backfill_and_train(bias: float, tmp: Path, noise: float = 0.0) -> Iterator[World]:
-    """Backfill three days of a world with market ``bias`` and ``noise`` into ``tmp``, run
-    train_job, and yield the result while the replay session (instance, server) is open."""
-    world = SimulatedWorld(seed=7, days=4, now=NOW, bias=bias, noise=noise)
+def backfill_and_train(
+    bias: float, tmp: Path, noise: float = 0.0, days: int = 5
+) -> Iterator[World]:
+    """Backfill ``days`` days of a world with market ``bias`` and ``noise`` into ``tmp``,
+    run train_job, and yield the result while the replay session (instance, server) is
+    open."""
+    world = SimulatedWorld(seed=7, days=days + 1, now=NOW, bias=bias, noise=noise)
     with replay_session(world, tmp) as session:
-        keys = partition_keys("2026-02-26-00:00", "2026-02-28-23:45")
+        first = key_of(NOW - timedelta(days=days))
+        keys = partition_keys(first, "2026-02-28-23:45")
         assert all(o.success for o in run_windows(keys, instance=session.instance))
         train = run_job("train_job", instance=session.instance, run_config=TRAIN_CONFIG)
         assert train.success
@@ -61,4 +71,6 @@ def backfill_and_train(bias: float, tmp: Path, noise: float = 0.0) -> Iterator[W
             meta["price_model"]["report"].value["overall"],
             meta["paper_trades"]["paper_metrics"].value,
             session.instance,
+            meta["price_model"]["report"].value,
+            meta["paper_trades"]["tradeable_families"].value,
         )

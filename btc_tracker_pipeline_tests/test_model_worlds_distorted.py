@@ -1,6 +1,7 @@
 """The evaluation cannot fool us, part 2: a distorted replay world (a strong
-favourite-longshot bias) shows skill and profit after fees, and the model card, the edge
-report and the dataset export use the trained model."""
+favourite-longshot bias) shows skill, proven, below the ceiling of the world's own fair
+value; paper trading follows the proof fold by fold; and the model card, the edge report
+and the dataset export use the trained model."""
 
 from __future__ import annotations
 
@@ -23,23 +24,37 @@ from btc_tracker_pipeline_tests.model_worlds import (
     backfill_and_train,
 )
 
-# A 288-window backfill and a walk-forward training: minutes when the other worker is busy.
-pytestmark = pytest.mark.timeout(900)
+# A 576-window backfill and a walk-forward training: minutes when the other worker is busy.
+pytestmark = pytest.mark.timeout(1500)
 
 
 @pytest.fixture(scope="module")
 def distorted(tmp_path_factory) -> Iterator[World]:
     yield from backfill_and_train(
-        STRONG_BIAS, tmp_path_factory.mktemp("distorted"), noise=STRONG_NOISE
+        STRONG_BIAS, tmp_path_factory.mktemp("distorted"), noise=STRONG_NOISE, days=6
     )
 
 
-def test_distorted_world_shows_skill_and_profit_after_fees(distorted):
-    lo, _ = distorted.report["bss_vs_market_ci"]
-    assert distorted.report["bss_vs_market"] > 0.0 and lo > 0.0
-    # Honest ceiling: a BSS above +50 % would mean a leak, not a bias this size.
-    assert distorted.report["bss_vs_market"] < 0.5
-    assert distorted.paper["n_trades"] > 0 and distorted.paper["roi_per_dollar"] > 0.0
+def test_distorted_world_shows_skill_below_the_oracles_ceiling(distorted):
+    report = distorted.report
+    lo, _ = report["bss_vs_market_ci"]
+    assert report["bss_vs_market"] > 0.0 and lo > 0.0
+    assert "updown_1h" in distorted.full_report["skill_test"]["proven_families"]
+    # The world's fair value beats its market by more, and the model takes a share of
+    # it: a model above its oracle would know more than the world did (a leak).
+    assert report["bss_oracle_ci"][0] > 0.0
+    assert 0.0 < report["share_captured"] < 1.0
+
+
+def test_paper_trades_follow_the_proof_fold_by_fold(distorted):
+    """Fold k trades only families proven on folds before it (none in the first)."""
+    tradeable = distorted.tradeable
+    assert tradeable["0"] == []
+    if not any(tradeable.values()):
+        assert distorted.paper["n_trades"] == 0
+    else:  # once proven, trades come, at a cost: spread, fee and slippage paid
+        assert distorted.paper["n_trades"] > 0
+        assert distorted.paper["avg_predicted_edge"] is not None
 
 
 def test_model_card_and_edge_report_use_the_trained_model(distorted, monkeypatch):
@@ -51,7 +66,7 @@ def test_model_card_and_edge_report_use_the_trained_model(distorted, monkeypatch
     assert card["metrics"]["overall"]["bss_vs_market_ci"][0] > 0.0
     assert {"features", "data_window", "versions"} <= set(card)
     # The newest window's edge report, recomputed now that a model exists.
-    world = SimulatedWorld(seed=7, days=4, now=NOW, bias=STRONG_BIAS, noise=STRONG_NOISE)
+    world = SimulatedWorld(seed=7, days=7, now=NOW, bias=STRONG_BIAS, noise=STRONG_NOISE)
     with ReplayServer(world) as server:
         for name, path in (("GAMMA", "gamma"), ("CLOB", "clob"), ("BINANCE", "binance")):
             monkeypatch.setenv(f"BTC_TRACKER_{name}_URL", f"{server.url}/{path}")

@@ -418,9 +418,11 @@ def _oracle(
     """The ceiling on a simulated world: ``bss_oracle``, the Brier skill against the
     market of the fair value the world priced from (``oracle_prob``), on the rows that
     have one, with the same interval as the model's; ``bss_model_on_oracle_rows`` the
-    model's on those rows; ``share_captured`` = model / oracle skill when the oracle's is
-    above 0 (the share of the available skill the model took; above 1 means the model
-    knows more than the world's price did, i.e. a leak). All None on real data."""
+    model's on those rows; ``share_captured`` = model / oracle skill when the oracle's
+    interval is above 0 (the share of the available skill the model took; above 1 means
+    the model knows more than the world's price did, i.e. a leak; on an efficient world
+    there is no skill to share, and a ratio to ~0 would mean nothing). All None on real
+    data."""
     empty = {
         "n_rows_oracle": 0,
         "bss_oracle": None,
@@ -440,12 +442,14 @@ def _oracle(
     bs_o, bs_mk, bs_pk, wk = brier_losses(o, y), bs_m[known], bs_p[known], w[known]
     oracle = skill(_wmean(bs_o, wk), _wmean(bs_mk, wk))
     model = skill(_wmean(bs_pk, wk), _wmean(bs_mk, wk))
+    ci = interval(bs_o, bs_mk, wk, df["cluster"].filter(known))
+    available = ci[0] is not None and ci[0] > 0
     return {
         "n_rows_oracle": int(known.sum()),
         "bss_oracle": oracle,
-        "bss_oracle_ci": interval(bs_o, bs_mk, wk, df["cluster"].filter(known)),
+        "bss_oracle_ci": ci,
         "bss_model_on_oracle_rows": model,
-        "share_captured": model / oracle if oracle and oracle > 0 else None,
+        "share_captured": model / oracle if available else None,
     }
 
 

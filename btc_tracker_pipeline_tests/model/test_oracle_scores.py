@@ -53,6 +53,14 @@ def test_the_oracle_is_scored_beside_the_model_with_the_share_captured():
     assert report["by_family"]["updown_1h"]["bss_oracle"] == pytest.approx(overall["bss_oracle"])
 
 
+def test_no_share_of_a_ceiling_that_is_not_there():
+    """An efficient market (no noise): the oracle's skill is ~0, its interval holds 0,
+    and a share of it would be a ratio of noise."""
+    block = evaluation_report(predictions(2000, noise=0.0), n_boot=200)["overall"]
+    assert abs(block["bss_oracle"]) < 1e-9
+    assert block["share_captured"] is None
+
+
 def test_real_data_has_no_oracle():
     block = evaluation_report(predictions(300, noise=0.5).drop("oracle_prob"), n_boot=50)["overall"]
     assert block["bss_oracle"] is None and block["bss_oracle_ci"] == [None, None]
