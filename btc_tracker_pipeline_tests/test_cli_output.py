@@ -77,13 +77,12 @@ def edge_inputs() -> pl.DataFrame:
     return pl.DataFrame(rows, schema=INPUT_SCHEMA)
 
 
-@pytest.fixture
-def edges_warehouse(tmp_path) -> tuple[Path, dict]:
-    """A warehouse whose newest edge report is edge_report() of edge_inputs()."""
-    path = tmp_path / "warehouse.duckdb"
+def stored_edge_report(path: Path, model_version: str) -> pl.DataFrame:
+    """Write edge_report() of edge_inputs() as the newest window of the warehouse at
+    ``path``, scored by ``model_version``; return it."""
     report = edge_report(edge_inputs()).with_columns(
         window_end=pl.lit(datetime(2026, 3, 1)),
-        model_version=pl.lit("test"),
+        model_version=pl.lit(model_version),
         in_sample=pl.lit(False),
     )
     conn = open_warehouse(path)
@@ -92,6 +91,14 @@ def edges_warehouse(tmp_path) -> tuple[Path, dict]:
         conn.execute("INSERT INTO edge_report BY NAME SELECT * FROM report")
     finally:
         conn.close()
+    return report
+
+
+@pytest.fixture
+def edges_warehouse(tmp_path) -> tuple[Path, dict]:
+    """A warehouse whose newest edge report is edge_report() of edge_inputs()."""
+    path = tmp_path / "warehouse.duckdb"
+    report = stored_edge_report(path, "test")
     best = report.filter(pl.col("recommendation") != "PASS").to_dicts()[0]
     return path, best
 
@@ -136,17 +143,7 @@ def gated_edges(tmp_path, monkeypatch) -> Path:
     """A warehouse whose newest edge report (a BUY YES on ``above``) was scored by model
     MODEL_VERSION, and an empty models folder; returns the folder."""
     path = tmp_path / "warehouse.duckdb"
-    report = edge_report(edge_inputs()).with_columns(
-        window_end=pl.lit(datetime(2026, 3, 1)),
-        model_version=pl.lit(MODEL_VERSION),
-        in_sample=pl.lit(False),
-    )
-    conn = open_warehouse(path)
-    try:
-        conn.register("report", report.to_arrow())
-        conn.execute("INSERT INTO edge_report BY NAME SELECT * FROM report")
-    finally:
-        conn.close()
+    stored_edge_report(path, MODEL_VERSION)
     models = tmp_path / "models"
     models.mkdir()
     monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(path))
