@@ -100,7 +100,7 @@ def _parse_now(value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise _fail(f"--now {value!r} is not an ISO time like 2026-03-01T00:00:00Z") from exc
+        raise bad_value("--now", f"{value!r} is not an ISO time like 2026-03-01T00:00:00Z") from exc
     return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 

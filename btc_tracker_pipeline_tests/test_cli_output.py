@@ -254,6 +254,8 @@ BAD_NUMBERS = [
     ("demo", "--bias", "1", "not in (-1, 1)"),
     ("demo", "--noise", "nan", "not a finite number"),
     ("demo", "--noise", "-0.1", "not in [0, 2]"),
+    ("demo", "--now", "2099-01-01T00:00:00Z", "is in the future"),
+    ("demo", "--now", "yesterday", "not an ISO time"),
     ("demo", "--seed", "-1", ""),
     ("demo", "--port", "65536", ""),
     ("replay", "--days", "1e12", "at most"),
