@@ -38,7 +38,8 @@ def skill_test_line(report: dict) -> str:
             "no family is traded."
         )
     return (
-        f"Skill test ({test['method']}, {test['families_tested']} families at "
+        f"Skill test ({test['method']}, {test['families_tested']} "
+        f"famil{'y' if test['families_tested'] == 1 else 'ies'} at "
         f"{100 * test['level']:.2f} %): proven in {proven}; the edge report recommends "
         "trades only there."
     )
