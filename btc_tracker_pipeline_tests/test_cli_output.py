@@ -217,7 +217,7 @@ def test_model_card_says_insufficient_clusters_and_the_skill_test(tmp_path, monk
     above = next(line for line in result.stdout.splitlines() if "│   above │" in line)
     assert "(insufficient clusters (2))" in above and "[" not in above
     text = " ".join(result.stdout.split())
-    assert "Skill test (Bonferroni, 1 families at 95.00 %): proven in b" in text
+    assert "Skill test (Bonferroni, 1 family at 95.00 %): proven in b" in text
 
 
 def test_the_replay_hint_is_one_line_to_paste(tmp_path):

@@ -28,7 +28,7 @@ def test_metrics_table_says_insufficient_clusters_instead_of_an_interval():
     assert "no (not tested: insufficient clusters (2))" in above
     b = next(line for line in text.splitlines() if line.startswith("| b |"))
     assert "yes [" in b
-    assert "Skill test (Bonferroni, 1 families at 95.00 %): proven in b" in text
+    assert "Skill test (Bonferroni, 1 family at 95.00 %): proven in b" in text
 
 
 def test_skill_text_of_old_and_new_cards():
