@@ -19,7 +19,11 @@ Intervals and the skill test:
   ``MIN_CORRECTED_DRAWS`` resamples and enough that each tail holds
   ``MIN_TAIL_DRAWS`` draws), ``bss_vs_market_ci_corrected``. ``skill_proven`` is true
   when its lower bound is > 0: then the chance that any family is declared skilled
-  while none is stays ≤ α. ``skill_note`` gives the reason either way (a family below
+  while none is stays ≤ α. On a simulated world (``oracle_prob``: the fair value the
+  world priced from) a family is proven only if that fair value's own corrected
+  interval is above 0 too: where the world has no skill to find, a model showing some
+  is chance (the α of the test) or a leak, never an edge, so an efficient world never
+  gets a recommendation. ``skill_note`` gives the reason either way (a family below
   ``MIN_CLUSTERS`` is not proven: "insufficient clusters (N)"). The report's
   ``skill_test`` = ``{"method": "Bonferroni", "alpha", "families_tested": k,
   "level": 1 − α/k (None when k = 0), "n_boot", "min_clusters",
@@ -516,8 +520,16 @@ def skill_test(
             level=level,
         )
         proven = math.isfinite(lo) and lo > 0.0
+        ceiling = _oracle_lower_bound(part, draws, seed, level)
         if not math.isfinite(lo):
             note = "no corrected interval"
+        elif proven and ceiling is not None and ceiling <= 0.0:
+            proven = False
+            note = (
+                f"not proven: corrected lower bound {lo:+.3f} > 0, but the world's own fair "
+                f"value shows no skill to find here (its lower bound {ceiling:+.3f} ≤ 0): "
+                "chance or a leak"
+            )
         elif proven:
             note = f"proven: corrected lower bound {lo:+.3f} > 0"
         else:
@@ -537,6 +549,27 @@ def skill_test(
         "proven_families": [f for f in tested if per_family[f]["skill_proven"]],
     }
     return summary, per_family
+
+
+def _oracle_lower_bound(part: pl.DataFrame, draws: int, seed: int, level: float) -> float | None:
+    """On a simulated world (``oracle_prob``), the corrected lower bound of the fair
+    value's own skill against the market on ``part``; None on real data."""
+    if "oracle_prob" not in part.columns:
+        return None
+    known = part.filter(pl.col("oracle_prob").is_not_null() & pl.col("oracle_prob").is_finite())
+    if known.is_empty():
+        return None
+    y = known["y"].to_numpy().astype(np.float64)
+    lo, _ = skill_bootstrap(
+        brier_losses(known["oracle_prob"].to_numpy().astype(np.float64), y),
+        brier_losses(known["market_prob"].to_numpy().astype(np.float64), y),
+        known["weight"].to_numpy().astype(np.float64),
+        known["cluster"],
+        draws,
+        seed,
+        level=level,
+    )
+    return lo if math.isfinite(lo) else None
 
 
 def proven_by_fold(

@@ -95,3 +95,23 @@ def test_a_row_is_valued_at_its_quotes_time(tmp_path):
     assert with_oracle(rows, again)["oracle_prob"].to_list() == pytest.approx(fair)
     assert recorded_world(tmp_path / "other.duckdb", rows) is None
     assert with_oracle(rows, None)["oracle_prob"].null_count() == 2
+
+
+def test_skill_the_world_does_not_have_is_never_proven():
+    """An efficient world (market = fair value) and a model that peeks at the outcome:
+    its skill interval is far above 0, but the oracle shows there was none to find, so
+    the family is not proven and the note says why; on real data (no oracle) the same
+    predictions would be proven (the plain test), and with a real ceiling they are."""
+    frame = predictions(2000, noise=0.0)
+    leak = frame.with_columns(
+        (0.9 * pl.col("market_prob") + 0.1 * pl.col("y").cast(pl.Float64)).alias("model_prob")
+    )
+    report = evaluation_report(leak, n_boot=200)
+    block = report["by_family"]["updown_1h"]
+    assert block["bss_vs_market_ci"][0] > 0.01
+    assert not block["skill_proven"] and "chance or a leak" in block["skill_note"]
+    assert report["skill_test"]["proven_families"] == []
+    real = evaluation_report(leak.drop("oracle_prob"), n_boot=200)
+    assert real["skill_test"]["proven_families"] == ["updown_1h"]
+    beatable = evaluation_report(predictions(3000, noise=0.8), n_boot=200)
+    assert beatable["skill_test"]["proven_families"] == ["updown_1h"]
