@@ -509,16 +509,7 @@ def skill_test(
                 "skill_note": f"not tested: insufficient clusters ({counts[family]})",
             }
             continue
-        y = part["y"].to_numpy().astype(np.float64)
-        lo, hi = skill_bootstrap(
-            brier_losses(part["model_prob"].to_numpy().astype(np.float64), y),
-            brier_losses(part["market_prob"].to_numpy().astype(np.float64), y),
-            part["weight"].to_numpy().astype(np.float64),
-            part["cluster"],
-            draws,
-            seed,
-            level=level,
-        )
+        lo, hi = _skill_interval(part, "model_prob", draws, seed, level)
         proven = math.isfinite(lo) and lo > 0.0
         ceiling = _oracle_lower_bound(part, draws, seed, level)
         if not math.isfinite(lo):
@@ -559,17 +550,25 @@ def _oracle_lower_bound(part: pl.DataFrame, draws: int, seed: int, level: float)
     known = part.filter(pl.col("oracle_prob").is_not_null() & pl.col("oracle_prob").is_finite())
     if known.is_empty():
         return None
-    y = known["y"].to_numpy().astype(np.float64)
-    lo, _ = skill_bootstrap(
-        brier_losses(known["oracle_prob"].to_numpy().astype(np.float64), y),
-        brier_losses(known["market_prob"].to_numpy().astype(np.float64), y),
-        known["weight"].to_numpy().astype(np.float64),
-        known["cluster"],
+    lo, _ = _skill_interval(known, "oracle_prob", draws, seed, level)
+    return lo if math.isfinite(lo) else None
+
+
+def _skill_interval(
+    part: pl.DataFrame, column: str, draws: int, seed: int, level: float
+) -> tuple[float, float]:
+    """The cluster-bootstrap interval (at ``level``) of the Brier skill of ``column``
+    against ``market_prob`` on ``part``."""
+    y = part["y"].to_numpy().astype(np.float64)
+    return skill_bootstrap(
+        brier_losses(part[column].to_numpy().astype(np.float64), y),
+        brier_losses(part["market_prob"].to_numpy().astype(np.float64), y),
+        part["weight"].to_numpy().astype(np.float64),
+        part["cluster"],
         draws,
         seed,
         level=level,
     )
-    return lo if math.isfinite(lo) else None
 
 
 def proven_by_fold(
