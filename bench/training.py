@@ -49,7 +49,7 @@ from rich.console import Console
 from rich.table import Table
 
 from btc_tracker_pipeline.features.indicators import INDICATOR_SCHEMA
-from btc_tracker_pipeline.model.dataset import FEATURES, build_dataset
+from btc_tracker_pipeline.model.dataset import FEATURES, MODEL_FEATURES, build_dataset
 from btc_tracker_pipeline.model.train import train_final, walk_forward_evaluate
 
 START = datetime(2026, 1, 1)
@@ -384,7 +384,7 @@ def notes(args: argparse.Namespace, results: list[Result]) -> list[str]:
     """The notes under the Markdown table."""
     lines = [
         f"polars {pl.__version__}, numpy {np.__version__}, xgboost {xgboost.__version__} "
-        f"(n_jobs=2); {len(FEATURES)} features.",
+        f"(n_jobs=2); {len(MODEL_FEATURES)} of the {len(FEATURES)} dataset features.",
         f"World: {args.days} days of expiries, ladders of {args.strikes} strikes, "
         f"bias b = {args.bias}, seed {args.seed}; rows per market "
         f"{LIFE[0]}–{LIFE[1]} snapshots less {MISSING:.0%} missing (build_dataset drops "
