@@ -247,7 +247,13 @@ def closed_in_range(
     }
     later = 0
     for m in gamma.iter_markets(on_malformed, ascending=False, **filters):
-        if m.closed_time is None or m.closed_time < range_start:
+        # A closed market without closedTime (the field is absent on some, §1.6) has no
+        # place in the order: a Postgres-style DESC puts such rows first. It is yielded
+        # (settled_in_window places it by endDate) and the walk goes on, never stops.
+        if m.closed_time is None:
+            yield m
+            continue
+        if m.closed_time < range_start:
             return
         if m.closed_time < range_end:
             yield m
@@ -258,7 +264,7 @@ def closed_in_range(
     else:
         return
     for m in gamma.iter_markets(on_malformed, ascending=True, **filters):
-        if m.closed_time is None or m.closed_time >= range_end:
+        if m.closed_time is not None and m.closed_time >= range_end:
             return
         yield m
 

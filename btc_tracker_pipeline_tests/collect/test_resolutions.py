@@ -584,3 +584,37 @@ def test_klines_check_fails_only_on_a_disagreement():
     assert failed.metadata["disagree"].value == 1
     assert failed.metadata["disagreeing_markets"].value == "2"
     assert failed.description.startswith("Disagreeing markets: 2 (Binance moved +200.00 $")
+
+
+def test_a_closed_market_without_closed_time_does_not_end_the_listing(fixtures_dir):
+    """Gamma omits ``closedTime`` on some closed markets, and a Postgres-style descending
+    order puts those first: the listing goes on past them (it used to stop there and
+    return no label at all), and yields them for ``endDate`` to place."""
+    from btc_tracker_pipeline_tests.sources.loopback import Reply, routes, serve
+
+    base = load(fixtures_dir, "gamma_market_resolved_katana_fdv.json")
+    base = base | {"question": "Will Bitcoin reach $150,000 in March?", "slug": "btc-150k"}
+    undated = {k: v for k, v in base.items() if k != "closedTime"} | {
+        "id": "1",
+        "endDate": "2026-02-28T12:00:00Z",
+    }
+    inside = base | {"id": "2", "closedTime": "2026-02-28 18:00:00+00"}
+    before = base | {"id": "3", "closedTime": "2026-02-27 18:00:00+00"}
+    pages = {
+        "false": [undated, inside, before],  # descending, nulls first
+        "true": [undated, before, inside],  # ascending, nulls first
+    }
+
+    def keyset(request) -> Reply:
+        return Reply({"markets": pages[request.get("ascending")]})
+
+    settings = HttpSettings(timeout_s=2.0, max_attempts=1)
+    with (
+        serve(routes({"/gamma/markets/keyset": keyset})) as server,
+        JsonHttp(make_client(settings), settings) as http,
+    ):
+        found, skipped = find_resolutions(
+            GammaClient(http, server.base + "/gamma"), DAY_START, DAY_END
+        )
+    assert skipped == []
+    assert sorted(m.id for m in found) == ["1", "2"]  # "1" placed by its endDate
