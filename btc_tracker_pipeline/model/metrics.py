@@ -56,6 +56,8 @@ SKILL_ALPHA = 0.05
 # enough that each tail holds MIN_TAIL_DRAWS draws (k = 5: 2,000; k = 10: 4,000).
 MIN_CORRECTED_DRAWS = 2000
 MIN_TAIL_DRAWS = 10
+# On a simulated world, the fair value each row was priced from (``model.oracle``).
+ORACLE = "oracle_prob"
 
 ArrayLike = np.ndarray | pl.Series | list[float]
 
@@ -434,14 +436,10 @@ def _oracle(
         "bss_model_on_oracle_rows": None,
         "share_captured": None,
     }
-    if "oracle_prob" not in df.columns:
+    known = _oracle_mask(df)
+    if known is None:
         return empty
-    known = df["oracle_prob"].is_not_null().to_numpy() & np.isfinite(
-        df["oracle_prob"].fill_null(math.nan).to_numpy()
-    )
-    if not known.any():
-        return empty
-    o = df["oracle_prob"].fill_null(math.nan).to_numpy().astype(np.float64)[known]
+    o = df[ORACLE].to_numpy().astype(np.float64)[known]
     y = df["y"].to_numpy().astype(np.float64)[known]
     bs_o, bs_mk, bs_pk, wk = brier_losses(o, y), bs_m[known], bs_p[known], w[known]
     oracle = skill(_wmean(bs_o, wk), _wmean(bs_mk, wk))
@@ -457,6 +455,15 @@ def _oracle(
     }
 
 
+def _oracle_mask(df: pl.DataFrame) -> np.ndarray | None:
+    """The rows of ``df`` with a finite oracle probability; None on real data (no
+    ``oracle_prob`` column, or no value in it)."""
+    if ORACLE not in df.columns:
+        return None
+    known = df.select(pl.col(ORACLE).is_finite().fill_null(False)).to_series().to_numpy()
+    return known if known.any() else None
+
+
 def _json_ready(value: object) -> object:
     if isinstance(value, dict):
         return {k: _json_ready(v) for k, v in value.items()}
@@ -469,7 +476,7 @@ def _json_ready(value: object) -> object:
     return value
 
 
-def _families(pred_df: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+def family_parts(pred_df: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
     """The rows of each family, sorted by family name."""
     if pred_df.height == 0:
         return []
@@ -494,7 +501,7 @@ def skill_test(
     ``skill_proven`` = its lower bound > 0, with the reason in ``skill_note``. Returns
     (summary, {family: those three keys}); the summary is the report's ``skill_test``.
     """
-    parts = _families(pred_df)
+    parts = family_parts(pred_df)
     counts = {family: part["cluster"].n_unique() for family, part in parts}
     tested = [family for family, _ in parts if counts[family] >= MIN_CLUSTERS]
     k = len(tested)
@@ -545,12 +552,10 @@ def skill_test(
 def _oracle_lower_bound(part: pl.DataFrame, draws: int, seed: int, level: float) -> float | None:
     """On a simulated world (``oracle_prob``), the corrected lower bound of the fair
     value's own skill against the market on ``part``; None on real data."""
-    if "oracle_prob" not in part.columns:
+    known = _oracle_mask(part)
+    if known is None:
         return None
-    known = part.filter(pl.col("oracle_prob").is_not_null() & pl.col("oracle_prob").is_finite())
-    if known.is_empty():
-        return None
-    lo, _ = _skill_interval(known, "oracle_prob", draws, seed, level)
+    lo, _ = _skill_interval(part.filter(known), ORACLE, draws, seed, level)
     return lo if math.isfinite(lo) else None
 
 
@@ -619,7 +624,7 @@ def evaluation_report(pred_df: pl.DataFrame, n_boot: int = 1000, seed: int = 0) 
         return {"overall": None, "by_family": {}, "skill_test": summary}
     by_family = {
         family: {**_block(part, n_boot, seed), **tests[family]}
-        for family, part in _families(pred_df)
+        for family, part in family_parts(pred_df)
     }
     return {
         "overall": _block(pred_df, n_boot, seed),

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from btc_tracker_pipeline.model.metrics import ORACLE
 from btc_tracker_pipeline.replay.demo_world import load_world
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
-ORACLE = "oracle_prob"
 log = logging.getLogger(__name__)
 
 

@@ -48,7 +48,13 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from btc_tracker_pipeline.model.depth import DEFAULT_LIQUIDITY, PRICE_MAX, slippage
-from btc_tracker_pipeline.model.edges import BUY_YES, PASS, EdgeConfig, edge_report
+from btc_tracker_pipeline.model.edges import (
+    BUY_YES,
+    PASS,
+    EdgeConfig,
+    edge_report,
+    fee_per_share,
+)
 
 TRADES_SCHEMA: dict[str, pl.DataType] = {
     "market_id": pl.String(),
@@ -247,13 +253,13 @@ def _exponent(report: pl.DataFrame) -> list[str]:
 
 
 def _fee_at(price: float, best: float, fee_best: float, row: dict) -> float:
-    """The taker fee per share at the ``price`` paid, from the report's ``fee_best`` at
-    the best price: r·(x(1−x))^e scales by ((p(1−p))/(b(1−b)))^e."""
+    """The taker fee per share at the ``price`` paid. The report gives ``fee_best`` =
+    r·(b(1−b))^e at the best price b, not the rate r itself: r is read back from it."""
     base = best * (1.0 - best)
     if price == best or base <= 0.0:
         return fee_best
     exponent = row.get("fee_exponent") or 1.0
-    return fee_best * (max(price * (1.0 - price), 0.0) / base) ** exponent
+    return fee_per_share(price, fee_best / base**exponent, exponent)
 
 
 def _resolutions(resolutions: pl.DataFrame) -> pl.DataFrame:

@@ -38,7 +38,7 @@ import polars as pl
 import xgboost as xgb
 
 from btc_tracker_pipeline.model.dataset import MODEL_FEATURES, add_features
-from btc_tracker_pipeline.model.metrics import evaluation_report
+from btc_tracker_pipeline.model.metrics import ORACLE, evaluation_report, family_parts
 from btc_tracker_pipeline.model.splits import (
     CALIB_FRACTION,
     event_table,
@@ -529,10 +529,6 @@ PRED_ID_COLUMNS = [
 ]
 
 
-# The fair value a simulated world priced each row from (``defs.model.oracle``).
-ORACLE = "oracle_prob"
-
-
 def walk_forward_evaluate(
     ds: pl.DataFrame,
     *,
@@ -624,10 +620,7 @@ def fold_shift(pred: pl.DataFrame) -> dict[str, Any]:
     ``mean_shift`` = Σ w·(model − market) / Σ w (each market weighs 1) over ``pred``, and
     ``shift_by_family``. A model that learned nothing real stays near 0; a fold whose
     every prediction sits above the market has learned the sample's drift."""
-    by_family = {
-        str(family): _mean_shift(part)
-        for (family,), part in sorted(pred.partition_by("family", as_dict=True).items())
-    }
+    by_family = {str(family): _mean_shift(part) for family, part in family_parts(pred)}
     return {"mean_shift": _mean_shift(pred), "shift_by_family": by_family}
 
 

@@ -62,6 +62,7 @@ from btc_tracker_pipeline.model.train import (
     MIN_FAMILY_MARKETS,
     MIN_RESOLVED_MARKETS,
     InsufficientDataError,
+    family_counts,
     refusal_message,
     require_markets,
     select_families,
@@ -215,9 +216,9 @@ def price_model(
         "n_markets": dataset["market_id"].n_unique(),
         "n_rows": dataset.height,
         # Markets per family the model learned from: edge_report gives it no say elsewhere.
-        "trained_families": dict(
-            dataset.group_by("family").agg(pl.col("market_id").n_unique()).sort("family").rows()
-        ),
+        "trained_families": {
+            family: markets for family, (markets, _) in family_counts(dataset).items()
+        },
         # Families below the minimums, with their counts: no model view on them.
         "excluded_families": {
             family: f"{why}; needs {config.min_family_markets} markets in "
