@@ -62,29 +62,20 @@ def test_perfect_live_snapshot_scores_one():
     assert {name: out.schema[name] for name in QUALITY_SCHEMA} == QUALITY_SCHEMA
 
 
+def history(quote_age: timedelta) -> dict:
+    """A history snapshot: no volume, liquidity or book, a quote ``quote_age`` old."""
+    return live(volume=None, liquidity=None, best_bid=None, best_ask=None, quote_ts=END - quote_age)
+
+
 def test_history_snapshot_scores_point_four_by_design():
-    history = live(
-        volume=None,
-        liquidity=None,
-        best_bid=None,
-        best_ask=None,
-        quote_ts=END - timedelta(minutes=1),
-    )
-    out = score(history)
+    out = score(history(timedelta(minutes=1)))
     assert [out[name][0] for name in COMPONENTS] == [0, 1, 0, 0, 1]
     assert out["quality_score"][0] == pytest.approx(0.4)
 
 
 def test_an_hourly_history_quote_is_not_fresh():
     # A 45-minute-old point (hourly history read with a raised staleness limit).
-    history = live(
-        volume=None,
-        liquidity=None,
-        best_bid=None,
-        best_ask=None,
-        quote_ts=END - timedelta(minutes=45),
-    )
-    out = score(history)
+    out = score(history(timedelta(minutes=45)))
     assert out["q_fresh"][0] == 0
     assert out["quality_score"][0] == pytest.approx(0.2)
 
