@@ -67,7 +67,8 @@ def _without_growing_indexes(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 # Each entry: (version, steps): SQL statements, or a function of the connection for what
-# SQL alone cannot say. Append new versions; never edit old ones.
+# SQL alone cannot say. Append new versions; never edit old ones. A new version changes
+# the declarations in warehouse.tables to match (warehouse/test_tables.py checks).
 MIGRATIONS: list[tuple[int, list[str | Callable[[duckdb.DuckDBPyConnection], None]]]] = [
     (
         1,
