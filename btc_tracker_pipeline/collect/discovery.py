@@ -18,60 +18,14 @@ import polars as pl
 from btc_tracker_pipeline.features.market_terms import parse_market_terms, settles_on_twap
 from btc_tracker_pipeline.sources.gamma import GammaClient
 from btc_tracker_pipeline.sources.models import GammaMarket
+from btc_tracker_pipeline.warehouse.tables import polars_schema
 
 BITCOIN_TAG_ID = 235
 DEFAULT_KEYWORDS = ("bitcoin", "btc")
 
-TRACKED_SCHEMA: dict[str, pl.DataType] = {
-    "window_start": pl.Datetime("us"),
-    "window_end": pl.Datetime("us"),
-    "market_id": pl.String(),
-    "slug": pl.String(),
-    "question": pl.String(),
-    "family": pl.String(),
-    "direction": pl.String(),
-    "strike": pl.Float64(),
-    "strike_high": pl.Float64(),
-    "reference_start": pl.Datetime("us"),
-    "expiry": pl.Datetime("us"),
-    "parse_source": pl.String(),
-    "yes_token_id": pl.String(),
-    "no_token_id": pl.String(),
-    "condition_id": pl.String(),
-    "event_slug": pl.String(),
-    "series_slug": pl.String(),
-    "start_date": pl.Datetime("us"),
-    "active": pl.Boolean(),
-    "closed": pl.Boolean(),
-    "fees_enabled": pl.Boolean(),
-    "fee_rate": pl.Float64(),
-    "fee_exponent": pl.Float64(),
-    "price_to_beat": pl.Float64(),
-    "discovered_by": pl.String(),
-    # Markets the model must not take for the others (migration 7): one of a neg-risk
-    # group; settled on a TWAP of the feed rather than one price.
-    "neg_risk": pl.Boolean(),
-    "neg_risk_market_id": pl.String(),
-    "twap_settled": pl.Boolean(),
-}
+TRACKED_SCHEMA: dict[str, pl.DataType] = polars_schema("tracked_markets")
 
-MARKETS_SCHEMA: dict[str, pl.DataType] = {
-    "market_id": pl.String(),
-    "slug": pl.String(),
-    "question": pl.String(),
-    "description": pl.String(),
-    "condition_id": pl.String(),
-    "outcomes": pl.String(),
-    "yes_token_id": pl.String(),
-    "no_token_id": pl.String(),
-    "event_id": pl.String(),
-    "event_slug": pl.String(),
-    "event_title": pl.String(),
-    "series_slug": pl.String(),
-    "start_date": pl.Datetime("us"),
-    "end_date": pl.Datetime("us"),
-    "resolution_source": pl.String(),
-}
+MARKETS_SCHEMA: dict[str, pl.DataType] = polars_schema("markets")
 
 
 @dataclass(frozen=True)

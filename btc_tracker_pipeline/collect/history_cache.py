@@ -45,6 +45,7 @@ from btc_tracker_pipeline.partitions import WINDOW, floor_to_window
 from btc_tracker_pipeline.sources.clob import MAX_HISTORY_SPAN, ClobClient, history_windows
 from btc_tracker_pipeline.sources.errors import ApiError
 from btc_tracker_pipeline.sources.models import PricePoint
+from btc_tracker_pipeline.warehouse.tables import polars_schema
 from btc_tracker_pipeline.warehouse.write import registered, transaction
 
 # The newest minutes may not be in prices-history (or klines) yet: never cached.
@@ -52,20 +53,8 @@ CACHE_MIN_AGE = timedelta(hours=1)
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
-SPAN_SCHEMA: dict[str, pl.DataType] = {
-    "source": pl.String(),
-    "yes_token_id": pl.String(),
-    "span_start": pl.Datetime("us"),
-    "span_end": pl.Datetime("us"),
-    "fetched_at": pl.Datetime("us"),
-}
-QUOTE_SCHEMA: dict[str, pl.DataType] = {
-    "source": pl.String(),
-    "yes_token_id": pl.String(),
-    "window_end": pl.Datetime("us"),
-    "quote_t": pl.Int64(),
-    "price": pl.Float64(),
-}
+SPAN_SCHEMA: dict[str, pl.DataType] = polars_schema("history_spans")
+QUOTE_SCHEMA: dict[str, pl.DataType] = polars_schema("history_quotes")
 
 log = logging.getLogger(__name__)
 

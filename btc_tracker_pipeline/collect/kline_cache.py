@@ -24,13 +24,16 @@ import duckdb
 import polars as pl
 
 from btc_tracker_pipeline.collect.history_cache import CACHE_MIN_AGE, Connect
-from btc_tracker_pipeline.collect.spot import KLINE_SCHEMA, klines_frame
+from btc_tracker_pipeline.collect.spot import klines_frame
 from btc_tracker_pipeline.sources.binance import KLINES_PAGE_LIMIT, BinanceClient
 from btc_tracker_pipeline.sources.errors import ApiError
+from btc_tracker_pipeline.warehouse.tables import polars_schema
 from btc_tracker_pipeline.warehouse.write import registered, transaction
 
 MINUTE = timedelta(minutes=1)
-CANDLE_SCHEMA = {k: v for k, v in KLINE_SCHEMA.items() if k != "window_start"}
+# Cached candles as read back: kline_cache without its source (klines_frame's columns
+# but window_start).
+CANDLE_SCHEMA = polars_schema("kline_cache", exclude=("source",))
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from btc_tracker_pipeline.collect.discovery import BITCOIN_TAG_ID, is_btc_market
 from btc_tracker_pipeline.features.market_terms import parse_market_terms
 from btc_tracker_pipeline.sources.gamma import MARKETS_PAGE_LIMIT, GammaClient
 from btc_tracker_pipeline.sources.models import GammaMarket
+from btc_tracker_pipeline.warehouse.tables import polars_schema
 
 ResolutionStatus = Literal["resolved", "void", "unsettled"]
 
@@ -53,23 +54,11 @@ MINUTE = timedelta(minutes=1)
 CLOSE_CALL_USD = 25.0
 CLOSE_CALL_BPS = 10.0
 
-RESOLUTION_SCHEMA: dict[str, pl.DataType] = {
-    "window_start": pl.Datetime("us"),
-    "window_end": pl.Datetime("us"),
-    "market_id": pl.String(),
-    "condition_id": pl.String(),
-    "family": pl.String(),
-    "question": pl.String(),
-    "expiry": pl.Datetime("us"),
-    "settled_at": pl.Datetime("us"),
-    "status": pl.String(),
-    "winner_outcome": pl.String(),
-    "winning_token_id": pl.String(),
-    "yes_won": pl.Boolean(),
-    "outcome_prices": pl.String(),
-    "uma_resolution_status": pl.String(),
-    "source": pl.String(),
-}
+# market_resolutions rows as Gamma gives them: the labels asset adds the label_check
+# columns (defs/labels LABEL_SCHEMA, the whole table).
+RESOLUTION_SCHEMA: dict[str, pl.DataType] = polars_schema(
+    "market_resolutions", exclude=("label_check", "label_check_detail")
+)
 
 CROSSCHECK_SCHEMA: dict[str, pl.DataType] = {
     "market_id": pl.String(),

@@ -9,22 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-RUNS_SCHEMA: dict[str, pl.DataType] = {
-    "run_id": pl.String(),
-    "dagster_run_id": pl.String(),
-    "asset": pl.String(),
-    "window_start": pl.Datetime("us"),
-    "window_end": pl.Datetime("us"),
-    "started_at": pl.Datetime("us"),
-    "finished_at": pl.Datetime("us"),
-    "duration_s": pl.Float64(),
-    "markets_tried": pl.Int32(),
-    "markets_ok": pl.Int32(),
-    "requests": pl.Int32(),
-    "retries": pl.Int32(),
-    "status": pl.String(),
-    "errors": pl.String(),
-}
+from btc_tracker_pipeline.warehouse.tables import polars_schema
+
+RUNS_SCHEMA: dict[str, pl.DataType] = polars_schema("collection_runs")
 
 # How long after a window ends its live quotes still stand for it.
 LIVE_MAX_LAG = timedelta(minutes=10)

@@ -25,6 +25,7 @@ import polars as pl
 from btc_tracker_pipeline.sources.clob import ClobClient
 from btc_tracker_pipeline.sources.errors import ApiError
 from btc_tracker_pipeline.sources.models import GammaMarket, PricePoint
+from btc_tracker_pipeline.warehouse.tables import polars_schema
 
 # A history point older than this at the window end is no quote at all (the default;
 # ``market_snapshots`` takes another limit from its run config or the environment).
@@ -33,25 +34,7 @@ MAX_QUOTE_AGE = timedelta(minutes=30)
 SETTLE_AFTER_EXPIRY = timedelta(hours=2)
 EPOCH = datetime(1970, 1, 1)
 
-SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
-    "window_start": pl.Datetime("us"),
-    "window_end": pl.Datetime("us"),
-    "market_id": pl.String(),
-    "yes_token_id": pl.String(),
-    "snapshot_ts": pl.Datetime("us"),
-    "quote_ts": pl.Datetime("us"),
-    "yes_price": pl.Float64(),
-    "no_price": pl.Float64(),
-    "best_bid": pl.Float64(),
-    "best_ask": pl.Float64(),
-    "spread": pl.Float64(),
-    "last_trade_price": pl.Float64(),
-    "volume": pl.Float64(),
-    "volume_24h": pl.Float64(),
-    "liquidity": pl.Float64(),
-    "source": pl.String(),
-    "quote_age_s": pl.Float64(),
-}
+SNAPSHOT_SCHEMA: dict[str, pl.DataType] = polars_schema("market_snapshots")
 
 
 @dataclass

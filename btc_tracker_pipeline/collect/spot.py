@@ -12,34 +12,13 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from btc_tracker_pipeline.sources.models import Kline, Ticker24h
+from btc_tracker_pipeline.warehouse.tables import polars_schema
 
 DAY = timedelta(hours=24)
 
-KLINE_SCHEMA: dict[str, pl.DataType] = {
-    "window_start": pl.Datetime("us"),
-    "open_time": pl.Datetime("us"),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-}
+KLINE_SCHEMA: dict[str, pl.DataType] = polars_schema("btc_spot_prices")
 
-WINDOW_SCHEMA: dict[str, pl.DataType] = {
-    "window_start": pl.Datetime("us"),
-    "window_end": pl.Datetime("us"),
-    "as_of": pl.Datetime("us"),
-    "spot_price": pl.Float64(),
-    "window_open": pl.Float64(),
-    "window_high": pl.Float64(),
-    "window_low": pl.Float64(),
-    "window_close": pl.Float64(),
-    "change_24h_pct": pl.Float64(),
-    "high_24h": pl.Float64(),
-    "low_24h": pl.Float64(),
-    "volume_24h": pl.Float64(),
-    "source": pl.String(),
-}
+WINDOW_SCHEMA: dict[str, pl.DataType] = polars_schema("btc_spot_windows")
 
 
 def klines_frame(klines: Sequence[Kline]) -> pl.DataFrame:

@@ -55,13 +55,13 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from btc_tracker_pipeline.features.quality import QUALITY_SCHEMA, add_quality, quote_age_expr
+from btc_tracker_pipeline.features.quality import add_quality, quote_age_expr
 from btc_tracker_pipeline.features.structural import (
     BARRIER_LOOKBACK,
-    STRUCTURAL_SCHEMA,
     VOL_WINDOW,
     structural_columns,
 )
+from btc_tracker_pipeline.warehouse.tables import polars_schema
 
 WINDOW = timedelta(minutes=15)
 RSI_PERIOD = 14
@@ -76,29 +76,9 @@ LOOKBACK_WINDOWS = RSI_CHANGES
 # reference prices; older barrier touches come from a touch history (structural.py).
 KLINE_LOOKBACK = max(VOL_WINDOW, BARRIER_LOOKBACK)
 
-INDICATOR_SCHEMA: dict[str, pl.DataType] = {
-    "window_start": pl.Datetime("us"),
-    "window_end": pl.Datetime("us"),
-    "market_id": pl.String(),
-    "family": pl.String(),
-    "snapshot_ts": pl.Datetime("us"),
-    "source": pl.String(),
-    "quote_age_s": pl.Float64(),
-    "market_probability": pl.Float64(),
-    "volume": pl.Float64(),
-    "liquidity": pl.Float64(),
-    "btc_spot_price": pl.Float64(),
-    "btc_24h_change_pct": pl.Float64(),
-    "price_momentum_15m": pl.Float64(),
-    "price_momentum_1h": pl.Float64(),
-    "volume_spike": pl.Float64(),
-    "price_volatility": pl.Float64(),
-    "rsi_14": pl.Float64(),
-    "market_edge": pl.Float64(),
-    "time_to_expiry_hours": pl.Float64(),
-    **STRUCTURAL_SCHEMA,
-    **QUALITY_SCHEMA,
-}
+# market_indicators, whole: its structural and quality columns are computed by
+# features.structural and features.quality.
+INDICATOR_SCHEMA: dict[str, pl.DataType] = polars_schema("market_indicators")
 
 _US = pl.Datetime("us")
 _WINDOW_US = int(WINDOW / timedelta(microseconds=1))

@@ -24,21 +24,19 @@ from datetime import timedelta
 
 import polars as pl
 
+from btc_tracker_pipeline.warehouse.tables import polars_schema
+
 FRESH_QUOTE_AGE = timedelta(minutes=5)
 MAX_SPREAD = 0.10
 MAX_SPOT_LAG = timedelta(minutes=2)
 # Prices are decimal cents in binary floats: 0.55 − 0.45 = 0.10000000000000009.
 _SPREAD_TOLERANCE = 1e-9
 
-QUALITY_SCHEMA: dict[str, pl.DataType] = {
-    "q_fields": pl.Int8(),
-    "q_fresh": pl.Int8(),
-    "q_spread": pl.Int8(),
-    "q_two_sided": pl.Int8(),
-    "q_spot": pl.Int8(),
-    "quality_score": pl.Float64(),
-}
 COMPONENTS = ("q_fields", "q_fresh", "q_spread", "q_two_sided", "q_spot")
+# The quality columns of market_indicators.
+QUALITY_SCHEMA: dict[str, pl.DataType] = polars_schema(
+    "market_indicators", (*COMPONENTS, "quality_score")
+)
 
 
 def _flag(condition: pl.Expr) -> pl.Expr:

@@ -57,6 +57,8 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from btc_tracker_pipeline.warehouse.tables import polars_schema
+
 MINUTES_PER_YEAR = 525_600
 HOURS_PER_YEAR = 8_760.0
 VOL_WINDOW = timedelta(hours=24)
@@ -80,15 +82,19 @@ _UPDOWN_PREFIX = "updown_"
 # klines for structural_probability, which falls back to btc_spot_price without it.
 QUOTE_SPOT = "quote_spot"
 
-STRUCTURAL_SCHEMA: dict[str, pl.DataType] = {
-    "strike": pl.Float64(),
-    "strike_high": pl.Float64(),
-    "reference_price": pl.Float64(),
-    "realized_vol": pl.Float64(),
-    "log_moneyness": pl.Float64(),
-    "barrier_touched": pl.Boolean(),
-    "structural_probability": pl.Float64(),
-}
+# The structural columns of market_indicators.
+STRUCTURAL_SCHEMA: dict[str, pl.DataType] = polars_schema(
+    "market_indicators",
+    (
+        "strike",
+        "strike_high",
+        "reference_price",
+        "realized_vol",
+        "log_moneyness",
+        "barrier_touched",
+        "structural_probability",
+    ),
+)
 
 # Hart (1968) rational approximation of the normal tail, as given by G. West,
 # "Better approximations to cumulative normal functions" (2005): |error| ~ 1e-14.

@@ -47,6 +47,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from btc_tracker_pipeline.model.spreads import DEFAULT_SPREAD
+from btc_tracker_pipeline.warehouse.tables import polars_schema
 
 BUY_YES = "BUY YES"
 BUY_NO = "BUY NO"
@@ -59,25 +60,30 @@ PRICE_MAX = 0.999
 TOLERANCE = 1e-9
 MINUTE = 1.0 / 60.0  # in hours, the unit of time_to_expiry_hours
 
-INPUT_SCHEMA: dict[str, pl.DataType] = {
-    "window_start": pl.Datetime("us"),
-    "market_id": pl.String(),
-    "family": pl.String(),
-    "question": pl.String(),
-    "cluster": pl.String(),
-    "market_prob": pl.Float64(),
-    "best_bid": pl.Float64(),
-    "best_ask": pl.Float64(),
-    "model_prob": pl.Float64(),
-    "structural_probability": pl.Float64(),
-    "fees_enabled": pl.Boolean(),
-    "fee_rate": pl.Float64(),
-    "fee_exponent": pl.Float64(),
-    "time_to_expiry_hours": pl.Float64(),
-    "q_spot": pl.Int8(),
-    "parse_source": pl.String(),
-    "barrier_touched": pl.Boolean(),
-}
+# The columns of edge_report the report is computed from (it adds OUTPUT_COLUMNS; the
+# asset adds window_end, model_version and in_sample).
+INPUT_SCHEMA: dict[str, pl.DataType] = polars_schema(
+    "edge_report",
+    (
+        "window_start",
+        "market_id",
+        "family",
+        "question",
+        "cluster",
+        "market_prob",
+        "best_bid",
+        "best_ask",
+        "model_prob",
+        "structural_probability",
+        "fees_enabled",
+        "fee_rate",
+        "fee_exponent",
+        "time_to_expiry_hours",
+        "q_spot",
+        "parse_source",
+        "barrier_touched",
+    ),
+)
 # Optional input: the spread to assume where the book is missing (``model.spreads``);
 # absent or null, ``EdgeConfig.default_spread`` is assumed.
 SPREAD_ESTIMATE = "spread_estimate"

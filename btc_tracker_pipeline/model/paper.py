@@ -55,28 +55,33 @@ from btc_tracker_pipeline.model.edges import (
     edge_report,
     fee_per_share,
 )
+from btc_tracker_pipeline.warehouse.tables import polars_schema
 
-TRADES_SCHEMA: dict[str, pl.DataType] = {
-    "market_id": pl.String(),
-    "cluster": pl.String(),
-    "window_start": pl.Datetime("us"),
-    "side": pl.String(),
-    "price": pl.Float64(),
-    "fee": pl.Float64(),
-    "cost": pl.Float64(),
-    "shares": pl.Float64(),
-    "stake": pl.Float64(),
-    "predicted_ev": pl.Float64(),
-    "spread": pl.Float64(),
-    "spread_source": pl.String(),
-    "slippage": pl.Float64(),
-    "book_liquidity": pl.Float64(),
-    "liquidity_source": pl.String(),
-    "settled_at": pl.Datetime("us"),
-    "won": pl.Boolean(),
-    "pnl": pl.Float64(),
-    "roi": pl.Float64(),
-}
+# paper_trades without model_version (the asset adds it), in the order a trade is filled.
+TRADES_SCHEMA: dict[str, pl.DataType] = polars_schema(
+    "paper_trades",
+    (
+        "market_id",
+        "cluster",
+        "window_start",
+        "side",
+        "price",
+        "fee",
+        "cost",
+        "shares",
+        "stake",
+        "predicted_ev",
+        "spread",
+        "spread_source",
+        "slippage",
+        "book_liquidity",
+        "liquidity_source",
+        "settled_at",
+        "won",
+        "pnl",
+        "roi",
+    ),
+)
 
 REPORT_COLUMNS = (
     "window_start",

@@ -3,23 +3,35 @@
 Every table that holds 15-minute data has a ``window_start`` column (naive UTC
 TIMESTAMP) so a window can be replaced atomically (``warehouse.write``).
 Migrations are numbered and applied once, recorded in ``schema_migrations``.
+
+The current schema is declared once, in ``warehouse.tables``; the migrations are the
+history that leads to it, and a test checks that applying all of them to an empty
+database gives exactly the declared tables. A schema change is a new migration here
+and the matching edit of the declaration.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import duckdb
 
+from btc_tracker_pipeline.warehouse.tables import TABLES, window_keys
+
 SCHEMA_VERSION = 9
 
-# The tables written window by window (``warehouse.write_window``) and their keys. Since
-# migration 5 the keys are checked when a window is written, not by a PRIMARY KEY: DuckDB
-# keeps an ART index per key or index and writes it at every checkpoint (each asset's
-# connection close), so a live tick on 30 days of history cost 1.4-1.7x one on an
-# empty warehouse (bench/results/backfill_30d.md).
-WINDOW_KEYS: dict[str, tuple[str, ...]] = {
+# The tables written window by window (``warehouse.write_window``) and their keys, from
+# the declarations. Since migration 5 the keys are checked when a window is written, not
+# by a PRIMARY KEY: DuckDB keeps an ART index per key or index and writes it at every
+# checkpoint (each asset's connection close), so a live tick on 30 days of history cost
+# 1.4-1.7x one on an empty warehouse (bench/results/backfill_30d.md).
+WINDOW_KEYS: dict[str, tuple[str, ...]] = window_keys()
+# Secondary indexes on growing tables, dropped by migration 5 for the same reason (a scan
+# of one column is milliseconds at these sizes).
+GROWING_INDEXES = ("idx_snapshots_market", "idx_resolutions_market", "idx_runs_window")
+# The tables migration 5 rebuilt, with their keys: WINDOW_KEYS as it was then, kept
+# apart so that a window table declared later never enters that migration.
+_V5_WINDOW_KEYS: dict[str, tuple[str, ...]] = {
     "tracked_markets": ("window_start", "market_id"),
     "market_snapshots": ("window_start", "market_id"),
     "market_resolutions": ("window_start", "market_id"),
@@ -28,18 +40,15 @@ WINDOW_KEYS: dict[str, tuple[str, ...]] = {
     "btc_spot_prices": ("open_time",),
     "btc_spot_windows": ("window_start",),
 }
-# Secondary indexes on growing tables, dropped by migration 5 for the same reason (a scan
-# of one column is milliseconds at these sizes).
-GROWING_INDEXES = ("idx_snapshots_market", "idx_resolutions_market", "idx_runs_window")
 
 
 def _without_growing_indexes(conn: duckdb.DuckDBPyConnection) -> None:
-    """Migration 5: rebuild the WINDOW_KEYS tables without their PRIMARY KEY (same
-    columns, types, NOT NULLs and defaults; key columns NOT NULL) and drop the
-    GROWING_INDEXES. DuckDB cannot drop a constraint in place."""
+    """Migration 5: rebuild the window tables of then (_V5_WINDOW_KEYS) without their
+    PRIMARY KEY (same columns, types, NOT NULLs and defaults; key columns NOT NULL) and
+    drop the GROWING_INDEXES. DuckDB cannot drop a constraint in place."""
     for index in GROWING_INDEXES:
         conn.execute(f"DROP INDEX IF EXISTS {index}")
-    for table, key in WINDOW_KEYS.items():
+    for table, key in _V5_WINDOW_KEYS.items():
         columns = conn.execute(
             "SELECT column_name, data_type, is_nullable, column_default FROM duckdb_columns() "
             "WHERE schema_name = 'main' AND table_name = ? ORDER BY column_index",
@@ -58,7 +67,8 @@ def _without_growing_indexes(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 # Each entry: (version, steps): SQL statements, or a function of the connection for what
-# SQL alone cannot say. Append new versions; never edit old ones.
+# SQL alone cannot say. Append new versions; never edit old ones. A new version changes
+# the declarations in warehouse.tables to match (warehouse/test_tables.py checks).
 MIGRATIONS: list[tuple[int, list[str | Callable[[duckdb.DuckDBPyConnection], None]]]] = [
     (
         1,
@@ -506,10 +516,7 @@ def migrate(conn: duckdb.DuckDBPyConnection, target: int = SCHEMA_VERSION) -> in
 VERSION_TABLE = "schema_migrations"
 
 
-@functools.cache
 def table_names() -> frozenset[str]:
-    """The tables btc-tracker creates: every migration applied to an empty database."""
-    with duckdb.connect(":memory:") as conn:
-        migrate(conn)
-        rows = conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()
-    return frozenset(name for (name,) in rows)
+    """The tables btc-tracker creates: the declared ones, which every migration applied
+    to an empty database gives (btc_tracker_pipeline_tests/warehouse/test_tables.py)."""
+    return frozenset(TABLES)

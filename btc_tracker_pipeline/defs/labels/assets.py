@@ -9,7 +9,6 @@ import polars as pl
 from btc_tracker_pipeline.collect.resolutions import (
     CLOSE_CALL_BPS,
     CLOSE_CALL_USD,
-    RESOLUTION_SCHEMA,
     crosscheck,
     find_resolutions,
     resolutions_frame,
@@ -32,12 +31,14 @@ from btc_tracker_pipeline.warehouse import (
     registered,
     write_window,
 )
+from btc_tracker_pipeline.warehouse.tables import polars_schema
 
 INTEGRITY_CHECK = "label_integrity"
 KLINES_CHECK = "labels_match_klines"
 # How long after endDate a settlement is still looked for (UMA proposals/disputes).
 MAX_SETTLE_LAG = timedelta(days=3)
-LABEL_SCHEMA = RESOLUTION_SCHEMA | {"label_check": pl.String(), "label_check_detail": pl.String()}
+# RESOLUTION_SCHEMA and the label check columns: market_resolutions, whole.
+LABEL_SCHEMA = polars_schema("market_resolutions")
 
 
 def _terms_and_klines(
