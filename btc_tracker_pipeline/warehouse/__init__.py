@@ -1,4 +1,4 @@
-"""The DuckDB warehouse: schema, connections, atomic per-window writes."""
+"""The DuckDB warehouse: schema, connections, atomic writes of a run's windows."""
 
 from btc_tracker_pipeline.warehouse.connect import (
     WarehouseBusyError,
@@ -9,6 +9,7 @@ from btc_tracker_pipeline.warehouse.connect import (
 from btc_tracker_pipeline.warehouse.write import (
     EmptyWindowError,
     TableAppend,
+    TableUpsert,
     TableWrite,
     WindowKeyError,
     append_rows,
@@ -16,11 +17,13 @@ from btc_tracker_pipeline.warehouse.write import (
     replace_table,
     upsert_rows,
     write_window,
+    write_windows,
 )
 
 __all__ = [
     "EmptyWindowError",
     "TableAppend",
+    "TableUpsert",
     "TableWrite",
     "WarehouseBusyError",
     "WarehouseError",
@@ -32,4 +35,5 @@ __all__ = [
     "upsert_rows",
     "warehouse",
     "write_window",
+    "write_windows",
 ]

@@ -1,6 +1,6 @@
-"""Atomic, idempotent writes per 15-minute window.
+"""Atomic, idempotent writes of a run's 15-minute windows.
 
-``BEGIN; DELETE the window; INSERT ... BY NAME; COMMIT`` — a rerun or a backfill
+``BEGIN; DELETE the run's windows; INSERT ... BY NAME; COMMIT`` — a rerun or a backfill
 replaces exactly its windows, a failed write leaves the old rows, columns are
 matched by name not position (docs/dagster.md §2 pitfalls 1-3).
 """
@@ -57,6 +57,16 @@ class TableAppend:
 
 
 @dataclass(frozen=True)
+class TableUpsert:
+    """Rows inserted or replaced by ``key`` in a keyed table (e.g. ``markets``) in the
+    same transaction as a run's window writes."""
+
+    table: str
+    frame: pl.DataFrame
+    key: str
+
+
+@dataclass(frozen=True)
 class WriteResult:
     table: str
     rows_written: int
@@ -71,44 +81,83 @@ def write_window(
     window_end: datetime,
     appends: Sequence[TableAppend] = (),
 ) -> list[WriteResult]:
-    """Replace the rows of [window_start, window_end) in every table, in ONE transaction,
-    and append ``appends`` in that same transaction (one commit per window, not two).
+    """Replace the rows of one window [window_start, window_end) in every table, in ONE
+    transaction, with ``appends`` in that same transaction (``write_windows`` for one
+    window)."""
+    return write_windows(conn, writes, [(window_start, window_end)], appends)
 
-    Either every table gets its new rows or none changes. Raises EmptyWindowError
-    (before touching anything) when a table's frame is empty and its policy is "fail".
-    A write with ``market_ids`` deletes and inserts only those markets' rows.
+
+def write_windows(
+    conn: duckdb.DuckDBPyConnection,
+    writes: Sequence[TableWrite],
+    windows: Sequence[tuple[datetime, datetime]],
+    appends: Sequence[TableAppend] = (),
+    upserts: Sequence[TableUpsert] = (),
+) -> list[WriteResult]:
+    """Replace the rows of every window of a run in every table, in ONE transaction, with
+    ``appends`` and ``upserts`` in that same transaction (one commit per run).
+
+    ``writes`` hold the rows of the whole run (every window's rows in one frame). Per
+    table and window the ``on_empty`` policy decides: "keep" leaves a window that got no
+    rows as it was, "replace" empties it, "fail" raises EmptyWindowError before touching
+    anything. A write with ``market_ids`` deletes and inserts only those markets' rows.
+    Either every window of every table gets its new rows or nothing changes.
     """
+    if not windows:
+        return []
+    starts = [ws for ws, _ in windows]
+    range_start, range_end = windows[0][0], windows[-1][1]
     for w in writes:
-        if w.frame.is_empty() and w.on_empty == "fail":
-            raise EmptyWindowError(
-                f"{w.table}: no rows for window {window_start:%Y-%m-%d %H:%M} - "
-                f"{window_end:%H:%M}; existing rows were left untouched"
-            )
-        _check_keys(w, window_start, window_end)
+        _check_keys(w, range_start, range_end)
+        if w.on_empty == "fail":
+            present = set(w.frame[w.window_column].unique().to_list()) if w.frame.height else set()
+            missing = [ws for ws in starts if ws not in present]
+            if missing:
+                raise EmptyWindowError(
+                    f"{w.table}: no rows for window {missing[0]:%Y-%m-%d %H:%M}"
+                    f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}; "
+                    "existing rows were left untouched"
+                )
     results: list[WriteResult] = []
     with _transaction(conn):
+        for u in upserts:
+            _upsert(conn, u.table, u.frame, u.key)
         for w in writes:
-            if w.frame.is_empty() and w.on_empty == "keep":
+            replaced = starts if w.on_empty == "replace" else _windows_with_rows(w, starts)
+            if not replaced:
                 results.append(WriteResult(w.table, 0, 0, kept_existing=True))
                 continue
-            deleted = _delete_window(conn, w, window_start, window_end)
-            written = 0
-            if not w.frame.is_empty():
-                with registered(conn, w.frame) as name:
-                    conn.execute(f"INSERT INTO {w.table} BY NAME SELECT * FROM {name}")
-                written = w.frame.height
-            results.append(WriteResult(w.table, written, deleted, False))
+            deleted = _delete_windows(conn, w, replaced, len(replaced) == len(starts), windows)
+            _insert(conn, w.table, w.frame)
+            kept = len(replaced) < len(starts)
+            results.append(WriteResult(w.table, w.frame.height, deleted, kept))
         for a in appends:
             _insert(conn, a.table, a.rows())
     return results
 
 
-def _delete_window(
-    conn: duckdb.DuckDBPyConnection, w: TableWrite, window_start: datetime, window_end: datetime
+def _windows_with_rows(w: TableWrite, starts: Sequence[datetime]) -> list[datetime]:
+    """The windows ``w`` has rows for (the others keep their rows under "keep")."""
+    if w.frame.is_empty():
+        return []
+    present = set(w.frame[w.window_column].unique().to_list())
+    return [ws for ws in starts if ws in present]
+
+
+def _delete_windows(
+    conn: duckdb.DuckDBPyConnection,
+    w: TableWrite,
+    replaced: Sequence[datetime],
+    whole_range: bool,
+    windows: Sequence[tuple[datetime, datetime]],
 ) -> int:
-    """Delete the rows ``w`` replaces (the window's, or only its chosen markets'); the count."""
+    """Delete the rows ``w`` replaces in ``replaced`` windows (only its chosen markets'
+    when it has ``market_ids``); the count."""
     sql = f"DELETE FROM {w.table} WHERE {w.window_column} >= ? AND {w.window_column} < ?"
-    params: list[object] = [window_start, window_end]
+    params: list[object] = [windows[0][0], windows[-1][1]]
+    if not whole_range:
+        sql += f" AND list_contains(?::TIMESTAMP[], {w.window_column})"
+        params.append(list(replaced))
     if w.market_ids:
         sql += " AND list_contains(?, market_id)"
         params.append(list(w.market_ids))
@@ -116,23 +165,23 @@ def _delete_window(
     return int(deleted[0]) if deleted else 0
 
 
-def _check_keys(w: TableWrite, window_start: datetime, window_end: datetime) -> None:
+def _check_keys(w: TableWrite, range_start: datetime, range_end: datetime) -> None:
     """Raise WindowKeyError if ``w``'s rows would break its table's key: the rows it
-    replaces are deleted first, so rows inside the window (and, for a write for chosen
-    markets, of those markets) and unique on the key are enough."""
+    replaces are deleted first, so rows inside the run's windows (and, for a write for
+    chosen markets, of those markets) and unique on the key are enough."""
     key = WINDOW_KEYS.get(w.table)
     if key is None or w.frame.is_empty():
         return
     at = pl.col(w.window_column)
-    outside = w.frame.filter((at < window_start) | (at >= window_end) | at.is_null()).height
+    outside = w.frame.filter((at < range_start) | (at >= range_end) | at.is_null()).height
     repeated = w.frame.select(key).is_duplicated().sum()
     foreign = 0
     if w.market_ids:
         foreign = w.frame.filter(~pl.col("market_id").is_in(list(w.market_ids))).height
     if outside or repeated or foreign:
         raise WindowKeyError(
-            f"{w.table}: {outside} row(s) outside window {window_start:%Y-%m-%d %H:%M} - "
-            f"{window_end:%H:%M}, {repeated} row(s) sharing a key {key} and {foreign} row(s) "
+            f"{w.table}: {outside} row(s) outside window {range_start:%Y-%m-%d %H:%M} - "
+            f"{range_end:%H:%M}, {repeated} row(s) sharing a key {key} and {foreign} row(s) "
             "of markets this write was not asked to replace; nothing was written"
         )
 
@@ -162,8 +211,8 @@ def _transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
         if problem is not None:
             raise WarehouseError(
                 f"cannot write the warehouse: {problem} ({str(exc).splitlines()[0]}); "
-                "this window was rolled back and earlier windows are intact. Free space or "
-                "make the folder writable, then rerun the window"
+                "this run's windows were rolled back and earlier windows are intact. Free "
+                "space or make the folder writable, then rerun them"
             ) from exc
         raise
 
@@ -197,11 +246,19 @@ def upsert_rows(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
     """Insert or replace rows of a keyed dimension table (e.g. ``markets``) by ``key``."""
     if frame.is_empty():
         return 0
+    with _transaction(conn):
+        _upsert(conn, table, frame, key)
+    return frame.height
+
+
+def _upsert(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, key: str) -> None:
+    """``upsert_rows`` inside the caller's transaction."""
+    if frame.is_empty():
+        return
     unique = frame.unique(subset=[key], keep="last")
-    with registered(conn, unique) as name, _transaction(conn):
+    with registered(conn, unique) as name:
         conn.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {name})")
         conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
-    return frame.height
 
 
 def replace_table(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
