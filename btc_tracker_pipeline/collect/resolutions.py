@@ -23,6 +23,7 @@ import polars as pl
 
 from btc_tracker_pipeline.collect.discovery import BITCOIN_TAG_ID, is_btc_market
 from btc_tracker_pipeline.features.market_terms import parse_market_terms
+from btc_tracker_pipeline.partitions import WINDOW, floor_to_window
 from btc_tracker_pipeline.sources.gamma import MARKETS_PAGE_LIMIT, GammaClient
 from btc_tracker_pipeline.sources.models import GammaMarket
 from btc_tracker_pipeline.warehouse.tables import polars_schema
@@ -164,6 +165,20 @@ def resolutions_frame(
         resolution_row(chosen[i], window_start, window_end) for i in sorted(chosen, key=_id_key)
     ]
     return pl.DataFrame(rows, schema=RESOLUTION_SCHEMA)
+
+
+def resolutions_range(
+    markets: Iterable[GammaMarket], windows: Sequence[tuple[datetime, datetime]]
+) -> pl.DataFrame:
+    """``market_resolutions`` rows (RESOLUTION_SCHEMA) of every window of a run: each
+    closed market in the window its settle time falls in, by window then market id."""
+    start, end = windows[0][0], windows[-1][1]
+    settled = {m.id: m for m in markets if m.closed and settled_in_window(m, start, end)}
+    rows = []
+    for market_id in sorted(settled, key=_id_key):
+        window_start = floor_to_window(settle_time(settled[market_id]))  # type: ignore[arg-type]
+        rows.append(resolution_row(settled[market_id], window_start, window_start + WINDOW))
+    return pl.DataFrame(rows, schema=RESOLUTION_SCHEMA).sort("window_start", maintain_order=True)
 
 
 def _id_key(market_id: str) -> tuple[int, str]:

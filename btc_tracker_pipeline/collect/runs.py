@@ -17,14 +17,31 @@ RUNS_SCHEMA: dict[str, pl.DataType] = polars_schema("collection_runs")
 LIVE_MAX_LAG = timedelta(minutes=10)
 
 
+# A simulated "now" for replaying live ticks faster than real time (replay.clock).
+_simulated_now: list[datetime] = []
+
+
 def utcnow() -> datetime:
-    """Current time as naive UTC (the warehouse convention)."""
+    """Current time as naive UTC (the warehouse convention), or the simulated time
+    ``replay.clock.assets_clock`` set."""
+    if _simulated_now:
+        return _simulated_now[-1]
     return datetime.now(UTC).replace(tzinfo=None)
 
 
 def is_live(window_end: datetime, now: datetime, max_lag: timedelta = LIVE_MAX_LAG) -> bool:
     """A window is collected live when it ended at most ``max_lag`` ago; older → history."""
     return timedelta(0) <= now - window_end <= max_lag
+
+
+def run_status(tried: int, ok: int, errors: list[str]) -> str:
+    """A window's status: ``ok`` (all it tried landed, no error), ``partial`` (something
+    failed, something landed) or ``failed`` (errors and nothing landed)."""
+    if not errors and ok >= tried:
+        return "ok"
+    if ok > 0 or (tried == 0 and not errors):
+        return "partial"
+    return "failed" if errors else "partial"
 
 
 @dataclass
@@ -45,11 +62,7 @@ class RunRecord:
     @property
     def status(self) -> str:
         """``ok``, ``partial`` (something failed, something landed) or ``failed``."""
-        if not self.errors and self.markets_ok >= self.markets_tried:
-            return "ok"
-        if self.markets_ok > 0 or (self.markets_tried == 0 and not self.errors):
-            return "partial"
-        return "failed" if self.errors else "partial"
+        return run_status(self.markets_tried, self.markets_ok, self.errors)
 
     def frame(self, finished_at: datetime | None = None) -> pl.DataFrame:
         """The row, ready for ``warehouse.append_rows``."""

@@ -215,3 +215,97 @@ def history_snapshot_frame(
             }
         )
     return pl.DataFrame(rows, schema=SNAPSHOT_SCHEMA)
+
+
+def history_snapshots(tracked: pl.DataFrame, histories: Histories) -> pl.DataFrame:
+    """Snapshot rows for every tracked (window, market) of a run from prices-history: the
+    newest point at or before the window end, no older than ``histories.max_age``.
+    ``tracked``: the run's ``tracked_markets`` rows (window_start, window_end, market_id,
+    yes_token_id); a market with no such point gets no row."""
+    rows = tracked.select("window_start", "window_end", "market_id", "yes_token_id")
+    points = pl.DataFrame(
+        [
+            (token, p.t, p.p)
+            for token, token_points in histories.points.items()
+            for p in token_points
+        ],
+        schema={"yes_token_id": pl.String, "t": pl.Int64, "p": pl.Float64},
+        orient="row",
+    )
+    # The last of equal timestamps wins, as a bisect over the points does.
+    points = points.unique(["yes_token_id", "t"], keep="last", maintain_order=True).sort(
+        "yes_token_id", "t"
+    )
+    at = (pl.col("window_end") - pl.lit(EPOCH)).dt.total_seconds()
+    quoted = (
+        rows.with_columns(at.cast(pl.Int64).alias("at"))
+        .sort("at")
+        .join_asof(
+            points.sort("t"),
+            left_on="at",
+            right_on="t",
+            by="yes_token_id",
+            strategy="backward",
+            check_sortedness=False,  # both sides are sorted on the asof key just above
+        )
+        .filter(pl.col("t").is_not_null())
+        .filter(pl.col("at") - pl.col("t") <= histories.max_age.total_seconds())
+    )
+    return (
+        quoted.select(
+            "window_start",
+            "window_end",
+            "market_id",
+            "yes_token_id",
+            pl.col("window_end").alias("snapshot_ts"),
+            pl.from_epoch("t", time_unit="s").cast(pl.Datetime("us")).alias("quote_ts"),
+            pl.col("p").alias("yes_price"),
+            (1.0 - pl.col("p")).alias("no_price"),
+            *(
+                pl.lit(None, dtype=SNAPSHOT_SCHEMA[c]).alias(c)
+                for c in (
+                    "best_bid",
+                    "best_ask",
+                    "spread",
+                    "last_trade_price",
+                    "volume",
+                    "volume_24h",
+                    "liquidity",
+                )
+            ),
+            pl.lit("history").alias("source"),
+            (pl.col("at") - pl.col("t")).cast(pl.Float64).alias("quote_age_s"),
+        )
+        .cast(SNAPSHOT_SCHEMA)
+        .sort("window_start", "market_id")
+    )
+
+
+def missing_quote_errors(
+    tracked: pl.DataFrame,
+    snapshots: pl.DataFrame,
+    token_errors: Mapping[str, str],
+    max_age: timedelta,
+) -> pl.DataFrame:
+    """One (window_start, error) per tracked market of a window that got no snapshot: the
+    token's fetch error, the run's (``token_errors["*"]``), or "no quote within …"."""
+    missing = tracked.join(
+        snapshots.select("window_start", "market_id"), on=["window_start", "market_id"], how="anti"
+    )
+    fallback = token_errors.get("*") or (
+        f"no quote within {max_age.total_seconds() / 60:g} min of the window end"
+    )
+    reasons = pl.DataFrame(
+        {"yes_token_id": list(token_errors), "reason": list(token_errors.values())},
+        schema={"yes_token_id": pl.String, "reason": pl.String},
+    )
+    return (
+        missing.sort("window_start", maintain_order=True)
+        .join(reasons, on="yes_token_id", how="left", maintain_order="left")
+        .select(
+            "window_start",
+            pl.format(
+                "market {}: {}", "market_id", pl.col("reason").fill_null(pl.lit(fallback))
+            ).alias("error"),
+        )
+    )

@@ -1,0 +1,107 @@
+"""What a run fetches for its windows: live answers for the window that just ended,
+history for older ones, and a backfill's caches shared with the other runs.
+
+The assets call these with their run's windows; the choice between live and history
+is made here, not in the assets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from btc_tracker_pipeline.collect.history_cache import Connect, backfill_histories, history_needs
+from btc_tracker_pipeline.collect.kline_cache import backfill_klines
+from btc_tracker_pipeline.collect.snapshots import (
+    fetch_histories,
+    history_snapshots,
+    live_snapshot_frame,
+)
+from btc_tracker_pipeline.collect.spot import DAY, klines_frame, range_klines, range_stats
+from btc_tracker_pipeline.sources.binance import BinanceClient
+from btc_tracker_pipeline.sources.clob import ClobClient
+from btc_tracker_pipeline.sources.errors import ApiError
+from btc_tracker_pipeline.sources.gamma import GammaClient
+
+Window = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class Quotes:
+    """A run's snapshot rows, the fetch errors by YES token (``"*"``: the whole run),
+    and how many tokens a backfill read from its cache."""
+
+    snapshots: pl.DataFrame
+    errors: dict[str, str]
+    from_cache: int = 0
+
+
+def quotes_for_run(
+    gamma: GammaClient,
+    clob: ClobClient,
+    tracked: pl.DataFrame,
+    windows: Sequence[Window],
+    *,
+    live: bool,
+    clock: Callable[[], datetime],
+    max_age: timedelta,
+    connect: Connect,
+    warn: Callable[[str], None],
+) -> Quotes:
+    """One quote per tracked market per window: Gamma's live quote fields for a live
+    window (one ``/markets`` call per 500 ids), else the CLOB prices-history point at
+    each window end no older than ``max_age`` (one request per token per run; a
+    backfill of several windows reuses what earlier runs fetched)."""
+    if live:
+        ids = tracked["market_id"].unique().sort().to_list()
+        fetched_at = clock()
+        try:
+            markets = gamma.get_markets_by_ids(ids)
+        except ApiError as exc:
+            failed = live_snapshot_frame([], *windows[0], fetched_at)
+            return Quotes(failed, {"*": f"{exc.__class__.__name__}: {exc}"})
+        return Quotes(live_snapshot_frame(markets, *windows[0], fetched_at), {})
+    range_start, range_end = windows[0][0], windows[-1][1]
+    needs = history_needs(tracked, range_start, range_end, max_age)
+    from_cache = 0
+    if len(windows) > 1:  # a backfill run: share fetches with the other runs
+        histories, from_cache = backfill_histories(
+            clob, needs, connect, (range_start, range_end), clock(), warn, max_age
+        )
+    else:
+        spans = {t: (n.lo, n.hi) for t, n in needs.items()}
+        histories = fetch_histories(clob, spans, max_age=max_age)
+    return Quotes(history_snapshots(tracked, histories), dict(histories.errors), from_cache)
+
+
+@dataclass(frozen=True)
+class Spot:
+    """A run's 1-minute klines (tagged with their window) and per-window spot stats."""
+
+    klines: pl.DataFrame
+    stats: pl.DataFrame
+
+
+def spot_for_run(
+    client: BinanceClient,
+    windows: Sequence[Window],
+    *,
+    live: bool,
+    now: datetime,
+    connect: Connect,
+    warn: Callable[[str], None],
+) -> Spot:
+    """BTC/USDT 1-minute klines from 24 h before the first window to the last window's
+    end, in <=1000-candle pages (a backfill of several windows fetches only what earlier
+    runs did not), and the spot stats of each window: Binance's 24 h ticker for a live
+    window, else the 24 h of klines before the window end."""
+    range_start, range_end = windows[0][0], windows[-1][1]
+    if len(windows) > 1:
+        all_klines = backfill_klines(client, range_start - DAY, range_end, connect, now, warn)
+    else:
+        all_klines = klines_frame(client.klines(range_start - DAY, range_end, "1m"))
+    ticker = client.ticker_24h() if live else None
+    return Spot(range_klines(all_klines, windows), range_stats(all_klines, windows, ticker))
