@@ -11,10 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from btc_tracker_pipeline.collect import fetch
 from btc_tracker_pipeline.collect.snapshots import fetch_histories
 from btc_tracker_pipeline.collect.spot import klines_frame
-from btc_tracker_pipeline.defs.btc import assets as btc_assets
-from btc_tracker_pipeline.defs.markets import assets as markets_assets
 from btc_tracker_pipeline.replay.session import replay_session
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import partition_keys, run_windows
@@ -71,8 +70,8 @@ def backfill(folder: Path, *ranges: tuple[str, str]) -> tuple[dict, list[dict]]:
 @pytest.fixture(scope="module")
 def without_cache(tmp_path_factory) -> tuple[dict, list[dict]]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(markets_assets, "backfill_histories", uncached_histories)
-        patch.setattr(btc_assets, "backfill_klines", uncached_klines)
+        patch.setattr(fetch, "backfill_histories", uncached_histories)
+        patch.setattr(fetch, "backfill_klines", uncached_klines)
         return backfill(tmp_path_factory.mktemp("without"), (FIRST, LAST))
 
 

@@ -2,7 +2,8 @@
 
 A one-day backfill in two runs, then a run for three chosen markets, on a fixed world;
 every table's digest (``table_digest``) must equal the one recorded at commit 5bc84b2,
-before the engine. A change that alters what the pipeline writes fails here; if the
+before the engine (edge_report's collection_runs rows, which it did not write
+then, are checked on their own). A change that alters what the pipeline writes fails here; if the
 change is intended, regenerate the file with ``python -m
 btc_tracker_pipeline_tests.table_digest <commit>`` and say why in the commit.
 """
@@ -18,7 +19,22 @@ pytestmark = pytest.mark.integration
 
 
 def test_every_table_matches_the_digest_before_the_engine(tmp_path):
-    digests = td.digest_after_runs(tmp_path)
+    edge_runs: list[tuple] = []
+
+    def inspect(conn: duckdb.DuckDBPyConnection) -> None:
+        edge_runs.extend(
+            conn.execute(
+                "SELECT window_start, count(*), min(status) FROM collection_runs "
+                "WHERE asset = 'edge_report' GROUP BY window_start ORDER BY window_start"
+            ).fetchall()
+        )
+
+    digests = td.digest_after_runs(tmp_path, inspect)
+    # New with the engine: edge_report records its runs like every other asset (one row
+    # per window per run: the backfill's, plus the chosen-markets run's 8 windows).
+    assert len(edge_runs) == 96
+    assert sum(n for _, n, _ in edge_runs) == 96 + 8
+    assert {status for _, _, status in edge_runs} == {"ok"}
     golden = td.load_golden()
     assert sorted(digests) == sorted(golden)
     differing = {t: (digests[t], golden[t]) for t in golden if digests[t] != golden[t]}

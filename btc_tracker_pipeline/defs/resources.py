@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
 from pydantic import Field, PrivateAttr
 
 from btc_tracker_pipeline import environment
+from btc_tracker_pipeline.collect.runs import utcnow
 from btc_tracker_pipeline.sources.binance import BinanceClient
 from btc_tracker_pipeline.sources.clob import ClobClient
 from btc_tracker_pipeline.sources.gamma import GammaClient
@@ -109,6 +111,23 @@ class WarehouseResource(dg.ConfigurableResource):
             conn.close()
 
 
+class ClockResource(dg.ConfigurableResource):
+    """The pipeline's clock: it decides whether a window is live (it ended moments ago:
+    live quotes) or history. Tests and replays set ``now_utc``."""
+
+    now_utc: str | None = Field(
+        None,
+        description="A fixed time (ISO 8601, UTC) the run takes as now; empty: the wall clock.",
+    )
+
+    def now(self) -> datetime:
+        """Now as naive UTC."""
+        if not self.now_utc:
+            return utcnow()
+        fixed = datetime.fromisoformat(self.now_utc)
+        return fixed.astimezone(UTC).replace(tzinfo=None) if fixed.tzinfo else fixed
+
+
 class ModelStoreResource(dg.ConfigurableResource):
     """Where trained model artifacts live (one folder per training, newest wins)."""
 
@@ -147,5 +166,6 @@ def resources() -> dg.Definitions:
             "model_store": ModelStoreResource(
                 models_dir=_env_or("BTC_TRACKER_MODELS", DEFAULT_MODELS)
             ),
+            "clock": ClockResource(),
         }
     )

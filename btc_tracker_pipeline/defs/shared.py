@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
-from btc_tracker_pipeline import stopping
-from btc_tracker_pipeline.collect.runs import RunRecord
 from btc_tracker_pipeline.market_selection import market_ids
 from btc_tracker_pipeline.partitions import (
     WINDOWS_PER_RUN,
     fifteen_minute_partitions,
-    windows_between,
 )
-from btc_tracker_pipeline.sources.errors import ApiError
-from btc_tracker_pipeline.warehouse import append_rows
 
 # Every asset that writes DuckDB is in this pool; dagster.yaml limits pools to 1
 # (docs/dagster.md §2: DuckDB has one writer).
@@ -45,12 +38,6 @@ def window_asset(*, group_name: str, kinds: set[str], **kwargs: Any) -> Any:
 def naive_utc(ts: datetime) -> datetime:
     """Dagster hands out aware datetimes; the warehouse stores naive UTC."""
     return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
-
-
-def run_windows(context: dg.AssetExecutionContext) -> list[tuple[datetime, datetime]]:
-    """The 15-minute windows this run covers (one for a tick, up to a day in a backfill)."""
-    tw = context.partition_time_window
-    return windows_between(naive_utc(tw.start), naive_utc(tw.end))
 
 
 def chosen_markets(context: dg.AssetExecutionContext) -> tuple[str, ...]:
@@ -81,50 +68,6 @@ def selection_metadata(chosen: tuple[str, ...]) -> dict[str, dg.MetadataValue]:
     }
 
 
-def each_window(
-    windows: Sequence[tuple[datetime, datetime]],
-) -> Iterator[tuple[int, tuple[datetime, datetime]]]:
-    """``enumerate(windows)`` that stops between windows when a stop was requested
-    (Ctrl+C / SIGTERM on the CLI, see ``stopping``): the window being written is
-    finished, the run fails with "stopped", later windows keep their previous rows."""
-    for i, window in enumerate(windows):
-        signal_name = stopping.requested()
-        if signal_name is not None:
-            raise dg.Failure(
-                description=(
-                    f"stopped by {signal_name} before window {window[0]:%Y-%m-%d %H:%M} UTC; "
-                    f"{i} earlier window(s) of this run are complete, later ones unchanged"
-                ),
-                allow_retries=False,
-            )
-        yield i, window
-
-
-@contextlib.contextmanager
-def recorded_api_failure(
-    context: dg.AssetExecutionContext,
-    asset: str,
-    windows: Sequence[tuple[datetime, datetime]],
-    warehouse: Any,
-) -> Iterator[None]:
-    """An API call in the block that still fails after its retries (service down, cursor
-    loop, malformed answer) leaves one ``failed`` collection_runs row per window with the
-    reason and fails the asset; the windows keep their previous rows, and other assets
-    of the tick (independent of this one) still run."""
-    try:
-        yield
-    except ApiError as exc:
-        reason = f"{exc.__class__.__name__}: {exc}"
-        with warehouse.connect() as conn:
-            for ws, we in windows:
-                record = RunRecord(asset, ws, we, context.run_id)
-                record.errors.append(reason)
-                append_rows(conn, "collection_runs", record.frame())
-        raise dg.Failure(
-            description=f"{reason}; existing rows were kept (recorded in collection_runs)"
-        ) from exc
-
-
 def preview(frame: pl.DataFrame, rows: int = 8) -> dg.MetadataValue:
     """A small Markdown table of the first rows for the asset's metadata."""
     if frame.is_empty():
@@ -136,12 +79,3 @@ def preview(frame: pl.DataFrame, rows: int = 8) -> dg.MetadataValue:
         cells = [f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v)) for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return dg.MetadataValue.md("\n".join(lines))
-
-
-def window_metadata(windows: list[tuple[datetime, datetime]]) -> dict[str, dg.MetadataValue]:
-    """Window bounds of a run as metadata."""
-    return {
-        "window_start": dg.MetadataValue.text(f"{windows[0][0]:%Y-%m-%d %H:%M} UTC"),
-        "window_end": dg.MetadataValue.text(f"{windows[-1][1]:%Y-%m-%d %H:%M} UTC"),
-        "windows": dg.MetadataValue.int(len(windows)),
-    }

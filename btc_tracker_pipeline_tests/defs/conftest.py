@@ -9,6 +9,7 @@ import pytest
 
 from btc_tracker_pipeline.defs.resources import (
     BinanceResource,
+    ClockResource,
     PolymarketResource,
     WarehouseResource,
 )
@@ -34,4 +35,5 @@ def resources(replay_url: str, tmp_path) -> dict:
         ),
         "binance": BinanceResource(base_url=f"{replay_url}/binance"),
         "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+        "clock": ClockResource(),
     }

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import dagster as dg
 import duckdb
 
-from btc_tracker_pipeline.defs.btc import assets as btc_assets
 from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
-from btc_tracker_pipeline.defs.markets import assets as markets_assets
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
+from btc_tracker_pipeline.defs.resources import ClockResource
 
 ASSETS = [tracked_markets, market_snapshots, btc_spot_prices]
 KEY = "2026-02-28-23:30"
@@ -96,13 +93,11 @@ def test_explicit_market_ids_replace_only_their_tracked_rows(resources):
     assert after == count
 
 
-def test_window_that_just_ended_is_collected_live_with_the_same_columns(resources, monkeypatch):
-    # The replay world stands at 2026-03-01 00:00; pretend the tick runs 3 minutes later.
-    tick = datetime(2026, 3, 1, 0, 3)
-    for module in (markets_assets, btc_assets):
-        monkeypatch.setattr(module, "utcnow", lambda: tick)
+def test_window_that_just_ended_is_collected_live_with_the_same_columns(resources):
+    # The replay world stands at 2026-03-01 00:00; the tick runs 3 minutes later.
+    at_tick = resources | {"clock": ClockResource(now_utc="2026-03-01T00:03:00")}
     live_key = "2026-02-28-23:45"
-    assert dg.materialize(ASSETS, partition_key=live_key, resources=resources).success
+    assert dg.materialize(ASSETS, partition_key=live_key, resources=at_tick).success
     assert dg.materialize(ASSETS, partition_key=KEY, resources=resources).success
     with duckdb.connect(resources["warehouse"].path, read_only=True) as conn:
         by_source = conn.execute(

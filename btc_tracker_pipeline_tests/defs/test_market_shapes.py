@@ -15,6 +15,7 @@ import pytest
 from btc_tracker_pipeline.defs.markets.assets import tracked_markets
 from btc_tracker_pipeline.defs.resources import (
     BinanceResource,
+    ClockResource,
     PolymarketResource,
     WarehouseResource,
 )
@@ -44,6 +45,7 @@ def rows(world: SimulatedWorld, tmp_path_factory) -> Iterator[list[dict]]:
             ),
             "binance": BinanceResource(base_url=f"{server.url}/binance"),
             "warehouse": WarehouseResource(path=path),
+            "clock": ClockResource(),
         }
         assert dg.materialize([tracked_markets], partition_key=KEY, resources=resources).success
     with duckdb.connect(path, read_only=True) as conn:

@@ -11,6 +11,7 @@ from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
 from btc_tracker_pipeline.defs.resources import (
     BinanceResource,
+    ClockResource,
     PolymarketResource,
     WarehouseResource,
 )
@@ -34,6 +35,7 @@ def test_clob_down_keeps_old_snapshots_and_records_why(tmp_path):
             ),
             "binance": BinanceResource(base_url=f"{url}/binance"),
             "warehouse": WarehouseResource(path=path),
+            "clock": ClockResource(),
         }
 
     with ReplayServer(world) as healthy:

@@ -11,7 +11,11 @@ import duckdb
 import pytest
 
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
-from btc_tracker_pipeline.defs.resources import PolymarketResource, WarehouseResource
+from btc_tracker_pipeline.defs.resources import (
+    ClockResource,
+    PolymarketResource,
+    WarehouseResource,
+)
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
@@ -35,6 +39,7 @@ def collect(url: str, path: str, **snapshot_config: object) -> dg.ExecuteInProce
         resources={
             "polymarket": PolymarketResource(gamma_url=f"{url}/gamma", clob_url=f"{url}/clob"),
             "warehouse": WarehouseResource(path=path),
+            "clock": ClockResource(),
         },
         tags={
             "dagster/asset_partition_range_start": RANGE[0],
@@ -104,6 +109,7 @@ def test_the_limit_comes_from_the_resource_and_is_checked(sparse_url, tmp_path):
             gamma_url=f"{sparse_url}/gamma", clob_url=f"{sparse_url}/clob", max_quote_age_min=90
         ),
         "warehouse": WarehouseResource(path=path),
+        "clock": ClockResource(),
     }
     key = "2026-02-28-20:30"  # a :45 end: only a 90-minute limit quotes barrier markets
     assert dg.materialize(

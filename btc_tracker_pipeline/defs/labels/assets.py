@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import dagster as dg
-import duckdb
 import polars as pl
 
 from btc_tracker_pipeline.collect.resolutions import (
@@ -11,26 +10,19 @@ from btc_tracker_pipeline.collect.resolutions import (
     CLOSE_CALL_USD,
     crosscheck,
     find_resolutions,
-    resolutions_frame,
+    resolutions_range,
 )
-from btc_tracker_pipeline.collect.runs import RunRecord
 from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
+from btc_tracker_pipeline.defs.engine import Tally, WindowRun, table_preview
 from btc_tracker_pipeline.defs.markets.assets import tracked_markets
-from btc_tracker_pipeline.defs.resources import PolymarketResource, WarehouseResource
-from btc_tracker_pipeline.defs.shared import (
-    each_window,
-    preview,
-    recorded_api_failure,
-    run_windows,
-    window_asset,
-    window_metadata,
+from btc_tracker_pipeline.defs.resources import (
+    ClockResource,
+    PolymarketResource,
+    WarehouseResource,
 )
-from btc_tracker_pipeline.warehouse import (
-    TableAppend,
-    TableWrite,
-    registered,
-    write_window,
-)
+from btc_tracker_pipeline.defs.shared import window_asset
+from btc_tracker_pipeline.warehouse import TableWrite
+from btc_tracker_pipeline.warehouse.read import label_terms
 from btc_tracker_pipeline.warehouse.tables import polars_schema
 
 INTEGRITY_CHECK = "label_integrity"
@@ -39,32 +31,6 @@ KLINES_CHECK = "labels_match_klines"
 MAX_SETTLE_LAG = timedelta(days=3)
 # RESOLUTION_SCHEMA and the label check columns: market_resolutions, whole.
 LABEL_SCHEMA = polars_schema("market_resolutions")
-
-
-def _terms_and_klines(
-    conn: duckdb.DuckDBPyConnection, market_ids: list[str]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The tracked terms of ``market_ids`` (their latest tracked row) and the 1m klines
-    spanning their reference starts to one minute past their expiries."""
-    ids = pl.DataFrame({"market_id": market_ids}, schema={"market_id": pl.String})
-    with registered(conn, ids) as name:
-        terms = conn.sql(
-            "SELECT market_id, family, strike, reference_start, expiry FROM tracked_markets "
-            f"WHERE market_id IN (SELECT market_id FROM {name}) "
-            "QUALIFY row_number() OVER (PARTITION BY market_id ORDER BY window_start DESC) = 1"
-        ).pl()
-    if terms.is_empty():
-        return terms, pl.DataFrame(
-            schema={"open_time": pl.Datetime("us"), "open": pl.Float64, "close": pl.Float64}
-        )
-    lo = terms.select(pl.min_horizontal(pl.col("reference_start"), pl.col("expiry")).min()).item()
-    hi = terms["expiry"].max() + timedelta(minutes=1)
-    klines = conn.execute(
-        "SELECT open_time, open, close FROM btc_spot_prices WHERE open_time >= ? AND open_time <= ?"
-        " ORDER BY open_time",
-        [lo, hi],
-    ).pl()
-    return terms, klines
 
 
 def _label_checks(frame: pl.DataFrame, checked: pl.DataFrame) -> list[dg.AssetCheckResult]:
@@ -147,6 +113,7 @@ def market_resolutions(
     context: dg.AssetExecutionContext,
     polymarket: PolymarketResource,
     warehouse: WarehouseResource,
+    clock: ClockResource,
 ) -> dg.MaterializeResult:
     """Markets that settled in the window: winner, winning token, settle time, source.
 
@@ -157,51 +124,34 @@ def market_resolutions(
     label: a 5m/15m/4h window settled on Chainlink that Binance puts on the other side
     by a move of a few dollars is a ``close_call``, its move in ``label_check_detail``.
     """
-    windows = run_windows(context)
-    range_start, range_end = windows[0][0], windows[-1][1]
-    before = polymarket.http.requests, polymarket.http.retries
-    with recorded_api_failure(context, "market_resolutions", windows, warehouse):
+    run = WindowRun.start(
+        context,
+        "market_resolutions",
+        warehouse,
+        clock.now(),
+        lambda: (polymarket.http.requests, polymarket.http.retries),
+    )
+    with run.api_calls():
         markets, skipped = find_resolutions(
-            polymarket.gamma(), range_start, range_end, max_settle_lag=MAX_SETTLE_LAG
+            polymarket.gamma(), run.start_at, run.end_at, max_settle_lag=MAX_SETTLE_LAG
         )
-    frames = {ws: resolutions_frame(markets, ws, we) for ws, we in windows}
-    everything = pl.concat(frames.values())
+    found = resolutions_range(markets, run.windows)
     with warehouse.connect() as conn:
-        terms, klines = _terms_and_klines(conn, everything["market_id"].unique().to_list())
-        checked = crosscheck(everything, terms, klines)
-        verdict = checked.select(
-            "market_id",
-            pl.col("verdict").alias("label_check"),
-            pl.col("detail").alias("label_check_detail"),
-        )
-        total = 0
-        for i, (ws, we) in each_window(windows):
-            frame = frames[ws].join(verdict, on="market_id", how="left").select(list(LABEL_SCHEMA))
-            record = RunRecord("market_resolutions", ws, we, context.run_id)
-            if i == 0:
-                record.requests = polymarket.http.requests - before[0]
-                record.retries = polymarket.http.retries - before[1]
-                record.errors += skipped
-            record.markets_tried = frame.height
-            record.markets_ok = frame.filter(pl.col("status") == "resolved").height
-            # No settlement in a window is a real answer: the window is replaced by nothing.
-            write_window(
-                conn,
-                [TableWrite("market_resolutions", frame, on_empty="replace")],
-                ws,
-                we,
-                appends=[TableAppend("collection_runs", record.frame)],
-            )
-            total += frame.height
-    statuses = everything.group_by("status").len().sort("status")
-    return dg.MaterializeResult(
-        check_results=_label_checks(everything, checked),
-        metadata={
-            **window_metadata(windows),
-            "row_count": dg.MetadataValue.int(total),
-            "by_status": preview(statuses),
-            "preview": preview(
-                everything.select("market_id", "family", "status", "winner_outcome", "settled_at")
-            ),
-        },
+        terms, klines = label_terms(conn, found["market_id"].unique().to_list())
+    checked = crosscheck(found, terms, klines)
+    verdict = checked.select(
+        "market_id",
+        pl.col("verdict").alias("label_check"),
+        pl.col("detail").alias("label_check_detail"),
+    )
+    labels = found.join(verdict, on="market_id", how="left", maintain_order="left").select(
+        list(LABEL_SCHEMA)
+    )
+    return run.finish(
+        # No settlement in a window is a real answer: the window is replaced by nothing.
+        [TableWrite("market_resolutions", labels, on_empty="replace")],
+        Tally(tried=labels, ok=labels.filter(pl.col("status") == "resolved"), run_errors=skipped),
+        preview=labels.select("market_id", "family", "status", "winner_outcome", "settled_at"),
+        metadata={"by_status": table_preview(labels.group_by("status").len().sort("status"))},
+        check_results=_label_checks(labels, checked),
     )

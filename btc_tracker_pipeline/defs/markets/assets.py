@@ -1,5 +1,6 @@
 """Polymarket assets: which BTC markets are open in a window, and their quotes."""
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import dagster as dg
@@ -7,30 +8,25 @@ import polars as pl
 from pydantic import Field
 
 from btc_tracker_pipeline import environment
-from btc_tracker_pipeline.collect.discovery import discover, markets_frame, tracked_frame
-from btc_tracker_pipeline.collect.history_cache import backfill_histories, history_needs
-from btc_tracker_pipeline.collect.runs import RunRecord, is_live, utcnow
-from btc_tracker_pipeline.collect.snapshots import (
-    fetch_histories,
-    history_snapshot_frame,
-    live_snapshot_frame,
+from btc_tracker_pipeline.collect.discovery import discover, markets_frame, tracked_range
+from btc_tracker_pipeline.collect.fetch import quotes_for_run
+from btc_tracker_pipeline.collect.snapshots import missing_quote_errors
+from btc_tracker_pipeline.defs.engine import Tally, WindowRun, table_preview
+from btc_tracker_pipeline.defs.resources import (
+    ClockResource,
+    PolymarketResource,
+    WarehouseResource,
 )
-from btc_tracker_pipeline.defs.resources import PolymarketResource, WarehouseResource
-from btc_tracker_pipeline.defs.shared import (
-    chosen_markets,
-    each_window,
-    of_chosen,
-    preview,
-    recorded_api_failure,
-    run_windows,
-    selection_metadata,
-    window_asset,
-    window_metadata,
-)
+from btc_tracker_pipeline.defs.shared import of_chosen, window_asset
 from btc_tracker_pipeline.failures import UNKNOWN_IDS_METADATA
-from btc_tracker_pipeline.sources.errors import ApiError
-from btc_tracker_pipeline.warehouse import TableAppend, TableWrite, upsert_rows, write_window
+from btc_tracker_pipeline.warehouse import TableUpsert, TableWrite
 from btc_tracker_pipeline.warehouse.coverage import MIN_SHARE, ThinWindow, thin_windows
+from btc_tracker_pipeline.warehouse.read import window_rows
+
+
+def _meter(polymarket: PolymarketResource) -> Callable[[], tuple[int, int]]:
+    """The run's Polymarket request and retry counters."""
+    return lambda: (polymarket.http.requests, polymarket.http.retries)
 
 
 class MarketSelection(dg.Config):
@@ -85,6 +81,7 @@ def tracked_markets(
     config: MarketSelection,
     polymarket: PolymarketResource,
     warehouse: WarehouseResource,
+    clock: ClockResource,
 ) -> dg.MaterializeResult:
     """Every BTC market open during the window: family, strike, direction, expiry, token ids.
 
@@ -92,72 +89,47 @@ def tracked_markets(
     those markets' rows); history windows include markets that have closed since. One
     Gamma listing serves every window of a run.
     """
-    windows = run_windows(context)
-    range_start, range_end = windows[0][0], windows[-1][1]
-    live = len(windows) == 1 and is_live(range_end, utcnow())
-    gamma = polymarket.gamma()
-    first = RunRecord("tracked_markets", *windows[0], dagster_run_id=context.run_id)
-    before = polymarket.http.requests, polymarket.http.retries
-    with recorded_api_failure(context, "tracked_markets", windows, warehouse):
+    run = WindowRun.start(context, "tracked_markets", warehouse, clock.now(), _meter(polymarket))
+    with run.api_calls():
         discovery = discover(
-            gamma, range_start, range_end, include_closed=not live, market_ids=config.market_ids
+            polymarket.gamma(),
+            run.start_at,
+            run.end_at,
+            include_closed=not run.live,
+            market_ids=config.market_ids,
         )
-    first.requests = polymarket.http.requests - before[0]
-    first.retries = polymarket.http.retries - before[1]
     unknown = [f"market {i}: not found on Gamma" for i in discovery.missing_ids]
-    first.errors += unknown
-    first.errors += discovery.malformed
     # A run for chosen ids replaces only the found ones: an id Gamma does not know keeps
     # whatever rows it had.
     found = tuple(m.id for m in discovery.markets)
     scope = (found or tuple(config.market_ids)) if config.market_ids else ()
-
-    total, empty = 0, []
-    with warehouse.connect() as conn:
-        upsert_rows(conn, "markets", markets_frame(discovery.markets), "market_id")
-        for i, (ws, we) in each_window(windows):
-            record = first if i == 0 else RunRecord("tracked_markets", ws, we, context.run_id)
-            frame = tracked_frame(discovery.markets, ws, we, discovery.discovered_by)
-            record.markets_tried = record.markets_ok = frame.height
-            if frame.is_empty():
-                record.errors.append("no BTC market was open in this window; kept existing rows")
-                empty.append(ws)
-            write_window(
-                conn,
-                [TableWrite("tracked_markets", frame, on_empty="keep", market_ids=scope)],
-                ws,
-                we,
-                appends=[TableAppend("collection_runs", record.frame)],
-            )
-            total += frame.height
-            sample = frame  # the last window's rows, for the metadata
-        thin = thin_windows(conn, range_start, range_end, quotes=False)
-    if len(empty) == len(windows):
-        raise dg.Failure(
-            "; ".join([*unknown, f"no BTC markets found for {len(windows)} window(s)"])
-            + f" from {range_start:%Y-%m-%d %H:%M} UTC; existing rows were kept "
-            "(see collection_runs)"
-        )
-    families = sample.group_by("family").len().sort("family")
-    return dg.MaterializeResult(
-        check_results=[tracked_coverage_check(thin)],
+    frame = tracked_range(discovery.markets, run.windows, discovery.discovered_by)
+    return run.finish(
+        [TableWrite("tracked_markets", frame, on_empty="keep", market_ids=scope)],
+        Tally(tried=frame, ok=frame, run_errors=unknown + discovery.malformed),
+        upserts=[TableUpsert("markets", markets_frame(discovery.markets), "market_id")],
+        empty_error="no BTC market was open in this window; kept existing rows",
+        all_empty="; ".join([*unknown, f"no BTC markets found for {len(run.windows)} window(s)"])
+        + f" from {run.start_at:%Y-%m-%d %H:%M} UTC; existing rows were kept "
+        "(see collection_runs)",
+        preview=run.last_window(frame).select(
+            "market_id", "family", "strike", "expiry", "question"
+        ),
         metadata={
-            **window_metadata(windows),
-            **selection_metadata(tuple(config.market_ids)),
-            "row_count": dg.MetadataValue.int(total),
             "markets_found": dg.MetadataValue.int(len(discovery.markets)),
-            "mode": dg.MetadataValue.text("live" if live else "history"),
             # Asked-for ids Gamma does not know; the CLI names them in a warning.
             **(
                 {UNKNOWN_IDS_METADATA: dg.MetadataValue.text(",".join(discovery.missing_ids))}
                 if discovery.missing_ids
                 else {}
             ),
-            "families_in_last_window": preview(families, rows=20),
-            "preview": preview(
-                sample.select("market_id", "family", "strike", "expiry", "question")
+            "families_in_last_window": table_preview(
+                run.last_window(frame).group_by("family").len().sort("family"), rows=20
             ),
         },
+        checks=lambda conn: [
+            tracked_coverage_check(thin_windows(conn, run.start_at, run.end_at, quotes=False))
+        ],
     )
 
 
@@ -209,6 +181,7 @@ def market_snapshots(
     config: SnapshotSettings,
     polymarket: PolymarketResource,
     warehouse: WarehouseResource,
+    clock: ClockResource,
 ) -> dg.MaterializeResult:
     """Raw pulls: one quote per tracked market per window (yes price, bid/ask, volume, liquidity).
 
@@ -221,113 +194,52 @@ def market_snapshots(
         max_age = config.max_age(polymarket)
     except environment.ConfigurationError as exc:
         raise dg.Failure(str(exc)) from exc
-    windows = run_windows(context)
-    range_start, range_end = windows[0][0], windows[-1][1]
-    chosen = chosen_markets(context)
+    run = WindowRun.start(context, "market_snapshots", warehouse, clock.now(), _meter(polymarket))
     with warehouse.connect() as conn:
-        tracked = conn.execute(
-            "SELECT * FROM tracked_markets WHERE window_start >= ? AND window_start < ?",
-            [range_start, range_end],
-        ).pl()
-    tracked = of_chosen(tracked, chosen)
+        tracked = of_chosen(
+            window_rows(conn, "tracked_markets", run.start_at, run.end_at), run.chosen
+        )
     if tracked.is_empty():
         raise dg.Failure(
             "tracked_markets has no rows for these windows: materialize tracked_markets first"
         )
-    live = len(windows) == 1 and is_live(range_end, utcnow())
-    before = polymarket.http.requests, polymarket.http.retries
-    run_errors: dict[str, str] = {}
-    from_cache = 0
-    if live:
-        ids = tracked["market_id"].unique().sort().to_list()
-        fetched_at = utcnow()
-        try:
-            markets = polymarket.gamma().get_markets_by_ids(ids)
-        except ApiError as exc:
-            markets, run_errors["*"] = [], f"{exc.__class__.__name__}: {exc}"
-        frames = {windows[0][0]: live_snapshot_frame(markets, *windows[0], fetched_at)}
-    else:
-        needs = history_needs(tracked, range_start, range_end, max_age)
-        if len(windows) > 1:  # a backfill run: share fetches with the other runs
-            histories, from_cache = backfill_histories(
-                polymarket.clob(),
-                needs,
-                warehouse.connect,
-                (range_start, range_end),
-                utcnow(),
-                context.log.warning,
-                max_age,
-            )
-        else:
-            spans = {t: (n.lo, n.hi) for t, n in needs.items()}
-            histories = fetch_histories(polymarket.clob(), spans, max_age=max_age)
-        run_errors.update(histories.errors)
-        frames = {
-            ws: history_snapshot_frame(
-                tracked.filter(pl.col("window_start") == ws), histories, ws, we
-            )
-            for ws, we in windows
-        }
-
-    total = 0
-    coverage: list[tuple[str, float]] = []
-    with warehouse.connect() as conn:
-        for i, (ws, we) in each_window(windows):
-            record = RunRecord("market_snapshots", ws, we, context.run_id)
-            if i == 0:
-                record.requests = polymarket.http.requests - before[0]
-                record.retries = polymarket.http.retries - before[1]
-            in_window = tracked.filter(pl.col("window_start") == ws)
-            frame = frames[ws]
-            record.markets_tried, record.markets_ok = in_window.height, frame.height
-            coverage.append((f"{ws:%Y-%m-%d %H:%M}", frame.height / max(in_window.height, 1)))
-            quoted = set(frame["market_id"].to_list())
-            for market_id, token in in_window.select("market_id", "yes_token_id").iter_rows():
-                if market_id in quoted:
-                    continue
-                reason = (
-                    run_errors.get(token)
-                    or run_errors.get("*")
-                    or f"no quote within {max_age.total_seconds() / 60:g} min of the window end"
-                )
-                record.errors.append(f"market {market_id}: {reason}")
-            write_window(
-                conn,
-                [TableWrite("market_snapshots", frame, on_empty="keep", market_ids=chosen)],
-                ws,
-                we,
-                appends=[TableAppend("collection_runs", record.frame)],
-            )
-            total += frame.height
-    if total == 0:
-        raise dg.Failure(
-            f"no quotes for any of {tracked['market_id'].n_unique()} tracked markets; "
-            "existing rows were kept (see collection_runs for the reasons)"
-        )
-    last = frames[windows[-1][0]]
-    return dg.MaterializeResult(
-        check_results=snapshot_checks(pl.concat(frames.values()), coverage),
+    quotes = quotes_for_run(
+        polymarket.gamma(),
+        polymarket.clob(),
+        tracked,
+        run.windows,
+        live=run.live,
+        clock=clock.now,
+        max_age=max_age,
+        connect=warehouse.connect,
+        warn=context.log.warning,
+    )
+    snapshots = quotes.snapshots
+    tracked_n = dict(tracked.group_by("window_start").len().rows())
+    quoted_n = dict(snapshots.group_by("window_start").len().rows())
+    coverage = [
+        (f"{ws:%Y-%m-%d %H:%M}", quoted_n.get(ws, 0) / max(tracked_n.get(ws, 0), 1))
+        for ws, _ in run.windows
+    ]
+    return run.finish(
+        [TableWrite("market_snapshots", snapshots, on_empty="keep", market_ids=run.chosen)],
+        Tally(
+            tried=tracked,
+            ok=snapshots,
+            errors=missing_quote_errors(tracked, snapshots, quotes.errors, max_age),
+        ),
+        all_empty=f"no quotes for any of {tracked['market_id'].n_unique()} tracked markets; "
+        "existing rows were kept (see collection_runs for the reasons)",
+        preview=run.last_window(snapshots).select(
+            "market_id", "yes_price", "best_bid", "best_ask", "quote_ts", "quote_age_s", "source"
+        ),
         metadata={
-            **window_metadata(windows),
-            **selection_metadata(chosen),
-            "row_count": dg.MetadataValue.int(total),
             "markets_tracked": dg.MetadataValue.int(tracked["market_id"].n_unique()),
-            "markets_failed": dg.MetadataValue.int(len(run_errors)),
-            "tokens_from_cache": dg.MetadataValue.int(from_cache),
-            "mode": dg.MetadataValue.text("live" if live else "history"),
+            "markets_failed": dg.MetadataValue.int(len(quotes.errors)),
+            "tokens_from_cache": dg.MetadataValue.int(quotes.from_cache),
             "max_quote_age_min": dg.MetadataValue.float(max_age.total_seconds() / 60),
-            "preview": preview(
-                last.select(
-                    "market_id",
-                    "yes_price",
-                    "best_bid",
-                    "best_ask",
-                    "quote_ts",
-                    "quote_age_s",
-                    "source",
-                )
-            ),
         },
+        check_results=snapshot_checks(snapshots, coverage),
     )
 
 

@@ -10,21 +10,21 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from btc_tracker_pipeline.defs.engine import Tally, WindowRun, table_preview
 from btc_tracker_pipeline.defs.features.assets import market_indicators
 from btc_tracker_pipeline.defs.labels.assets import market_resolutions
 from btc_tracker_pipeline.defs.model.inputs import edge_inputs, training_tables
-from btc_tracker_pipeline.defs.resources import ModelStoreResource, WarehouseResource
+from btc_tracker_pipeline.defs.resources import (
+    ClockResource,
+    ModelStoreResource,
+    WarehouseResource,
+)
 from btc_tracker_pipeline.defs.shared import (
     DUCKDB_WRITE_POOL,
     OWNERS,
-    chosen_markets,
-    each_window,
     of_chosen,
     preview,
-    run_windows,
-    selection_metadata,
     window_asset,
-    window_metadata,
 )
 from btc_tracker_pipeline.model.artifact import (
     ModelArtifactError,
@@ -70,7 +70,7 @@ from btc_tracker_pipeline.model.train import (
     walk_forward_evaluate,
 )
 from btc_tracker_pipeline.partitions import WINDOW as _WINDOW
-from btc_tracker_pipeline.warehouse import TableWrite, replace_table, write_window
+from btc_tracker_pipeline.warehouse import TableWrite, replace_table
 
 EDGE_CONFIG = EdgeConfig()
 PAPER_CONFIG = PaperConfig(edge=EDGE_CONFIG)
@@ -98,7 +98,7 @@ class TrainingSettings(dg.Config):
 
 
 class EdgeSettings(dg.Config):
-    """The seed's --min-edge (applied to the net edge after fees and spread)."""
+    """The minimum net edge (after fees and spread) to recommend a trade: --min-edge."""
 
     min_edge: float = EDGE_CONFIG.min_edge
 
@@ -404,9 +404,10 @@ def edge_report(
     config: EdgeSettings,
     warehouse: WarehouseResource,
     model_store: ModelStoreResource,
+    clock: ClockResource,
 ) -> dg.MaterializeResult:
     """Per open market: market vs model probability, net edge after fees and spread,
-    BUY YES / BUY NO / PASS at the seed's min_edge, fractional-Kelly stake, flags.
+    BUY YES / BUY NO / PASS above min_edge, fractional-Kelly stake, flags.
 
     Rows without a book (history) assume the spread the warehouse's live books show for
     the family and price level (flag estimated_spread), else 3¢ (flag default_spread);
@@ -421,9 +422,7 @@ def edge_report(
     (use paper_trades for honest backtests). Without a model every row is PASS (no_model).
     A run for chosen markets replaces only their rows.
     """
-    windows = run_windows(context)
-    chosen = chosen_markets(context)
-    range_start, range_end = windows[0][0], windows[-1][1]
+    run = WindowRun.start(context, "edge_report", warehouse, clock.now())
     try:
         model, card = load_latest(Path(model_store.models_dir))
         version = model_dirs(Path(model_store.models_dir))[-1].name
@@ -434,49 +433,50 @@ def edge_report(
     # Trades only where the model's walk-forward test proved skill (none for an old card).
     proven = proven_families(card)
     with warehouse.connect() as conn:
-        rows = of_chosen(edge_inputs(conn, range_start, range_end), chosen)
-        if model is not None and not rows.is_empty():
-            rows = rows.with_columns(
-                pl.Series("model_prob", model.predict(add_features(rows)))
-            ).with_columns(
-                pl.when(_outside_training(card))
-                .then(None)
-                .otherwise(pl.col("model_prob"))
-                .alias("model_prob")
-            )
-        else:
-            rows = rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("model_prob"))
-        settings = EDGE_CONFIG.model_copy(update={"min_edge": config.min_edge})
-        report = compute_edge_report(rows.select(REPORT_INPUTS), settings, proven).with_columns(
-            (pl.col("window_start") + _WINDOW).alias("window_end"),
-            pl.lit(version, dtype=pl.String).alias("model_version"),
-            (
-                pl.lit(last_seen is not None)
-                & (pl.col("window_start") + _WINDOW <= pl.lit(last_seen, dtype=pl.Datetime("us")))
-            ).alias("in_sample"),
+        rows = of_chosen(edge_inputs(conn, run.start_at, run.end_at), run.chosen)
+    if model is not None and not rows.is_empty():
+        rows = rows.with_columns(
+            pl.Series("model_prob", model.predict(add_features(rows)))
+        ).with_columns(
+            pl.when(_outside_training(card))
+            .then(None)
+            .otherwise(pl.col("model_prob"))
+            .alias("model_prob")
         )
-        for _, (ws, we) in each_window(windows):
-            frame = report.filter(pl.col("window_start") == ws)
-            write_window(
-                conn,
-                [TableWrite("edge_report", frame, on_empty="keep", market_ids=chosen)],
-                ws,
-                we,
-            )
-    last = report.filter(pl.col("window_start") == windows[-1][0])
-    counts = report.group_by("recommendation").len().sort("recommendation")
-    return dg.MaterializeResult(
+    else:
+        rows = rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("model_prob"))
+    settings = EDGE_CONFIG.model_copy(update={"min_edge": config.min_edge})
+    report = compute_edge_report(rows.select(REPORT_INPUTS), settings, proven).with_columns(
+        (pl.col("window_start") + _WINDOW).alias("window_end"),
+        pl.lit(version, dtype=pl.String).alias("model_version"),
+        (
+            pl.lit(last_seen is not None)
+            & (pl.col("window_start") + _WINDOW <= pl.lit(last_seen, dtype=pl.Datetime("us")))
+        ).alias("in_sample"),
+    )
+    last = run.last_window(report)
+    return run.finish(
+        [TableWrite("edge_report", report, on_empty="keep", market_ids=run.chosen)],
+        Tally(tried=rows, ok=report),
+        preview=last.select(
+            "market_id",
+            "family",
+            "market_prob",
+            "model_prob",
+            "side",
+            "net_edge",
+            "recommendation",
+        ),
         metadata={
-            **window_metadata(windows),
-            **selection_metadata(chosen),
-            "row_count": dg.MetadataValue.int(report.height),
             "model_version": str(version),
-            "recommendations": preview(counts),
-            "spreads": preview(spread_summary(report, "spread_used"), rows=5),
+            "recommendations": table_preview(
+                report.group_by("recommendation").len().sort("recommendation")
+            ),
+            "spreads": table_preview(spread_summary(report, "spread_used"), rows=5),
             "top_opportunities": dg.MetadataValue.md(top_opportunities_markdown(last)),
             "proven_families": dg.MetadataValue.json(sorted(proven)),
             "skill_gate": dg.MetadataValue.md(skill_gate_markdown(card, report)),
-        }
+        },
     )
 
 
