@@ -60,7 +60,6 @@ token ids, conditionId and questionID are SHA-256 of ``(seed, market key, role)`
 from __future__ import annotations
 
 import bisect
-import hashlib
 import math
 import re
 import threading
@@ -68,7 +67,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -81,14 +79,27 @@ from btc_tracker_pipeline.replay.shapes import (
     epoch_s,
     to_naive_utc,
 )
+from btc_tracker_pipeline.replay.simulation.btc_path import MINUTES_PER_YEAR, BtcPath
+from btc_tracker_pipeline.replay.simulation.et_calendar import (
+    ET,
+    MONTHS,
+    clock12,
+    month_bounds,
+    next_month,
+    to_et,
+    to_utc,
+    week_bounds,
+    week_label,
+)
+from btc_tracker_pipeline.replay.simulation.keyed_random import (
+    digest,
+    hash64,
+    normal_array,
+    unit,
+    unit_array,
+)
 from btc_tracker_pipeline.replay.world import UnknownTokenError
 
-ET = ZoneInfo("America/New_York")
-MINUTES_PER_YEAR = 525_600
-CHUNK_MINUTES = 1440
-START_PRICE = 85_000.0
-JUMP_PROB_PER_MINUTE = 1.0 / (3 * 1440)  # about one jump every three days
-JUMP_SIGMA = 0.012
 # Logit-noise amplitude (standard deviation) of the worlds before ``noise`` was a knob.
 NOISE_LOGIT = 0.12
 MAX_NOISE = 2.0  # a noise sd of 2 in logit space already swamps any fair value
@@ -111,20 +122,6 @@ MONTH = 5  # catalogue of monthly "What price will Bitcoin hit in <Month>?" even
 TOUCH_CLOSE_MIN = timedelta(minutes=5)
 TOUCH_CLOSE_SPREAD_S = 90 * 60
 _STEPS = (2000, 1000, 500, 250, 100, 50, 20, 10)
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 _DAY0 = date(2020, 1, 1)
 _MONDAY0 = date(2020, 1, 6)
 
@@ -232,50 +229,6 @@ _TAG_IDS = {
 }
 
 
-# --- deterministic hashing -----------------------------------------------------------
-
-_M64 = (1 << 64) - 1
-_GOLDEN, _MUL1, _MUL2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
-
-
-def _mix(x: int) -> int:
-    """splitmix64 finaliser on a Python int (same bits as ``_mix_np``)."""
-    x = (x + _GOLDEN) & _M64
-    x = ((x ^ (x >> 30)) * _MUL1) & _M64
-    x = ((x ^ (x >> 27)) * _MUL2) & _M64
-    return x ^ (x >> 31)
-
-
-def _mix_np(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser on a uint64 array (wrapping arithmetic)."""
-    x = x + np.uint64(_GOLDEN)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(_MUL1)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(_MUL2)
-    return x ^ (x >> np.uint64(31))
-
-
-def _unit(key: int, n: int, salt: int) -> float:
-    """Uniform [0, 1) from (key, n, salt)."""
-    return (_mix(key ^ _mix((n + (salt << 40)) & _M64)) >> 11) * 2.0**-53
-
-
-def _unit_np(keys: np.ndarray, n: np.ndarray, salt: int) -> np.ndarray:
-    """Vectorised ``_unit`` (identical values)."""
-    inner = _mix_np(n.astype(np.int64).astype(np.uint64) + np.uint64((salt << 40) & _M64))
-    return (_mix_np(keys ^ inner) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
-def _normal_np(key: int, n: np.ndarray, salt: int) -> np.ndarray:
-    """Standard normals from (key, n, salt) by Box-Muller (deterministic, vectorised)."""
-    u1 = 1.0 - _unit_np(np.full(len(n), key, dtype=np.uint64), n, salt)  # (0, 1]
-    u2 = _unit_np(np.full(len(n), key, dtype=np.uint64), n, salt + 1)
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * math.pi * u2)
-
-
-def _sha(*parts: object) -> bytes:
-    return hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-
-
 _ERFC = np.frompyfunc(math.erfc, 1, 1)
 
 
@@ -293,77 +246,10 @@ def _spread_ticks(
     the mean is about 2.9 ticks and 73 % of books are wider than 2 ticks (recorded hourly
     up/down books: 2.7¢ and 71 %)."""
     closeness = 1.0 - np.abs(2.0 * price - 1.0)
-    noise = _unit_np(keys, absolute, 12) + _unit_np(keys, absolute, 15) - 1.0
+    noise = unit_array(keys, absolute, 12) + unit_array(keys, absolute, 15) - 1.0
     raw = 1.0 + SPREAD_CENTER * closeness + SPREAD_THIN * thin + SPREAD_NOISE * noise
     ticks = np.clip(np.rint(raw), 1, MAX_SPREAD_TICKS).astype(np.int64)
     return np.where((price > 0.02) & (price < 0.98), ticks, 1)
-
-
-# --- the BTC path --------------------------------------------------------------------
-
-
-class _Path:
-    """1-minute BTC candles from the origin, grown in one-day chunks on demand.
-
-    ``p[i]`` is the price at the start of minute ``i`` (candle ``i`` opens at ``p[i]``
-    and closes at ``p[i+1]``); high/low/volume/trades/taker are per candle.
-    """
-
-    def __init__(self, seed: int, sigma_annual: float) -> None:
-        self._seed = seed
-        self._sigma_minute = sigma_annual / math.sqrt(MINUTES_PER_YEAR)
-        self._log = math.log(START_PRICE)
-        self._last_close = START_PRICE
-        self._chunks = 0
-        self.p = np.array([START_PRICE])
-        self.high = np.empty(0)
-        self.low = np.empty(0)
-        self.volume = np.empty(0)
-        self.trades = np.empty(0)
-        self.taker = np.empty(0)
-        self.trades_cum = np.zeros(1)
-
-    def __len__(self) -> int:
-        return len(self.high)
-
-    def ensure(self, n_candles: int) -> None:
-        """Make candles ``[0, n_candles)`` (and ``p`` up to index ``n_candles``) exist."""
-        if n_candles <= len(self.high):
-            return
-        parts = [self._chunk() for _ in range(-(-(n_candles - len(self.high)) // CHUNK_MINUTES))]
-        self.p = np.concatenate([self.p, *(part[0] for part in parts)])
-        self.high, self.low, self.volume, self.trades, self.taker = (
-            np.concatenate([old, *(part[i] for part in parts)])
-            for i, old in enumerate(
-                (self.high, self.low, self.volume, self.trades, self.taker), start=1
-            )
-        )
-        self.trades_cum = np.r_[0.0, np.cumsum(self.trades)]
-
-    def _chunk(self) -> tuple[np.ndarray, ...]:
-        rng = np.random.default_rng(np.random.SeedSequence([self._seed, self._chunks, 0xB7C]))
-        self._chunks += 1
-        s = self._sigma_minute
-        jumps = (rng.random(CHUNK_MINUTES) < JUMP_PROB_PER_MINUTE) * rng.normal(
-            0.0, JUMP_SIGMA, CHUNK_MINUTES
-        )
-        # GBM in log space with zero drift in price: E[dlog S] = -sigma^2/2 dt.
-        step = -0.5 * s * s + s * rng.standard_normal(CHUNK_MINUTES) + jumps
-        logs = self._log + np.cumsum(step)
-        self._log = float(logs[-1])
-        close = np.round(np.exp(logs), 2)
-        open_ = np.r_[self._last_close, close[:-1]]
-        self._last_close = float(close[-1])
-        wick = np.abs(rng.standard_normal((2, CHUNK_MINUTES))) * s * 0.6
-        high = np.round(np.maximum(open_, close) * np.exp(wick[0]), 2)
-        low = np.round(np.minimum(open_, close) * np.exp(-wick[1]), 2)
-        volume = np.round(
-            6.0 * rng.lognormal(0.0, 0.45, CHUNK_MINUTES) * (1.0 + 400.0 * np.abs(step)), 5
-        )
-        trades = np.maximum(1.0, np.round(volume * rng.uniform(30.0, 50.0, CHUNK_MINUTES)))
-        buy_share = 0.5 + 0.15 * np.sign(close - open_) + rng.normal(0.0, 0.08, CHUNK_MINUTES)
-        taker = np.round(volume * np.clip(buy_share, 0.05, 0.95), 5)
-        return close, high, low, volume, trades, taker
 
 
 # --- markets and events ---------------------------------------------------------------
@@ -397,20 +283,6 @@ class _Event:
     markets: tuple[_Market, ...]
 
 
-def _et(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC).astimezone(ET)
-
-
-def _utc(local: datetime) -> datetime:
-    return local.astimezone(UTC).replace(tzinfo=None)
-
-
-def _clock12(local: datetime, minutes: bool) -> str:
-    hour = local.hour % 12 or 12
-    suffix = "AM" if local.hour < 12 else "PM"
-    return f"{hour}:{local.minute:02d}{suffix}" if minutes else f"{hour}{suffix}"
-
-
 def _strike_label(strike: int) -> str:
     """Slug fragment of a strike: ``64k`` for whole thousands, else the full number."""
     return f"{strike // 1000}k" if strike % 1000 == 0 else str(strike)
@@ -422,30 +294,6 @@ def _step_for(count: int, spot: float, span: float) -> int:
         if count * step <= span * spot:
             return step
     return _STEPS[-1]
-
-
-def _next_month(first: date) -> date:
-    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
-
-
-def _month_bounds(first: date) -> tuple[datetime, datetime]:
-    """The month starting at ``first`` as [00:00 ET of its first day, of the next month)."""
-    nxt = _next_month(first)
-    start = datetime(first.year, first.month, 1, tzinfo=ET)
-    return _utc(start), _utc(datetime(nxt.year, nxt.month, 1, tzinfo=ET))
-
-
-def _week_label(monday: date) -> tuple[str, str]:
-    """("March 2-8", "march-2-8") or ("March 30-April 5", "march-30-april-5")."""
-    sunday = monday + timedelta(days=6)
-    first = f"{_MONTHS[monday.month - 1]} {monday.day}"
-    last = (
-        str(sunday.day)
-        if sunday.month == monday.month
-        else (f"{_MONTHS[sunday.month - 1]} {sunday.day}")
-    )
-    text = f"{first}-{last}"
-    return text, text.lower().replace(" ", "-")
 
 
 class SimulatedWorld:
@@ -528,9 +376,9 @@ class SimulatedWorld:
         self._origin_s = int(epoch_s(self.start))
         self.kline_gaps = _merged_gaps(kline_gaps)
         self._gap_minutes = [(self._min_ceil(a), self._min_ceil(b)) for a, b in self.kline_gaps]
-        self._chainlink_key = int.from_bytes(_sha(seed, "chainlink")[:8], "little")
+        self._chainlink_key = hash64(seed, "chainlink")
         self._lock = threading.RLock()
-        self._path = _Path(seed, sigma_annual)
+        self._path = BtcPath(seed, sigma_annual)
         self._events: list[_Event] = []
         self._event_listed: list[int] = []
         self._by_token: dict[str, tuple[_Market, int]] = {}
@@ -597,8 +445,8 @@ class SimulatedWorld:
 
     def identity(self) -> str:
         """``simulated-`` and a hash of ``parameters()`` (the clock is not part of it)."""
-        digest = _sha(*sorted(self.parameters().items())).hex()
-        return f"simulated-{digest[:16]}"
+        digest_hex = digest(*sorted(self.parameters().items())).hex()
+        return f"simulated-{digest_hex[:16]}"
 
     # --- time ----------------------------------------------------------------------
 
@@ -631,17 +479,17 @@ class SimulatedWorld:
         origin = self.start
         t0 = self._origin_s
         first_day = origin.date() - timedelta(days=1)
-        while _utc(datetime(first_day.year, first_day.month, first_day.day, 12, tzinfo=ET)) <= (
+        while to_utc(datetime(first_day.year, first_day.month, first_day.day, 12, tzinfo=ET)) <= (
             origin + timedelta(hours=1)
         ):
             first_day += timedelta(days=1)
-        monday = _et(origin).date()
+        monday = to_et(origin).date()
         monday -= timedelta(days=monday.weekday())
-        while self._week_bounds(monday)[1] <= origin + timedelta(days=1):
+        while week_bounds(monday)[1] <= origin + timedelta(days=1):
             monday += timedelta(days=7)
-        month = _et(origin).date().replace(day=1)
-        while _month_bounds(month)[1] <= origin + timedelta(days=1):
-            month = _next_month(month)
+        month = to_et(origin).date().replace(day=1)
+        while month_bounds(month)[1] <= origin + timedelta(days=1):
+            month = next_month(month)
         return {
             UD15: -(-t0 // 900) * 900,
             UD1H: -(-t0 // 3600) * 3600,
@@ -649,12 +497,6 @@ class SimulatedWorld:
             REACH: monday,
             MONTH: month,
         }
-
-    @staticmethod
-    def _week_bounds(monday: date) -> tuple[datetime, datetime]:
-        start = datetime(monday.year, monday.month, monday.day, tzinfo=ET)
-        end_day = monday + timedelta(days=7)
-        return _utc(start), _utc(datetime(end_day.year, end_day.month, end_day.day, tzinfo=ET))
 
     def _listing(self, family: int, cursor: Any) -> tuple[str, datetime]:
         """Key and listing time of the next event of a family (cheap, no path needed)."""
@@ -664,17 +506,17 @@ class SimulatedWorld:
         elif family == ABOVE:
             key = f"above:{cursor.isoformat()}"
             noon = datetime(cursor.year, cursor.month, cursor.day, 12, tzinfo=ET)
-            natural = _utc(noon) - timedelta(days=2)
+            natural = to_utc(noon) - timedelta(days=2)
         elif family == REACH:
             key = f"hit:{cursor.isoformat()}"
-            natural = self._week_bounds(cursor)[0] - timedelta(days=2)
+            natural = week_bounds(cursor)[0] - timedelta(days=2)
         else:
             key = f"month:{cursor.isoformat()}"
-            natural = _month_bounds(cursor)[0] - timedelta(days=3)
-        key_hash = int.from_bytes(_sha(self.seed, key, "hash")[:8], "little")
+            natural = month_bounds(cursor)[0] - timedelta(days=3)
+        key_hash = hash64(self.seed, key, "hash")
         if natural < self.start:
             return key, self.start
-        jitter = timedelta(microseconds=int(_unit(key_hash, 0, 1) * 59_000_000))
+        jitter = timedelta(microseconds=int(unit(key_hash, 0, 1) * 59_000_000))
         return key, natural + jitter
 
     def _ensure_catalog(self, now_min: int) -> None:
@@ -701,7 +543,7 @@ class SimulatedWorld:
             UD1H: lambda c: c + 3600,
             ABOVE: lambda c: c + timedelta(days=1),
             REACH: lambda c: c + timedelta(days=7),
-            MONTH: _next_month,
+            MONTH: next_month,
         }[family](cursor)
 
     def _add_event(self, event: _Event) -> None:
@@ -723,13 +565,15 @@ class SimulatedWorld:
 
     def _shape(self, key: str, salt: int) -> float:
         """A uniform draw of (seed, key, salt) choosing which real shape a market takes."""
-        return _unit(int.from_bytes(_sha(self.seed, key, "shape")[:8], "little"), 0, salt)
+        return unit(hash64(self.seed, key, "shape"), 0, salt)
 
     def _identity(self, key: str) -> dict[str, Any]:
-        tokens = tuple(str(int.from_bytes(_sha(self.seed, key, "token", i), "big")) for i in (0, 1))
+        tokens = tuple(
+            str(int.from_bytes(digest(self.seed, key, "token", i), "big")) for i in (0, 1)
+        )
         return {
-            "condition_id": "0x" + _sha(self.seed, key, "condition").hex(),
-            "question_id": "0x" + _sha(self.seed, key, "question").hex(),
+            "condition_id": "0x" + digest(self.seed, key, "condition").hex(),
+            "question_id": "0x" + digest(self.seed, key, "question").hex(),
             "token_ids": tokens,
         }
 
@@ -757,7 +601,7 @@ class SimulatedWorld:
         neg_risk_market_id: str | None = None,
         crypto_config: dict[str, Any] | None = None,
     ) -> _Market:
-        key_hash = int.from_bytes(_sha(self.seed, key, "hash")[:8], "little")
+        key_hash = hash64(self.seed, key, "hash")
         self._path.ensure(self._min_ceil(end) + 3)
         static = MarketStatic(
             id=market_id,
@@ -779,8 +623,8 @@ class SimulatedWorld:
             **self._identity(key),
         )
         # log-uniform-ish sizes: scale * exp(+-1.2)
-        volume = volume_scale * math.exp(2.4 * (_unit(key_hash, 0, 2) - 0.5))
-        liquidity = 0.4 * volume_scale * math.exp(2.0 * (_unit(key_hash, 0, 3) - 0.5))
+        volume = volume_scale * math.exp(2.4 * (unit(key_hash, 0, 2) - 0.5))
+        liquidity = 0.4 * volume_scale * math.exp(2.0 * (unit(key_hash, 0, 3) - 0.5))
         return _Market(
             static=static,
             family=family,
@@ -794,8 +638,8 @@ class SimulatedWorld:
             strike=strike,
             volume_total=volume,
             liquidity_base=liquidity,
-            uma_present=_unit(key_hash, 0, 4) < 0.85,
-            competitive=round(0.8 + 0.2 * _unit(key_hash, 0, 6), 12),
+            uma_present=unit(key_hash, 0, 4) < 0.85,
+            competitive=round(0.8 + 0.2 * unit(key_hash, 0, 6), 12),
         )
 
     def _event(
@@ -835,7 +679,7 @@ class SimulatedWorld:
         return _Event(
             static=static,
             family=family,
-            key_hash=int.from_bytes(_sha(self.seed, key, "event")[:8], "little"),
+            key_hash=hash64(self.seed, key, "event"),
             listed_min=markets[0].listed_min,
             # barriers close on their own touch: the event closes with its last market
             closed_min=max(mk.closed_min for mk in markets),
@@ -843,19 +687,19 @@ class SimulatedWorld:
         )
 
     def _closing(self, key: str, end: datetime, delay: timedelta) -> datetime:
-        key_hash = int.from_bytes(_sha(self.seed, key, "hash")[:8], "little")
-        return end + delay + timedelta(seconds=int(_unit(key_hash, 0, 5) * 30))
+        key_hash = hash64(self.seed, key, "hash")
+        return end + delay + timedelta(seconds=int(unit(key_hash, 0, 5) * 30))
 
     def _build_updown(self, family: int, t0: int, key: str, listed: datetime) -> _Event:
         title_only, crypto = False, None
         start = shapes.from_epoch_s(t0)
         span = timedelta(minutes=15 if family == UD15 else 60)
         end = start + span
-        local = _et(start)
-        day = f"{_MONTHS[local.month - 1]} {local.day}"
+        local = to_et(start)
+        day = f"{MONTHS[local.month - 1]} {local.day}"
         if family == UD15:
             title = (
-                f"Bitcoin Up or Down - {day}, {_clock12(local, True)}-{_clock12(_et(end), True)} ET"
+                f"Bitcoin Up or Down - {day}, {clock12(local, True)}-{clock12(to_et(end), True)} ET"
             )
             slug = f"btc-updown-15m-{t0}"
             local_id, description, source = t0 // 900, _UD_DESCRIPTION, shapes.CHAINLINK_SOURCE
@@ -866,8 +710,8 @@ class SimulatedWorld:
             if self._shape(key, 2) < TWAP_SHARE:
                 source, crypto = TWAP_SOURCE, _TWAP_CONFIG
         else:
-            title = f"Bitcoin Up or Down - {day}, {_clock12(local, False)} ET"
-            hour = _clock12(local, False).lower()
+            title = f"Bitcoin Up or Down - {day}, {clock12(local, False)} ET"
+            hour = clock12(local, False).lower()
             # the repeated 1 AM at the end of DST would otherwise reuse a slug
             fold = "-2" if local.fold else ""
             slug = (
@@ -908,19 +752,19 @@ class SimulatedWorld:
         )
 
     def _build_above(self, day: date, key: str, listed: datetime) -> _Event:
-        end = _utc(datetime(day.year, day.month, day.day, 12, tzinfo=ET))
+        end = to_utc(datetime(day.year, day.month, day.day, 12, tzinfo=ET))
         spot = float(self._path.p[self._min_floor(listed)])
         n = self.strikes_per_ladder
         step = _step_for(n, spot, 0.3)
         center = round(spot / step) * step
         strikes = [k for k in (center + (i - (n - 1) // 2) * step for i in range(n)) if k > 0]
-        label = f"{_MONTHS[day.month - 1]} {day.day}"
+        label = f"{MONTHS[day.month - 1]} {day.day}"
         label_slug = label.lower().replace(" ", "-")
         closed_at = self._closing(key, end, timedelta(hours=1))
         day_index = (day - _DAY0).days
         rules_only = self._shape(key, 3) < RULES_STRIKE_SHARE
         neg_risk_id = (
-            "0x" + _sha(self.seed, key, "negRisk").hex()
+            "0x" + digest(self.seed, key, "negRisk").hex()
             if self._shape(key, 4) < NEG_RISK_SHARE
             else None
         )
@@ -970,8 +814,8 @@ class SimulatedWorld:
         )
 
     def _build_hit(self, monday: date, key: str, listed: datetime) -> _Event:
-        week_start, end = self._week_bounds(monday)
-        label, label_slug = _week_label(monday)
+        week_start, end = week_bounds(monday)
+        label, label_slug = week_label(monday)
         week_index = (monday - _MONDAY0).days // 7
         return self._build_barriers(
             key=key,
@@ -988,12 +832,12 @@ class SimulatedWorld:
         )
 
     def _build_month_hit(self, first: date, key: str, listed: datetime) -> _Event:
-        month = _MONTHS[first.month - 1]
+        month = MONTHS[first.month - 1]
         month_index = (first.year - _DAY0.year) * 12 + first.month - 1
         return self._build_barriers(
             key=key,
             listed=listed,
-            period=_month_bounds(first),
+            period=month_bounds(first),
             label=f"in {month}",
             label_slug=f"in-{month.lower()}-{first.year}",
             description=_MONTH_HIT_DESCRIPTION,
@@ -1018,9 +862,9 @@ class SimulatedWorld:
             first = int(np.searchsorted(-reached, -strike, side="left"))
         if first >= len(reached):
             return self._closing(key, end, timedelta(hours=1))
-        key_hash = int.from_bytes(_sha(self.seed, key, "hash")[:8], "little")
+        key_hash = hash64(self.seed, key, "hash")
         delay = TOUCH_CLOSE_MIN + timedelta(
-            seconds=int(_unit(key_hash, 0, 15) * TOUCH_CLOSE_SPREAD_S)
+            seconds=int(unit(key_hash, 0, 15) * TOUCH_CLOSE_SPREAD_S)
         )
         return self._dt(start_min + first + 1) + delay
 
@@ -1203,18 +1047,18 @@ class SimulatedWorld:
                 self.noise
                 * math.sqrt(12.0)
                 * (
-                    0.6 * (_unit_np(keys, absolute, 10) - 0.5)
-                    + 0.8 * (_unit_np(keys, absolute // 15, 11) - 0.5)
+                    0.6 * (unit_array(keys, absolute, 10) - 0.5)
+                    + 0.8 * (unit_array(keys, absolute // 15, 11) - 0.5)
                 )
             )
         clipped = np.clip(fair, 1e-6, 1.0 - 1e-6)
         logit = (1.0 - self.bias) * np.log(clipped / (1.0 - clipped)) + noise
         price = np.clip(1.0 / (1.0 + np.exp(-logit)), P_MIN, P_MAX)
-        thin = per_row([_unit(mk.key_hash, 0, 3) < THIN_SHARE for mk in markets], np.float64)
+        thin = per_row([unit(mk.key_hash, 0, 3) < THIN_SHARE for mk in markets], np.float64)
         spread = _spread_ticks(price, thin, keys, absolute)
         bid = np.clip(np.rint(price * TICKS - spread / 2.0), 0, TICKS - spread).astype(np.int64)
         ask = bid + spread
-        at_bid = ((_unit_np(keys, absolute, 13) < 0.5) & (bid > 0)) | (ask >= TICKS)
+        at_bid = ((unit_array(keys, absolute, 13) < 0.5) & (bid > 0)) | (ask >= TICKS)
         last = np.where(at_bid, bid, ask) / TICKS
         out = {
             "fair": fair,
@@ -1227,7 +1071,7 @@ class SimulatedWorld:
 
     def _chainlink(self, minutes: np.ndarray) -> np.ndarray:
         """The simulated Chainlink BTC/USD print at the start of each path minute."""
-        z = _normal_np(self._chainlink_key, minutes + self._origin_s // 60, 20)
+        z = normal_array(self._chainlink_key, minutes + self._origin_s // 60, 20)
         z = np.clip(z, -CHAINLINK_NOISE_CLIP, CHAINLINK_NOISE_CLIP)
         return np.round(self._path.p[minutes] * (1.0 + CHAINLINK_NOISE_BPS * 1e-4 * z), 2)
 
@@ -1320,8 +1164,8 @@ class SimulatedWorld:
                 **common,
             )
         now_dt = self._dt(now_min)
-        lag = timedelta(microseconds=int(_unit(market.key_hash, now_min, 7) * 50_000_000))
-        liquidity = market.liquidity_base * (0.8 + 0.4 * _unit(market.key_hash, ref // 60, 8))
+        lag = timedelta(microseconds=int(unit(market.key_hash, now_min, 7) * 50_000_000))
+        liquidity = market.liquidity_base * (0.8 + 0.4 * unit(market.key_hash, ref // 60, 8))
         return MarketState(
             updated_at=max(now_dt - lag, market.static.start_date),
             outcome_prices=(mid[0], round(1.0 - mid[0], 6)),
@@ -1347,7 +1191,7 @@ class SimulatedWorld:
             volume=sum(s.volume for s in states),
             volume_24hr=sum(s.volume_24hr for s in states),
             liquidity=sum(s.liquidity or 0.0 for s in states),
-            competitive=round(0.8 + 0.2 * _unit(event.key_hash, 0, 9), 12),
+            competitive=round(0.8 + 0.2 * unit(event.key_hash, 0, 9), 12),
             metadata=metadata,
         )
 
@@ -1449,7 +1293,7 @@ class SimulatedWorld:
             if len(grid) == 0:
                 return []
             keys = np.full(len(grid), market.key_hash, dtype=np.uint64)
-            t = grid * 60 + (_unit_np(keys, grid, 14) * 5).astype(np.int64)
+            t = grid * 60 + (unit_array(keys, grid, 14) * 5).astype(np.int64)
             keep = (t >= lo) & (t <= hi)
             grid, t = grid[keep], t[keep]
             if len(grid) == 0:
@@ -1482,7 +1326,7 @@ class SimulatedWorld:
                 for level in range(BOOK_LEVELS):
                     for ticks, levels, salt in ((bid - level, bids, 20), (ask + level, asks, 40)):
                         if 0 < ticks < TICKS:
-                            u = _unit(market.key_hash, absolute, salt + 2 * level + side)
+                            u = unit(market.key_hash, absolute, salt + 2 * level + side)
                             levels.append((ticks / TICKS, round(5 + 4000 * u**3, 2)))
             return shapes.clob_book(
                 market.static.condition_id,
@@ -1610,7 +1454,7 @@ class SimulatedWorld:
             last = float(path.p[now_min])
             cols = self._minute_columns(a, now_min + 1, now_min)
             count = int(cols["trades"].sum())
-            u = [_unit(self.seed, now_min, 60 + i) for i in range(3)]
+            u = [unit(self.seed, now_min, 60 + i) for i in range(3)]
             return shapes.ticker_24h_body(
                 last=last,
                 open_=float(path.p[a]),

@@ -1,0 +1,1 @@
+"""The parts of the simulated world (``replay.simulated.SimulatedWorld``), one job each."""
