@@ -64,7 +64,6 @@ import math
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -79,7 +78,7 @@ from btc_tracker_pipeline.replay.shapes import (
     epoch_s,
     to_naive_utc,
 )
-from btc_tracker_pipeline.replay.simulation.btc_path import MINUTES_PER_YEAR, BtcPath
+from btc_tracker_pipeline.replay.simulation.btc_path import BtcPath
 from btc_tracker_pipeline.replay.simulation.et_calendar import (
     ET,
     MONTHS,
@@ -91,33 +90,33 @@ from btc_tracker_pipeline.replay.simulation.et_calendar import (
     week_bounds,
     week_label,
 )
+from btc_tracker_pipeline.replay.simulation.fair_value import FairValues
 from btc_tracker_pipeline.replay.simulation.keyed_random import (
     digest,
     hash64,
-    normal_array,
     unit,
     unit_array,
 )
+from btc_tracker_pipeline.replay.simulation.market_terms import (
+    ABOVE,
+    DIP,
+    MONTH,
+    REACH,
+    UD1H,
+    UD15,
+    SimEvent,
+    SimMarket,
+)
+from btc_tracker_pipeline.replay.simulation.quotes import TICKS, Quoter
+from btc_tracker_pipeline.replay.simulation.settlement import Settlement
 from btc_tracker_pipeline.replay.world import UnknownTokenError
 
 # Logit-noise amplitude (standard deviation) of the worlds before ``noise`` was a knob.
 NOISE_LOGIT = 0.12
 MAX_NOISE = 2.0  # a noise sd of 2 in logit space already swamps any fair value
-# Chainlink BTC/USD vs Binance BTC/USDT at one instant: 1 bp (~$9 at $85k) per print,
-# clipped at 2.5 bp, so a settled side differs from the klines only on a move under 5 bp.
-CHAINLINK_NOISE_BPS = 1.0
-CHAINLINK_NOISE_CLIP = 2.5
-P_MIN, P_MAX = 0.005, 0.995
-TICKS = 100  # 1 / orderPriceMinTickSize
 BOOK_LEVELS = 6
-# Book widths (``_spread_ticks``): ticks added at 0.5, in thin markets, and noise amplitude.
-SPREAD_CENTER, SPREAD_THIN, SPREAD_NOISE = 1.75, 1.2, 0.8
-MAX_SPREAD_TICKS = 5
-THIN_SHARE = 0.15  # the markets with the lowest liquidity draws are thin
 MAX_STRIKES = 4000
 MAX_UPDOWN_LEAD = timedelta(days=7)
-UD15, UD1H, ABOVE, REACH, DIP = 0, 1, 2, 3, 4
-MONTH = 5  # catalogue of monthly "What price will Bitcoin hit in <Month>?" events
 # docs/apis.md §3.8: a barrier resolves YES within hours of the touch (here 5-95 min).
 TOUCH_CLOSE_MIN = timedelta(minutes=5)
 TOUCH_CLOSE_SPREAD_S = 90 * 60
@@ -229,58 +228,7 @@ _TAG_IDS = {
 }
 
 
-_ERFC = np.frompyfunc(math.erfc, 1, 1)
-
-
-def _phi(x: np.ndarray) -> np.ndarray:
-    """Standard normal CDF."""
-    return 0.5 * _ERFC(-np.asarray(x, dtype=np.float64) / math.sqrt(2.0)).astype(np.float64)
-
-
-def _spread_ticks(
-    price: np.ndarray, thin: np.ndarray, keys: np.ndarray, absolute: np.ndarray
-) -> np.ndarray:
-    """Book width in ticks, 1–5: rint(1 + 1.9 c + 0.8 thin + 1.5 (u₁ + u₂ − 1)) with
-    c = 1 − |2p − 1| (1 at 0.5, 0 at the bounds), ``thin`` 1 for thin markets and u₁, u₂
-    uniform per (market, minute); 1 tick within 2¢ of 0 or 1. Near 0.5 in a normal market
-    the mean is about 2.9 ticks and 73 % of books are wider than 2 ticks (recorded hourly
-    up/down books: 2.7¢ and 71 %)."""
-    closeness = 1.0 - np.abs(2.0 * price - 1.0)
-    noise = unit_array(keys, absolute, 12) + unit_array(keys, absolute, 15) - 1.0
-    raw = 1.0 + SPREAD_CENTER * closeness + SPREAD_THIN * thin + SPREAD_NOISE * noise
-    ticks = np.clip(np.rint(raw), 1, MAX_SPREAD_TICKS).astype(np.int64)
-    return np.where((price > 0.02) & (price < 0.98), ticks, 1)
-
-
 # --- markets and events ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Market:
-    static: MarketStatic
-    family: int
-    event_key: str
-    key_hash: int
-    listed_min: int  # first minute at which the market is visible
-    start_min: int  # up/down window start; reach/dip effective week start; else listing
-    end_min: int  # endDate
-    closed_at: datetime
-    closed_min: int  # first minute at which the market is closed
-    strike: float  # nan for up/down
-    volume_total: float
-    liquidity_base: float
-    uma_present: bool
-    competitive: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Event:
-    static: EventStatic
-    family: int
-    key_hash: int
-    listed_min: int
-    closed_min: int
-    markets: tuple[_Market, ...]
 
 
 def _strike_label(strike: int) -> str:
@@ -376,16 +324,17 @@ class SimulatedWorld:
         self._origin_s = int(epoch_s(self.start))
         self.kline_gaps = _merged_gaps(kline_gaps)
         self._gap_minutes = [(self._min_ceil(a), self._min_ceil(b)) for a, b in self.kline_gaps]
-        self._chainlink_key = hash64(seed, "chainlink")
         self._lock = threading.RLock()
         self._path = BtcPath(seed, sigma_annual)
-        self._events: list[_Event] = []
+        self._settlement = Settlement(seed, self._path, self._origin_s // 60)
+        self._fair_values = FairValues(self._path, self._settlement, sigma_annual)
+        self._quoter = Quoter(self._fair_values, bias, self.noise, self._origin_s // 60)
+        self._events: list[SimEvent] = []
         self._event_listed: list[int] = []
-        self._by_token: dict[str, tuple[_Market, int]] = {}
-        self._by_condition: dict[str, _Market] = {}
-        self._by_id: dict[str, _Market] = {}
+        self._by_token: dict[str, tuple[SimMarket, int]] = {}
+        self._by_condition: dict[str, SimMarket] = {}
+        self._by_id: dict[str, SimMarket] = {}
         self._cursors = self._initial_cursors()
-        self._cummax: dict[tuple[int, int, int], np.ndarray] = {}
         self._closed_cache: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
         self._snapshot: tuple[int, list[dict[str, Any]], list[dict[str, Any]]] | None = None
 
@@ -546,7 +495,7 @@ class SimulatedWorld:
             MONTH: next_month,
         }[family](cursor)
 
-    def _add_event(self, event: _Event) -> None:
+    def _add_event(self, event: SimEvent) -> None:
         self._events.append(event)
         for market in event.markets:
             self._by_id[market.static.id] = market
@@ -554,7 +503,7 @@ class SimulatedWorld:
             for side, token in enumerate(market.static.token_ids):
                 self._by_token[token] = (market, side)
 
-    def _build(self, family: int, cursor: Any, key: str, listed: datetime) -> _Event:
+    def _build(self, family: int, cursor: Any, key: str, listed: datetime) -> SimEvent:
         if family in (UD15, UD1H):
             return self._build_updown(family, cursor, key, listed)
         if family == ABOVE:
@@ -600,7 +549,7 @@ class SimulatedWorld:
         title_only: bool = False,
         neg_risk_market_id: str | None = None,
         crypto_config: dict[str, Any] | None = None,
-    ) -> _Market:
+    ) -> SimMarket:
         key_hash = hash64(self.seed, key, "hash")
         self._path.ensure(self._min_ceil(end) + 3)
         static = MarketStatic(
@@ -625,7 +574,7 @@ class SimulatedWorld:
         # log-uniform-ish sizes: scale * exp(+-1.2)
         volume = volume_scale * math.exp(2.4 * (unit(key_hash, 0, 2) - 0.5))
         liquidity = 0.4 * volume_scale * math.exp(2.0 * (unit(key_hash, 0, 3) - 0.5))
-        return _Market(
+        return SimMarket(
             static=static,
             family=family,
             event_key=event_key,
@@ -654,10 +603,10 @@ class SimulatedWorld:
         source: str,
         listed: datetime,
         end: datetime,
-        markets: Sequence[_Market],
+        markets: Sequence[SimMarket],
         start_time: datetime | None = None,
         neg_risk: bool = False,
-    ) -> _Event:
+    ) -> SimEvent:
         series_family = REACH if family == DIP else family
         series = _SERIES[series_family]
         static = EventStatic(
@@ -676,7 +625,7 @@ class SimulatedWorld:
             show_market_images=family in (UD15, UD1H),
             neg_risk=neg_risk,
         )
-        return _Event(
+        return SimEvent(
             static=static,
             family=family,
             key_hash=hash64(self.seed, key, "event"),
@@ -690,7 +639,7 @@ class SimulatedWorld:
         key_hash = hash64(self.seed, key, "hash")
         return end + delay + timedelta(seconds=int(unit(key_hash, 0, 5) * 30))
 
-    def _build_updown(self, family: int, t0: int, key: str, listed: datetime) -> _Event:
+    def _build_updown(self, family: int, t0: int, key: str, listed: datetime) -> SimEvent:
         title_only, crypto = False, None
         start = shapes.from_epoch_s(t0)
         span = timedelta(minutes=15 if family == UD15 else 60)
@@ -751,7 +700,7 @@ class SimulatedWorld:
             start_time=None if title_only else start,
         )
 
-    def _build_above(self, day: date, key: str, listed: datetime) -> _Event:
+    def _build_above(self, day: date, key: str, listed: datetime) -> SimEvent:
         end = to_utc(datetime(day.year, day.month, day.day, 12, tzinfo=ET))
         spot = float(self._path.p[self._min_floor(listed)])
         n = self.strikes_per_ladder
@@ -813,7 +762,7 @@ class SimulatedWorld:
             neg_risk=neg_risk_id is not None,
         )
 
-    def _build_hit(self, monday: date, key: str, listed: datetime) -> _Event:
+    def _build_hit(self, monday: date, key: str, listed: datetime) -> SimEvent:
         week_start, end = week_bounds(monday)
         label, label_slug = week_label(monday)
         week_index = (monday - _MONDAY0).days // 7
@@ -831,7 +780,7 @@ class SimulatedWorld:
             volume_scale=40_000.0,
         )
 
-    def _build_month_hit(self, first: date, key: str, listed: datetime) -> _Event:
+    def _build_month_hit(self, first: date, key: str, listed: datetime) -> SimEvent:
         month = MONTHS[first.month - 1]
         month_index = (first.year - _DAY0.year) * 12 + first.month - 1
         return self._build_barriers(
@@ -882,7 +831,7 @@ class SimulatedWorld:
         event_id: str,
         event_family: int,
         volume_scale: float,
-    ) -> _Event:
+    ) -> SimEvent:
         """A "What price will Bitcoin hit …" event: reach strikes above the listing
         spot, dip strikes below, each market closing early on its own touch."""
         period_start, end = period
@@ -943,150 +892,9 @@ class SimulatedWorld:
 
     # --- prices --------------------------------------------------------------------
 
-    def _extreme(self, start: int, end: int, up: bool) -> np.ndarray:
-        """Running max of highs (``up``) or min of lows over candles [start, end)."""
-        cache_key = (start, end, int(up))
-        if cache_key not in self._cummax:
-            if up:
-                self._cummax[cache_key] = np.maximum.accumulate(self._path.high[start:end])
-            else:
-                self._cummax[cache_key] = np.minimum.accumulate(self._path.low[start:end])
-        return self._cummax[cache_key]
-
-    def _touched(
-        self, up: bool, start: np.ndarray, end: np.ndarray, strike: np.ndarray, m: np.ndarray
-    ) -> np.ndarray:
-        """Whether a candle of [start, min(m, end)) or the price at ``m`` crossed ``strike``."""
-        p = self._path.p
-        touched = np.zeros(len(m), dtype=bool)
-        for s, e in set(zip(start.tolist(), end.tolist(), strict=True)):
-            rows = (start == s) & (end == e)
-            ext = self._extreme(s, e, up)
-            last = np.minimum(m[rows], e) - s - 1  # last fully closed candle before m
-            seen = np.where(last >= 0, ext[np.clip(last, 0, len(ext) - 1)], np.nan)
-            live = np.where((m[rows] >= s) & (m[rows] < e), p[m[rows]], np.nan)
-            k = strike[rows]
-            with np.errstate(invalid="ignore"):
-                hit = (seen >= k) | (live >= k) if up else (seen <= k) | (live <= k)
-            touched[rows] = hit
-        return touched
-
-    def _fair(
-        self,
-        fam: np.ndarray,
-        start: np.ndarray,
-        end: np.ndarray,
-        strike: np.ndarray,
-        m: np.ndarray,
-    ) -> np.ndarray:
-        """Fair probability of outcome 0 (Up / Yes) at minute ``m``, from the path."""
-        p = self._path.p
-        sig = self.sigma_annual
-        spot = p[m]
-        fair = np.full(len(m), 0.5)
-        ud = (fam == UD15) | (fam == UD1H)
-        if ud.any():
-            mm, t0, t1 = m[ud], start[ud], end[ud]
-            tau = np.maximum(t1 - mm, 1e-3) / MINUTES_PER_YEAR
-            # Up wins on P_end >= P_open: Phi(ln(S_t/S_open) / (sigma sqrt(tau))).
-            live = _phi(np.log(spot[ud] / p[t0]) / (sig * np.sqrt(tau)))
-            final = self._updown_up(fam[ud], t0, t1).astype(float)
-            fair[ud] = np.where(mm < t0, 0.5, np.where(mm < t1, live, final))
-        above = fam == ABOVE
-        if above.any():
-            mm, settle, k = m[above], end[above] + 1, strike[above]
-            tau = np.maximum(settle - mm, 1e-3) / MINUTES_PER_YEAR
-            # N(d2), zero drift: d2 = (ln(S/K) - sigma^2 tau / 2) / (sigma sqrt(tau));
-            # settles on the close of the 1m candle opening at endDate (= p[end + 1]).
-            d2 = (np.log(spot[above] / k) - 0.5 * sig * sig * tau) / (sig * np.sqrt(tau))
-            final = (p[settle] > k).astype(float)
-            fair[above] = np.where(mm < settle, _phi(d2), final)
-        for family in (REACH, DIP):
-            rows = fam == family
-            if not rows.any():
-                continue
-            mm, k, ws, we = m[rows], strike[rows], start[rows], end[rows]
-            touched = self._touched(family == REACH, ws, we, k, mm)
-            tau = np.maximum(we - mm, 1e-3) / MINUTES_PER_YEAR
-            # driftless barrier: P(touch) = 2 (1 - Phi(|ln(K/S)| / (sigma sqrt(tau))))
-            barrier = np.minimum(
-                1.0, 2.0 * (1.0 - _phi(np.abs(np.log(k / spot[rows])) / (sig * np.sqrt(tau))))
-            )
-            fair[rows] = np.where(touched, 1.0, np.where(mm >= we, 0.0, barrier))
-        return fair
-
-    def _quotes(self, markets: Sequence[_Market], minutes: np.ndarray) -> dict[str, np.ndarray]:
-        """Quotes of outcome 0 for ``markets[i]`` at path minutes ``minutes[i, :]``.
-
-        p_fair → logit(p) = (1 - bias) logit(p_fair) + noise(seed, market, minute)
-        (``self.noise`` times a unit-variance draw, none when ``self.noise`` is 0)
-        → clip to [0.005, 0.995] → bid/ask on the 0.01 tick around it, ``_spread_ticks``
-        apart. ``mid`` is (bid + ask) / 2, e.g. 0.555 or 0.005;
-        ``bid == 0`` means an empty bid side, ``ask == 100`` an empty ask side.
-        Returns arrays of shape ``minutes.shape``: fair, mid, bid, ask (ticks), last.
-        """
-        shape = minutes.shape
-        k = shape[1]
-        m = minutes.reshape(-1).astype(np.int64)
-
-        def per_row(values: list[Any], dtype: Any) -> np.ndarray:
-            return np.repeat(np.asarray(values, dtype=dtype), k)
-
-        fam = per_row([mk.family for mk in markets], np.int64)
-        start = per_row([mk.start_min for mk in markets], np.int64)
-        end = per_row([mk.end_min for mk in markets], np.int64)
-        strike = per_row([mk.strike for mk in markets], np.float64)
-        keys = per_row([mk.key_hash for mk in markets], np.uint64)
-        fair = self._fair(fam, start, end, strike, m)
-        absolute = m + self._origin_s // 60
-        noise: np.ndarray | float = 0.0
-        if self.noise > 0.0:
-            # Unit variance: 12 · (0.6² + 0.8²) · Var(U - 0.5) = 1; the 15-minute part
-            # carries 0.64 of it.
-            noise = (
-                self.noise
-                * math.sqrt(12.0)
-                * (
-                    0.6 * (unit_array(keys, absolute, 10) - 0.5)
-                    + 0.8 * (unit_array(keys, absolute // 15, 11) - 0.5)
-                )
-            )
-        clipped = np.clip(fair, 1e-6, 1.0 - 1e-6)
-        logit = (1.0 - self.bias) * np.log(clipped / (1.0 - clipped)) + noise
-        price = np.clip(1.0 / (1.0 + np.exp(-logit)), P_MIN, P_MAX)
-        thin = per_row([unit(mk.key_hash, 0, 3) < THIN_SHARE for mk in markets], np.float64)
-        spread = _spread_ticks(price, thin, keys, absolute)
-        bid = np.clip(np.rint(price * TICKS - spread / 2.0), 0, TICKS - spread).astype(np.int64)
-        ask = bid + spread
-        at_bid = ((unit_array(keys, absolute, 13) < 0.5) & (bid > 0)) | (ask >= TICKS)
-        last = np.where(at_bid, bid, ask) / TICKS
-        out = {
-            "fair": fair,
-            "mid": (bid + ask) / (2.0 * TICKS),
-            "bid": bid,
-            "ask": ask,
-            "last": last,
-        }
-        return {name: values.reshape(shape) for name, values in out.items()}
-
-    def _chainlink(self, minutes: np.ndarray) -> np.ndarray:
-        """The simulated Chainlink BTC/USD print at the start of each path minute."""
-        z = normal_array(self._chainlink_key, minutes + self._origin_s // 60, 20)
-        z = np.clip(z, -CHAINLINK_NOISE_CLIP, CHAINLINK_NOISE_CLIP)
-        return np.round(self._path.p[minutes] * (1.0 + CHAINLINK_NOISE_BPS * 1e-4 * z), 2)
-
-    def _updown_up(self, fam: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """Whether each up/down window settled Up: end >= start on its settlement feed,
-        the Chainlink print for 15-minute windows, the Binance path for hourly ones."""
-        p = self._path.p
-        binance = p[end] >= p[start]
-        chainlink = fam == UD15
-        if not chainlink.any():
-            return binance
-        cl_up = self._chainlink(end[chainlink]) >= self._chainlink(start[chainlink])
-        binance = binance.copy()
-        binance[chainlink] = cl_up
-        return binance
+    def _quotes(self, markets: Sequence[SimMarket], minutes: np.ndarray) -> dict[str, np.ndarray]:
+        """Quotes of ``markets[i]`` at path minutes ``minutes[i, :]`` (``Quoter.quotes``)."""
+        return self._quoter.quotes(markets, minutes)
 
     def chainlink_price(self, ts: datetime) -> float:
         """The simulated Chainlink BTC/USD print at ``ts`` floored to the minute (what
@@ -1096,32 +904,16 @@ class SimulatedWorld:
             if minute < 0 or minute > self._now_min():
                 raise ValueError(f"no Chainlink print at {ts} (world {self.start} → {self.now()})")
             self._path.ensure(self._now_min() + 2)
-            return float(self._chainlink(np.array([minute]))[0])
+            return float(self._settlement.chainlink(np.array([minute]))[0])
 
-    def _history_step(self, market: _Market) -> int:
+    def _history_step(self, market: SimMarket) -> int:
         """Minutes between prices-history points of ``market`` (1 unless sparse)."""
         if self.sparse_history_step is None or market.family not in (REACH, DIP):
             return 1
         return int(self.sparse_history_step / timedelta(minutes=1))
 
-    def _winner(self, market: _Market) -> int:
-        """Index of the winning outcome by the market's rule on the simulated path."""
-        p, k = self._path.p, market.strike
-        if market.family in (UD15, UD1H):
-            fam, start, end = (
-                np.array([v]) for v in (market.family, market.start_min, market.end_min)
-            )
-            won = bool(self._updown_up(fam, start, end)[0])
-        elif market.family == ABOVE:
-            won = p[market.end_min + 1] > k
-        elif market.family == REACH:
-            won = self._path.high[market.start_min : market.end_min].max() >= k
-        else:
-            won = self._path.low[market.start_min : market.end_min].min() <= k
-        return 0 if won else 1
-
     @staticmethod
-    def _volume(market: _Market, minute: int) -> float:
+    def _volume(market: SimMarket, minute: int) -> float:
         """Cumulative traded volume, growing as life^1.3 from listing to endDate."""
         life = max(market.end_min - market.listed_min, 1)
         frac = min(max((minute - market.listed_min) / life, 0.0), 1.0)
@@ -1130,7 +922,7 @@ class SimulatedWorld:
     # --- Gamma ---------------------------------------------------------------------
 
     def _market_state(
-        self, market: _Market, ref: int, now_min: int, q: dict[str, np.ndarray], row: int
+        self, market: SimMarket, ref: int, now_min: int, q: dict[str, np.ndarray], row: int
     ) -> MarketState:
         minutes = (ref, ref - 60, ref - 1440, ref - 10080)
         volume = [self._volume(market, minute) for minute in minutes]
@@ -1151,7 +943,7 @@ class SimulatedWorld:
             "one_day_change": changes[1],
         }
         if closed:
-            winner = self._winner(market)
+            winner = self._settlement.winner(market)
             return MarketState(
                 updated_at=market.closed_at,
                 outcome_prices=(1.0, 0.0) if winner == 0 else (0.0, 1.0),
@@ -1176,7 +968,7 @@ class SimulatedWorld:
         )
 
     def _event_state(
-        self, event: _Event, states: Sequence[MarketState], now_min: int
+        self, event: SimEvent, states: Sequence[MarketState], now_min: int
     ) -> EventState:
         metadata = None
         if event.family in (UD15, UD1H):
@@ -1196,7 +988,7 @@ class SimulatedWorld:
         )
 
     def _bodies(
-        self, events: Sequence[_Event], now_min: int
+        self, events: Sequence[SimEvent], now_min: int
     ) -> list[tuple[list[dict[str, Any]], dict[str, Any]]]:
         """(markets with ``events``, event with ``markets``) for each event at ``now_min``."""
         markets = [mk for e in events for mk in e.markets]
@@ -1205,7 +997,7 @@ class SimulatedWorld:
         refs = np.array([min(now_min, mk.closed_min - 1) for mk in markets], dtype=np.int64)
         minutes = np.maximum(refs[:, None] - np.array([0, 60, 1440]), 0)
         minutes = np.maximum(minutes, np.array([mk.listed_min for mk in markets])[:, None])
-        quotes = self._quotes(markets, minutes)
+        quotes = self._quoter.quotes(markets, minutes)
         out = []
         row = 0
         for event in events:
@@ -1262,7 +1054,7 @@ class SimulatedWorld:
 
     # --- CLOB ----------------------------------------------------------------------
 
-    def _visible_token(self, token_id: str) -> tuple[_Market, int, int]:
+    def _visible_token(self, token_id: str) -> tuple[SimMarket, int, int]:
         now_min = self._now_min()
         self._path.ensure(now_min + 2)
         self._ensure_catalog(now_min)
@@ -1298,7 +1090,7 @@ class SimulatedWorld:
             grid, t = grid[keep], t[keep]
             if len(grid) == 0:
                 return []
-            mid = self._quotes([market], (grid - origin_min)[None, :])["mid"][0]
+            mid = self._quoter.quotes([market], (grid - origin_min)[None, :])["mid"][0]
             prices = mid if side == 0 else 1.0 - mid
             return [
                 {"t": int(ts), "p": round(float(pr), 4)}
@@ -1315,7 +1107,7 @@ class SimulatedWorld:
                 raise UnknownTokenError(
                     f"No orderbook exists for the requested token id {token_id}"
                 )
-            q = self._quotes([market], np.array([[now_min]]))
+            q = self._quoter.quotes([market], np.array([[now_min]]))
             bid, ask, last = int(q["bid"][0, 0]), int(q["ask"][0, 0]), float(q["last"][0, 0])
             if side == 1:
                 bid, ask, last = TICKS - ask, TICKS - bid, 1.0 - last
@@ -1349,11 +1141,11 @@ class SimulatedWorld:
                 raise KeyError(condition_id)
             closed = now_min >= market.closed_min
             if closed:
-                winner = self._winner(market)
+                winner = self._settlement.winner(market)
                 prices = [1.0 if i == winner else 0.0 for i in (0, 1)]
                 winners = [i == winner for i in (0, 1)]
             else:
-                mid = float(self._quotes([market], np.array([[now_min]]))["mid"][0, 0])
+                mid = float(self._quoter.quotes([market], np.array([[now_min]]))["mid"][0, 0])
                 prices, winners = [mid, round(1.0 - mid, 6)], [False, False]
             return shapes.clob_market_body(
                 market.static,
@@ -1485,7 +1277,7 @@ class SimulatedWorld:
                 raise KeyError(market_id)
             if now_min < market.closed_min:
                 return None
-            return market.static.outcomes[self._winner(market)]
+            return market.static.outcomes[self._settlement.winner(market)]
 
     def btc_close_at(self, ts: datetime) -> float:
         """Close of the 1-minute candle opening at ``ts`` floored to the minute; ValueError
@@ -1519,13 +1311,13 @@ class SimulatedWorld:
     ) -> np.ndarray:
         """The oracle: for each row (``market_ids[i]``, ``at[i]``, naive UTC), the fair
         probability of outcome 0 (Up / Yes) at the path minute ``floor(at[i])``, as the
-        world priced it: the value ``_quotes`` distorts by ``bias`` and ``noise`` into the
+        world priced it: the value the quotes distort by ``bias`` and ``noise`` into the
         served mid (0 or 1 once the outcome is known). NaN for a market id the world does
         not know, or a time before the path start or before the market is listed (no
         quote existed then; this keeps each row independent of the others).
 
         It does not wait for ``now()``: the path and the catalogue grow to the latest
-        minute asked. Vectorised (one ``_fair`` call over all rows)."""
+        minute asked. Vectorised (one fair-value computation over all rows)."""
         ids = [str(market_id) for market_id in market_ids]
         minutes = self._minutes_of(at)
         if len(ids) != len(minutes):
@@ -1557,7 +1349,7 @@ class SimulatedWorld:
                 np.array([math.nan if mk is None else mk.strike for mk in found]),
             )
             fam, start, end, strike = (values[codes[rows]] for values in per_market)
-            out[rows] = self._fair(fam, start, end, strike, minutes[rows])
+            out[rows] = self._fair_values.of(fam, start, end, strike, minutes[rows])
         return out
 
 
