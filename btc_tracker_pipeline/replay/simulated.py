@@ -59,12 +59,10 @@ token ids, conditionId and questionID are SHA-256 of ``(seed, market key, role)`
 
 from __future__ import annotations
 
-import bisect
 import math
-import re
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -72,35 +70,20 @@ import numpy as np
 from btc_tracker_pipeline.replay import shapes
 from btc_tracker_pipeline.replay.shapes import (
     EventState,
-    EventStatic,
     MarketState,
-    MarketStatic,
     epoch_s,
     to_naive_utc,
 )
 from btc_tracker_pipeline.replay.simulation.btc_path import BtcPath
-from btc_tracker_pipeline.replay.simulation.et_calendar import (
-    ET,
-    MONTHS,
-    clock12,
-    month_bounds,
-    next_month,
-    to_et,
-    to_utc,
-    week_bounds,
-    week_label,
-)
 from btc_tracker_pipeline.replay.simulation.fair_value import FairValues
 from btc_tracker_pipeline.replay.simulation.keyed_random import (
     digest,
-    hash64,
     unit,
     unit_array,
 )
+from btc_tracker_pipeline.replay.simulation.market_catalogue import MarketCatalogue
 from btc_tracker_pipeline.replay.simulation.market_terms import (
-    ABOVE,
     DIP,
-    MONTH,
     REACH,
     UD1H,
     UD15,
@@ -109,6 +92,7 @@ from btc_tracker_pipeline.replay.simulation.market_terms import (
 )
 from btc_tracker_pipeline.replay.simulation.quotes import TICKS, Quoter
 from btc_tracker_pipeline.replay.simulation.settlement import Settlement
+from btc_tracker_pipeline.replay.simulation.timeline import Timeline
 from btc_tracker_pipeline.replay.world import UnknownTokenError
 
 # Logit-noise amplitude (standard deviation) of the worlds before ``noise`` was a knob.
@@ -117,131 +101,6 @@ MAX_NOISE = 2.0  # a noise sd of 2 in logit space already swamps any fair value
 BOOK_LEVELS = 6
 MAX_STRIKES = 4000
 MAX_UPDOWN_LEAD = timedelta(days=7)
-# docs/apis.md §3.8: a barrier resolves YES within hours of the touch (here 5-95 min).
-TOUCH_CLOSE_MIN = timedelta(minutes=5)
-TOUCH_CLOSE_SPREAD_S = 90 * 60
-_STEPS = (2000, 1000, 500, 250, 100, 50, 20, 10)
-_DAY0 = date(2020, 1, 1)
-_MONDAY0 = date(2020, 1, 6)
-
-_UD_DESCRIPTION = (
-    'This market will resolve to "Up" if the Bitcoin price at the end of the time range '
-    "specified in the title is greater than or equal to the price at the beginning of that "
-    'range. Otherwise, it will resolve to "Down".\nThe resolution source for this market is '
-    "information from Chainlink, specifically the BTC/USD data stream available at "
-    "https://data.chain.link/streams/btc-usd.\nPlease note that this market is about the "
-    "price according to Chainlink data stream BTC/USD, not according to other sources or "
-    "spot markets."
-)
-_HOURLY_DESCRIPTION = (
-    'This market will resolve to "Up" if the close price is greater than or equal to the '
-    "open price for the BTC/USDT 1 hour candle on Binance that begins at the time and date "
-    'specified in the title. Otherwise, this market will resolve to "Down".\n\nThe resolution '
-    'source for this market is Binance, specifically the BTC/USDT "Open" and "Close" prices '
-    'available at https://www.binance.com/en/trade/BTC_USDT with "1h" and "Candles" '
-    "selected on the top bar.\n\nPlease note that this market is about the price according "
-    "to Binance BTC/USDT, not according to other sources or spot markets."
-)
-_ABOVE_DESCRIPTION = (
-    'This market will resolve to "Yes" if the Binance 1 minute candle for BTC/USDT 12:00 in '
-    'the ET timezone (noon) on the date specified in the title has a final "Close" price '
-    'higher than the price specified in the title. Otherwise, this market will resolve to "No".'
-    "\n\nThe resolution source for this market is Binance, specifically the BTC/USDT "
-    '"Close" prices currently available at https://www.binance.com/en/trade/BTC_USDT with '
-    '"1m" and "Candles" selected on the top bar.\n\nPlease note that this market is about the '
-    "price according to Binance BTC/USDT, not according to other sources or spot markets."
-    "\n\nPrice precision is determined by the number of decimal places in the source."
-)
-# Rules-only strikes (see the module docstring): the strike is in the "Close" sentence.
-_ABOVE_RULES_STRIKE = _ABOVE_DESCRIPTION.replace(
-    'final "Close" price higher than the price specified in the title',
-    'final "Close" price of {strike}.01 or higher',
-)
-TWAP_SOURCE = "https://data.chain.link/streams/btc-usd-twap-60s-streams"
-# docs/apis.md §1.6 (5m); the world's TWAP windows are 15-minute ones.
-_TWAP_CONFIG = {
-    "id": "btc-15m-twap-60",
-    "asset": "btc",
-    "duration": "15m",
-    "twapEnabled": True,
-    "twapLookbackSeconds": 60,
-}
-# Share of markets (15m windows) or ladders (days) written in each real shape.
-TITLE_ONLY_SHARE, TWAP_SHARE, RULES_STRIKE_SHARE, NEG_RISK_SHARE = 0.1, 0.25, 0.2, 0.25
-_HIT_DESCRIPTION = (
-    'This market will immediately resolve to "Yes" if any Binance 1 minute candle for '
-    "BTC/USDT between Monday 12:00 AM ET and Sunday 11:59 PM ET of the week specified in the "
-    'title has a final "{field}" price {cmp} the price specified in the title. Otherwise, '
-    'this market will resolve to "No".\n\nThe resolution source for this market is Binance, '
-    'specifically the BTC/USDT "{field}" prices available at '
-    'https://www.binance.com/en/trade/BTC_USDT with "1m" and "Candles" selected on the top bar.'
-)
-
-_MONTH_HIT_DESCRIPTION = (
-    'This market will immediately resolve to "Yes" if any Binance 1 minute candle for '
-    "BTC/USDT between the first day 12:00 AM ET and the last day 11:59 PM ET of the month "
-    'specified in the title has a final "{field}" price {cmp} the price specified in the '
-    'title. Otherwise, this market will resolve to "No".\n\nThe resolution source for this '
-    'market is Binance, specifically the BTC/USDT "{field}" prices available at '
-    'https://www.binance.com/en/trade/BTC_USDT with "1m" and "Candles" selected on the top bar.'
-)
-
-_SERIES = {
-    UD15: shapes.series_object(
-        "10192", "btc-up-or-down-15m", "BTC Up or Down 15m", "15m", "2025-09-30T16:23:17.404Z"
-    ),
-    UD1H: shapes.series_object(
-        "10114",
-        "btc-up-or-down-hourly",
-        "BTC Up or Down Hourly",
-        "hourly",
-        "2025-08-21T19:04:41.412Z",
-    ),
-    ABOVE: shapes.series_object(
-        "10409",
-        "btc-multi-strikes-weekly",
-        "BTC Multi Strikes Weekly",
-        "weekly",
-        "2025-08-25T15:20:03.131Z",
-    ),
-    REACH: shapes.series_object(
-        "10410",
-        "btc-what-price-hit-weekly",
-        "What price will Bitcoin hit (weekly)",
-        "weekly",
-        "2025-08-25T15:21:44.902Z",
-    ),
-    MONTH: shapes.series_object(
-        "10411",
-        "btc-what-price-hit-monthly",
-        "What price will Bitcoin hit (monthly)",
-        "monthly",
-        "2025-08-25T15:22:10.117Z",
-    ),
-}
-_TAG_IDS = {
-    UD15: ("235", "21", "1312", "101757"),
-    UD1H: ("235", "21", "1312", "101757"),
-    ABOVE: ("235", "102264", "102516", "21", "1312", "101757"),
-    REACH: ("235", "21", "1312", "101757", "102264"),
-    MONTH: ("235", "21", "1312", "101757"),
-}
-
-
-# --- markets and events ---------------------------------------------------------------
-
-
-def _strike_label(strike: int) -> str:
-    """Slug fragment of a strike: ``64k`` for whole thousands, else the full number."""
-    return f"{strike // 1000}k" if strike % 1000 == 0 else str(strike)
-
-
-def _step_for(count: int, spot: float, span: float) -> int:
-    """Largest round strike spacing that keeps ``count`` strikes within ``span * spot``."""
-    for step in _STEPS:
-        if count * step <= span * spot:
-            return step
-    return _STEPS[-1]
 
 
 class SimulatedWorld:
@@ -321,20 +180,20 @@ class SimulatedWorld:
         if start is not None and day != datetime(day.year, day.month, day.day):
             raise ValueError("start must be 00:00 UTC of a day")
         self.start = datetime(day.year, day.month, day.day)
-        self._origin_s = int(epoch_s(self.start))
+        self._timeline = Timeline(self.start, self._raw_now)
         self.kline_gaps = _merged_gaps(kline_gaps)
-        self._gap_minutes = [(self._min_ceil(a), self._min_ceil(b)) for a, b in self.kline_gaps]
+        self._gap_minutes = [
+            (self._timeline.ceil(a), self._timeline.ceil(b)) for a, b in self.kline_gaps
+        ]
         self._lock = threading.RLock()
         self._path = BtcPath(seed, sigma_annual)
-        self._settlement = Settlement(seed, self._path, self._origin_s // 60)
+        self._settlement = Settlement(seed, self._path, self._timeline.origin_min)
         self._fair_values = FairValues(self._path, self._settlement, sigma_annual)
-        self._quoter = Quoter(self._fair_values, bias, self.noise, self._origin_s // 60)
-        self._events: list[SimEvent] = []
-        self._event_listed: list[int] = []
-        self._by_token: dict[str, tuple[SimMarket, int]] = {}
-        self._by_condition: dict[str, SimMarket] = {}
-        self._by_id: dict[str, SimMarket] = {}
-        self._cursors = self._initial_cursors()
+        self._quoter = Quoter(self._fair_values, bias, self.noise, self._timeline.origin_min)
+        self._catalogue = MarketCatalogue(
+            seed, self._timeline, self._path, strikes_per_ladder, updown_lead
+        )
+        self._by_id: dict[str, SimMarket] = self._catalogue.by_id
         self._closed_cache: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
         self._snapshot: tuple[int, list[dict[str, Any]], list[dict[str, Any]]] | None = None
 
@@ -406,489 +265,9 @@ class SimulatedWorld:
             return self._fixed_now
         return _floor_minute(datetime.now(UTC).replace(tzinfo=None))
 
-    def _now_min(self) -> int:
-        return max(0, (int(epoch_s(self._raw_now())) - self._origin_s) // 60)
-
-    def _min_floor(self, dt: datetime) -> int:
-        return math.floor((epoch_s(dt) - self._origin_s) / 60)
-
-    def _min_ceil(self, dt: datetime) -> int:
-        return math.ceil((epoch_s(dt) - self._origin_s) / 60)
-
-    def _dt(self, minute: int) -> datetime:
-        return self.start + timedelta(minutes=minute)
-
     def now(self) -> datetime:
         """The current minute (never before the path start)."""
-        return self._dt(self._now_min())
-
-    # --- catalog -------------------------------------------------------------------
-
-    def _initial_cursors(self) -> dict[int, Any]:
-        origin = self.start
-        t0 = self._origin_s
-        first_day = origin.date() - timedelta(days=1)
-        while to_utc(datetime(first_day.year, first_day.month, first_day.day, 12, tzinfo=ET)) <= (
-            origin + timedelta(hours=1)
-        ):
-            first_day += timedelta(days=1)
-        monday = to_et(origin).date()
-        monday -= timedelta(days=monday.weekday())
-        while week_bounds(monday)[1] <= origin + timedelta(days=1):
-            monday += timedelta(days=7)
-        month = to_et(origin).date().replace(day=1)
-        while month_bounds(month)[1] <= origin + timedelta(days=1):
-            month = next_month(month)
-        return {
-            UD15: -(-t0 // 900) * 900,
-            UD1H: -(-t0 // 3600) * 3600,
-            ABOVE: first_day,
-            REACH: monday,
-            MONTH: month,
-        }
-
-    def _listing(self, family: int, cursor: Any) -> tuple[str, datetime]:
-        """Key and listing time of the next event of a family (cheap, no path needed)."""
-        if family in (UD15, UD1H):
-            key = f"{'15m' if family == UD15 else '1h'}:{cursor}"
-            natural = shapes.from_epoch_s(cursor) - self.updown_lead
-        elif family == ABOVE:
-            key = f"above:{cursor.isoformat()}"
-            noon = datetime(cursor.year, cursor.month, cursor.day, 12, tzinfo=ET)
-            natural = to_utc(noon) - timedelta(days=2)
-        elif family == REACH:
-            key = f"hit:{cursor.isoformat()}"
-            natural = week_bounds(cursor)[0] - timedelta(days=2)
-        else:
-            key = f"month:{cursor.isoformat()}"
-            natural = month_bounds(cursor)[0] - timedelta(days=3)
-        key_hash = hash64(self.seed, key, "hash")
-        if natural < self.start:
-            return key, self.start
-        jitter = timedelta(microseconds=int(unit(key_hash, 0, 1) * 59_000_000))
-        return key, natural + jitter
-
-    def _ensure_catalog(self, now_min: int) -> None:
-        """Build every event listed at or before ``now_min`` (incrementally)."""
-        limit = self._dt(now_min)
-        added = False
-        for family in (UD15, UD1H, ABOVE, REACH, MONTH):
-            while True:
-                cursor = self._cursors[family]
-                key, listed = self._listing(family, cursor)
-                if listed > limit:
-                    break
-                self._add_event(self._build(family, cursor, key, listed))
-                self._cursors[family] = self._advance(family, cursor)
-                added = True
-        if added:
-            self._events.sort(key=lambda e: (e.listed_min, e.static.start_date, e.static.id))
-            self._event_listed = [e.listed_min for e in self._events]
-
-    @staticmethod
-    def _advance(family: int, cursor: Any) -> Any:
-        return {
-            UD15: lambda c: c + 900,
-            UD1H: lambda c: c + 3600,
-            ABOVE: lambda c: c + timedelta(days=1),
-            REACH: lambda c: c + timedelta(days=7),
-            MONTH: next_month,
-        }[family](cursor)
-
-    def _add_event(self, event: SimEvent) -> None:
-        self._events.append(event)
-        for market in event.markets:
-            self._by_id[market.static.id] = market
-            self._by_condition[market.static.condition_id] = market
-            for side, token in enumerate(market.static.token_ids):
-                self._by_token[token] = (market, side)
-
-    def _build(self, family: int, cursor: Any, key: str, listed: datetime) -> SimEvent:
-        if family in (UD15, UD1H):
-            return self._build_updown(family, cursor, key, listed)
-        if family == ABOVE:
-            return self._build_above(cursor, key, listed)
-        if family == MONTH:
-            return self._build_month_hit(cursor, key, listed)
-        return self._build_hit(cursor, key, listed)
-
-    def _shape(self, key: str, salt: int) -> float:
-        """A uniform draw of (seed, key, salt) choosing which real shape a market takes."""
-        return unit(hash64(self.seed, key, "shape"), 0, salt)
-
-    def _identity(self, key: str) -> dict[str, Any]:
-        tokens = tuple(
-            str(int.from_bytes(digest(self.seed, key, "token", i), "big")) for i in (0, 1)
-        )
-        return {
-            "condition_id": "0x" + digest(self.seed, key, "condition").hex(),
-            "question_id": "0x" + digest(self.seed, key, "question").hex(),
-            "token_ids": tokens,
-        }
-
-    def _market(
-        self,
-        *,
-        family: int,
-        key: str,
-        event_key: str,
-        market_id: str,
-        question: str,
-        slug: str,
-        description: str,
-        source: str,
-        outcomes: tuple[str, str],
-        listed: datetime,
-        start: datetime,
-        end: datetime,
-        closed_at: datetime,
-        strike: float = math.nan,
-        group_title: str | None = None,
-        threshold: int = 0,
-        volume_scale: float = 20_000.0,
-        title_only: bool = False,
-        neg_risk_market_id: str | None = None,
-        crypto_config: dict[str, Any] | None = None,
-    ) -> SimMarket:
-        key_hash = hash64(self.seed, key, "hash")
-        self._path.ensure(self._min_ceil(end) + 3)
-        static = MarketStatic(
-            id=market_id,
-            question=question,
-            slug=slug,
-            resolution_source=source,
-            description=description,
-            outcomes=outcomes,
-            start_date=listed,
-            created_at=listed - timedelta(seconds=70),
-            accepting_orders_at=listed - timedelta(seconds=67),
-            end_date=end,
-            event_start=start if family in (UD15, UD1H) and not title_only else None,
-            group_item_title=group_title,
-            group_item_threshold=str(threshold),
-            automatically_resolved=family in (UD15, UD1H),
-            neg_risk_market_id=neg_risk_market_id,
-            crypto_config=crypto_config,
-            **self._identity(key),
-        )
-        # log-uniform-ish sizes: scale * exp(+-1.2)
-        volume = volume_scale * math.exp(2.4 * (unit(key_hash, 0, 2) - 0.5))
-        liquidity = 0.4 * volume_scale * math.exp(2.0 * (unit(key_hash, 0, 3) - 0.5))
-        return SimMarket(
-            static=static,
-            family=family,
-            event_key=event_key,
-            key_hash=key_hash,
-            listed_min=self._min_ceil(listed),
-            start_min=max(0, self._min_floor(start)),
-            end_min=self._min_floor(end),
-            closed_at=closed_at,
-            closed_min=self._min_ceil(closed_at),
-            strike=strike,
-            volume_total=volume,
-            liquidity_base=liquidity,
-            uma_present=unit(key_hash, 0, 4) < 0.85,
-            competitive=round(0.8 + 0.2 * unit(key_hash, 0, 6), 12),
-        )
-
-    def _event(
-        self,
-        *,
-        family: int,
-        key: str,
-        event_id: str,
-        slug: str,
-        title: str,
-        description: str,
-        source: str,
-        listed: datetime,
-        end: datetime,
-        markets: Sequence[SimMarket],
-        start_time: datetime | None = None,
-        neg_risk: bool = False,
-    ) -> SimEvent:
-        series_family = REACH if family == DIP else family
-        series = _SERIES[series_family]
-        static = EventStatic(
-            id=event_id,
-            slug=slug,
-            title=title,
-            description=description,
-            resolution_source=source,
-            start_date=listed,
-            created_at=listed - timedelta(seconds=70),
-            end_date=end,
-            tag_ids=_TAG_IDS[series_family],
-            series=series,
-            series_slug=series["slug"],
-            start_time=start_time,
-            show_market_images=family in (UD15, UD1H),
-            neg_risk=neg_risk,
-        )
-        return SimEvent(
-            static=static,
-            family=family,
-            key_hash=hash64(self.seed, key, "event"),
-            listed_min=markets[0].listed_min,
-            # barriers close on their own touch: the event closes with its last market
-            closed_min=max(mk.closed_min for mk in markets),
-            markets=tuple(markets),
-        )
-
-    def _closing(self, key: str, end: datetime, delay: timedelta) -> datetime:
-        key_hash = hash64(self.seed, key, "hash")
-        return end + delay + timedelta(seconds=int(unit(key_hash, 0, 5) * 30))
-
-    def _build_updown(self, family: int, t0: int, key: str, listed: datetime) -> SimEvent:
-        title_only, crypto = False, None
-        start = shapes.from_epoch_s(t0)
-        span = timedelta(minutes=15 if family == UD15 else 60)
-        end = start + span
-        local = to_et(start)
-        day = f"{MONTHS[local.month - 1]} {local.day}"
-        if family == UD15:
-            title = (
-                f"Bitcoin Up or Down - {day}, {clock12(local, True)}-{clock12(to_et(end), True)} ET"
-            )
-            slug = f"btc-updown-15m-{t0}"
-            local_id, description, source = t0 // 900, _UD_DESCRIPTION, shapes.CHAINLINK_SOURCE
-            title_only = self._shape(key, 1) < TITLE_ONLY_SHARE
-            if title_only:
-                # "bitcoin-up-or-down-march-11-1100am-1115am-et": nothing but the title
-                slug = re.sub(r"[^a-z0-9]+", "-", title.lower().replace(":", "")).strip("-")
-            if self._shape(key, 2) < TWAP_SHARE:
-                source, crypto = TWAP_SOURCE, _TWAP_CONFIG
-        else:
-            title = f"Bitcoin Up or Down - {day}, {clock12(local, False)} ET"
-            hour = clock12(local, False).lower()
-            # the repeated 1 AM at the end of DST would otherwise reuse a slug
-            fold = "-2" if local.fold else ""
-            slug = (
-                f"bitcoin-up-or-down-{day.lower().replace(' ', '-')}-{local.year}-{hour}-et{fold}"
-            )
-            local_id, description, source = t0 // 3600, _HOURLY_DESCRIPTION, shapes.BINANCE_SOURCE
-        closed_at = self._closing(key, end, timedelta(minutes=2))
-        market = self._market(
-            family=family,
-            key=key,
-            event_key=key,
-            market_id=str((1 + family) * 10**9 + local_id),
-            question=title,
-            slug=slug,
-            description=description,
-            source=source,
-            outcomes=("Up", "Down"),
-            listed=listed,
-            start=start,
-            end=end,
-            closed_at=closed_at,
-            volume_scale=20_000.0 if family == UD15 else 60_000.0,
-            title_only=title_only,
-            crypto_config=crypto,
-        )
-        return self._event(
-            family=family,
-            key=key,
-            event_id=str((6 + family) * 10**9 + local_id),
-            slug=slug,
-            title=title,
-            description=description,
-            source=source,
-            listed=listed,
-            end=end,
-            markets=[market],
-            start_time=None if title_only else start,
-        )
-
-    def _build_above(self, day: date, key: str, listed: datetime) -> SimEvent:
-        end = to_utc(datetime(day.year, day.month, day.day, 12, tzinfo=ET))
-        spot = float(self._path.p[self._min_floor(listed)])
-        n = self.strikes_per_ladder
-        step = _step_for(n, spot, 0.3)
-        center = round(spot / step) * step
-        strikes = [k for k in (center + (i - (n - 1) // 2) * step for i in range(n)) if k > 0]
-        label = f"{MONTHS[day.month - 1]} {day.day}"
-        label_slug = label.lower().replace(" ", "-")
-        closed_at = self._closing(key, end, timedelta(hours=1))
-        day_index = (day - _DAY0).days
-        rules_only = self._shape(key, 3) < RULES_STRIKE_SHARE
-        neg_risk_id = (
-            "0x" + digest(self.seed, key, "negRisk").hex()
-            if self._shape(key, 4) < NEG_RISK_SHARE
-            else None
-        )
-        markets = [
-            self._market(
-                family=ABOVE,
-                key=f"{key}:{strike}",
-                event_key=key,
-                market_id=str(3 * 10**9 + day_index * 10**5 + strike // 10),
-                question=(
-                    f"Bitcoin above ___ on {label}?"
-                    if rules_only
-                    else f"Will the price of Bitcoin be above ${strike:,} on {label}?"
-                ),
-                slug=f"bitcoin-above-{_strike_label(strike)}-on-{label_slug}",
-                description=(
-                    _ABOVE_RULES_STRIKE.format(strike=f"{strike:,}")
-                    if rules_only
-                    else _ABOVE_DESCRIPTION
-                ),
-                source=shapes.BINANCE_SOURCE,
-                outcomes=("Yes", "No"),
-                listed=listed,
-                start=listed,
-                end=end,
-                closed_at=closed_at,
-                strike=float(strike),
-                group_title=None if rules_only else f"{strike:,}",
-                threshold=i,
-                volume_scale=150_000.0,
-                neg_risk_market_id=neg_risk_id,
-            )
-            for i, strike in enumerate(strikes)
-        ]
-        return self._event(
-            family=ABOVE,
-            key=key,
-            event_id=str(8 * 10**9 + day_index),
-            slug=f"bitcoin-above-on-{label_slug}",
-            title=f"Bitcoin above ___ on {label}?",
-            description=_ABOVE_DESCRIPTION,
-            source=shapes.BINANCE_SOURCE,
-            listed=listed,
-            end=end,
-            markets=markets,
-            neg_risk=neg_risk_id is not None,
-        )
-
-    def _build_hit(self, monday: date, key: str, listed: datetime) -> SimEvent:
-        week_start, end = week_bounds(monday)
-        label, label_slug = week_label(monday)
-        week_index = (monday - _MONDAY0).days // 7
-        return self._build_barriers(
-            key=key,
-            listed=listed,
-            period=(week_start, end),
-            label=label,
-            label_slug=label_slug,
-            description=_HIT_DESCRIPTION,
-            span=0.25,
-            ids=(4 * 10**9 + week_index * 10**5, 5 * 10**9 + week_index * 10**5),
-            event_id=str(9 * 10**9 + week_index),
-            event_family=REACH,
-            volume_scale=40_000.0,
-        )
-
-    def _build_month_hit(self, first: date, key: str, listed: datetime) -> SimEvent:
-        month = MONTHS[first.month - 1]
-        month_index = (first.year - _DAY0.year) * 12 + first.month - 1
-        return self._build_barriers(
-            key=key,
-            listed=listed,
-            period=month_bounds(first),
-            label=f"in {month}",
-            label_slug=f"in-{month.lower()}-{first.year}",
-            description=_MONTH_HIT_DESCRIPTION,
-            span=0.5,
-            ids=(11 * 10**9 + month_index * 10**5, 12 * 10**9 + month_index * 10**5),
-            event_id=str(13 * 10**9 + month_index),
-            event_family=MONTH,
-            volume_scale=120_000.0,
-        )
-
-    def _touch_close(
-        self, key: str, up: bool, strike: float, start_min: int, end_min: int, end: datetime
-    ) -> datetime:
-        """closedTime of a barrier: 5-95 min after the candle that touched the strike
-        closed (docs/apis.md §3.8), else an hour or so after endDate (a NO)."""
-        self._path.ensure(end_min + 3)
-        if up:
-            reached = np.maximum.accumulate(self._path.high[start_min:end_min])
-            first = int(np.searchsorted(reached, strike, side="left"))
-        else:
-            reached = np.minimum.accumulate(self._path.low[start_min:end_min])
-            first = int(np.searchsorted(-reached, -strike, side="left"))
-        if first >= len(reached):
-            return self._closing(key, end, timedelta(hours=1))
-        key_hash = hash64(self.seed, key, "hash")
-        delay = TOUCH_CLOSE_MIN + timedelta(
-            seconds=int(unit(key_hash, 0, 15) * TOUCH_CLOSE_SPREAD_S)
-        )
-        return self._dt(start_min + first + 1) + delay
-
-    def _build_barriers(
-        self,
-        *,
-        key: str,
-        listed: datetime,
-        period: tuple[datetime, datetime],
-        label: str,
-        label_slug: str,
-        description: str,
-        span: float,
-        ids: tuple[int, int],
-        event_id: str,
-        event_family: int,
-        volume_scale: float,
-    ) -> SimEvent:
-        """A "What price will Bitcoin hit …" event: reach strikes above the listing
-        spot, dip strikes below, each market closing early on its own touch."""
-        period_start, end = period
-        spot = float(self._path.p[self._min_floor(listed)])
-        n_up, n_down = (self.strikes_per_ladder + 1) // 2, self.strikes_per_ladder // 2
-        step = _step_for(max(n_up, 1), spot, span)
-        up_base = (math.floor(spot / step) + 1) * step
-        down_base = (math.ceil(spot / step) - 1) * step
-        reach = [up_base + i * step for i in range(n_up)][::-1]
-        dip = [k for k in (down_base - i * step for i in range(n_down)) if k > 0]
-        effective_start = max(period_start, self.start)
-        start_min, end_min = max(0, self._min_floor(effective_start)), self._min_floor(end)
-        specs = [(REACH, k, "↑", "reach", "High", "equal to or greater than") for k in reach] + [
-            (DIP, k, "↓", "dip to", "Low", "equal to or less than") for k in dip
-        ]
-        markets = []
-        for i, (family, strike, arrow, word, field, cmp) in enumerate(specs):
-            market_key = f"{key}:{word}:{strike}"
-            closed_at = self._touch_close(
-                market_key, family == REACH, float(strike), start_min, end_min, end
-            )
-            markets.append(
-                self._market(
-                    family=family,
-                    key=market_key,
-                    event_key=key,
-                    market_id=str(ids[family - REACH] + strike // 10),
-                    question=f"Will Bitcoin {word} ${strike:,} {label}?",
-                    slug=(
-                        f"will-bitcoin-{word.replace(' ', '-')}-{_strike_label(strike)}"
-                        f"-{label_slug}"
-                    ),
-                    description=description.format(field=field, cmp=cmp),
-                    source=shapes.BINANCE_SOURCE,
-                    outcomes=("Yes", "No"),
-                    listed=listed,
-                    start=effective_start,
-                    end=end,
-                    closed_at=closed_at,
-                    strike=float(strike),
-                    group_title=f"{arrow} {strike:,}",
-                    threshold=i,
-                    volume_scale=volume_scale,
-                )
-            )
-        return self._event(
-            family=event_family,
-            key=key,
-            event_id=event_id,
-            slug=f"what-price-will-bitcoin-hit-{label_slug}",
-            title=f"What price will Bitcoin hit {label}?",
-            description=description.format(field="High", cmp="equal to or greater than"),
-            source=shapes.BINANCE_SOURCE,
-            listed=listed,
-            end=end,
-            markets=markets,
-        )
+        return self._timeline.at(self._timeline.now_min())
 
     # --- prices --------------------------------------------------------------------
 
@@ -900,10 +279,10 @@ class SimulatedWorld:
         """The simulated Chainlink BTC/USD print at ``ts`` floored to the minute (what
         15-minute up/down markets settle on); ValueError outside the path so far."""
         with self._lock:
-            minute = self._min_floor(to_naive_utc(ts))
-            if minute < 0 or minute > self._now_min():
+            minute = self._timeline.floor(to_naive_utc(ts))
+            if minute < 0 or minute > self._timeline.now_min():
                 raise ValueError(f"no Chainlink print at {ts} (world {self.start} → {self.now()})")
-            self._path.ensure(self._now_min() + 2)
+            self._path.ensure(self._timeline.now_min() + 2)
             return float(self._settlement.chainlink(np.array([minute]))[0])
 
     def _history_step(self, market: SimMarket) -> int:
@@ -955,7 +334,7 @@ class SimulatedWorld:
                 uma_statuses=() if market.family in (UD15, UD1H) else ("proposed",),
                 **common,
             )
-        now_dt = self._dt(now_min)
+        now_dt = self._timeline.at(now_min)
         lag = timedelta(microseconds=int(unit(market.key_hash, now_min, 7) * 50_000_000))
         liquidity = market.liquidity_base * (0.8 + 0.4 * unit(market.key_hash, ref // 60, 8))
         return MarketState(
@@ -1017,12 +396,12 @@ class SimulatedWorld:
         return out
 
     def _current(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        now_min = self._now_min()
+        now_min = self._timeline.now_min()
         if self._snapshot is not None and self._snapshot[0] == now_min:
             return self._snapshot[1], self._snapshot[2]
         self._path.ensure(now_min + 2)
-        self._ensure_catalog(now_min)
-        visible = self._events[: bisect.bisect_right(self._event_listed, now_min)]
+        self._catalogue.ensure(now_min)
+        visible = self._catalogue.listed(now_min)
         fresh = [
             e
             for e in visible
@@ -1055,10 +434,10 @@ class SimulatedWorld:
     # --- CLOB ----------------------------------------------------------------------
 
     def _visible_token(self, token_id: str) -> tuple[SimMarket, int, int]:
-        now_min = self._now_min()
+        now_min = self._timeline.now_min()
         self._path.ensure(now_min + 2)
-        self._ensure_catalog(now_min)
-        found = self._by_token.get(str(token_id))
+        self._catalogue.ensure(now_min)
+        found = self._catalogue.by_token.get(str(token_id))
         if found is None or found[0].listed_min > now_min:
             raise UnknownTokenError(token_id)
         return found[0], found[1], now_min
@@ -1073,9 +452,9 @@ class SimulatedWorld:
         with self._lock:
             market, side, now_min = self._visible_token(token_id)
             fidelity = max(1, int(fidelity_min), self._history_step(market))
-            origin_min = self._origin_s // 60
+            origin_min = self._timeline.origin_s // 60
             lo = max(int(start_ts), math.ceil(epoch_s(market.static.start_date)))
-            hi = min(int(end_ts), self._origin_s + now_min * 60)
+            hi = min(int(end_ts), self._timeline.origin_s + now_min * 60)
             if now_min >= market.closed_min:
                 hi = min(hi, int(epoch_s(market.closed_at)))
             first_min = max(lo // 60, origin_min + market.listed_min)
@@ -1114,7 +493,7 @@ class SimulatedWorld:
             bids: list[tuple[float, float]] = []
             asks: list[tuple[float, float]] = []
             if now_min < market.end_min:
-                absolute = self._origin_s // 60 + now_min
+                absolute = self._timeline.origin_s // 60 + now_min
                 for level in range(BOOK_LEVELS):
                     for ticks, levels, salt in ((bid - level, bids, 20), (ask + level, asks, 40)):
                         if 0 < ticks < TICKS:
@@ -1123,7 +502,7 @@ class SimulatedWorld:
             return shapes.clob_book(
                 market.static.condition_id,
                 market.static.token_ids[side],
-                (self._origin_s + now_min * 60) * 1000,
+                (self._timeline.origin_s + now_min * 60) * 1000,
                 bids,
                 asks,
                 market.static.tick,
@@ -1133,10 +512,10 @@ class SimulatedWorld:
     def clob_market(self, condition_id: str) -> dict[str, Any]:
         """CLOB ``/markets/{condition_id}`` at ``now()``; KeyError if unknown or not listed."""
         with self._lock:
-            now_min = self._now_min()
+            now_min = self._timeline.now_min()
             self._path.ensure(now_min + 2)
-            self._ensure_catalog(now_min)
-            market = self._by_condition.get(condition_id)
+            self._catalogue.ensure(now_min)
+            market = self._catalogue.by_condition.get(condition_id)
             if market is None or market.listed_min > now_min:
                 raise KeyError(condition_id)
             closed = now_min >= market.closed_min
@@ -1210,9 +589,9 @@ class SimulatedWorld:
         and ``now()``, skipping ``kline_gaps`` however long they are."""
         step = shapes.interval_ms(interval)
         with self._lock:
-            now_min = self._now_min()
+            now_min = self._timeline.now_min()
             self._path.ensure(now_min + 2)
-            origin_ms = self._origin_s * 1000
+            origin_ms = self._timeline.origin_s * 1000
             first = -(-origin_ms // step) * step
             last = (origin_ms + now_min * 60_000) // step * step
             if end_ms is not None:
@@ -1239,7 +618,7 @@ class SimulatedWorld:
     def ticker_24h(self) -> dict[str, Any]:
         """Binance 24h rolling ticker at ``now()`` (window shortened at the path start)."""
         with self._lock:
-            now_min = self._now_min()
+            now_min = self._timeline.now_min()
             self._path.ensure(now_min + 2)
             path = self._path
             a = max(0, now_min - 1440)
@@ -1254,7 +633,7 @@ class SimulatedWorld:
                 low=float(cols["low"].min()),
                 volume=round(float(cols["volume"].sum()), 5),
                 quote_volume=round(float(cols["quote"].sum()), 8),
-                close_time_ms=(self._origin_s + now_min * 60) * 1000,
+                close_time_ms=(self._timeline.origin_s + now_min * 60) * 1000,
                 first_id=5_000_000_000 + int(path.trades_cum[a]),
                 count=max(count, 1),
                 bid=round(last - 0.01, 2),
@@ -1269,10 +648,10 @@ class SimulatedWorld:
     def resolution_of(self, market_id: str) -> str | None:
         """Winning outcome of a market closed by ``now()``, else None; KeyError if unknown."""
         with self._lock:
-            now_min = self._now_min()
+            now_min = self._timeline.now_min()
             self._path.ensure(now_min + 2)
-            self._ensure_catalog(now_min)
-            market = self._by_id.get(str(market_id))
+            self._catalogue.ensure(now_min)
+            market = self._catalogue.by_id.get(str(market_id))
             if market is None or market.listed_min > now_min:
                 raise KeyError(market_id)
             if now_min < market.closed_min:
@@ -1283,28 +662,14 @@ class SimulatedWorld:
         """Close of the 1-minute candle opening at ``ts`` floored to the minute; ValueError
         before the path start or if that candle has not closed by ``now()``."""
         with self._lock:
-            minute = self._min_floor(to_naive_utc(ts))
-            now_min = self._now_min()
+            minute = self._timeline.floor(to_naive_utc(ts))
+            now_min = self._timeline.now_min()
             if minute < 0 or minute + 1 > now_min:
                 raise ValueError(f"no closed 1m candle at {ts} (world {self.start} → {self.now()})")
             self._path.ensure(now_min + 2)
             return float(self._path.p[minute + 1])
 
     # --- the oracle ----------------------------------------------------------------
-
-    def _minutes_of(self, at: Sequence[datetime] | np.ndarray) -> np.ndarray:
-        """Path minutes ``floor(at)`` (int64; negative before the path start) of naive-UTC
-        datetimes (aware ones are converted) or a datetime64 array."""
-        stamps = np.asarray(at)
-        if stamps.dtype.kind != "M":
-            stamps = np.array([to_naive_utc(t) for t in at], dtype="datetime64[us]")
-        micros = stamps.astype("datetime64[us]").astype(np.int64)
-        if len(micros) == 0:
-            return micros
-        # NaT is the smallest int64: before any path start
-        return np.where(
-            micros == np.iinfo(np.int64).min, -1, (micros // 1_000_000 - self._origin_s) // 60
-        )
 
     def fair_probabilities(
         self, market_ids: Sequence[str], at: Sequence[datetime] | np.ndarray
@@ -1319,7 +684,7 @@ class SimulatedWorld:
         It does not wait for ``now()``: the path and the catalogue grow to the latest
         minute asked. Vectorised (one fair-value computation over all rows)."""
         ids = [str(market_id) for market_id in market_ids]
-        minutes = self._minutes_of(at)
+        minutes = self._timeline.minutes_of(at)
         if len(ids) != len(minutes):
             raise ValueError(f"{len(ids)} market ids but {len(minutes)} times")
         out = np.full(len(ids), np.nan)
@@ -1334,8 +699,8 @@ class SimulatedWorld:
         with self._lock:
             last = int(minutes.max())
             self._path.ensure(last + 2)
-            self._ensure_catalog(last)
-            found = [self._by_id.get(market_id) for market_id in index]
+            self._catalogue.ensure(last)
+            found = [self._catalogue.by_id.get(market_id) for market_id in index]
             never = np.iinfo(np.int64).max  # unknown ids are listed at no minute
             listed = np.array([never if mk is None else mk.listed_min for mk in found])
             rows = np.flatnonzero((minutes >= 0) & (minutes >= listed[codes]))
