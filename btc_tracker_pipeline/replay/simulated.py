@@ -1,53 +1,41 @@
 """A deterministic simulated world: a BTC path and the Polymarket markets written on it.
 
 Everything is a function of the constructor arguments, so two worlds built with the
-same arguments give byte-identical answers. The pieces:
+same arguments give byte-identical answers. The pieces (modules of
+``replay.simulation``):
 
-* BTC: a 1-minute GBM path (``sigma_annual``) with rare jumps, from 00:00 UTC on the
-  day ``days`` before the anchor (``now``, or the clock at construction) and grown
-  lazily forward in one-day chunks, each drawn from ``(seed, chunk)``. Candle ``i``
-  opens at ``P[i]`` and closes at ``P[i+1]`` (a candle opens at the previous close).
-  The candle opening at ``now()`` is still open: open = high = low = close = ``P[now]``
-  and zero volume.
-* Markets, four families (docs/apis.md §1.8), all listed in events tagged bitcoin
-  (235), crypto (21) and crypto-prices (1312):
-  15-minute and hourly up/down (listed ``updown_lead`` ahead, 24 h by default), daily
-  "above K" ladders (listed 48 h before 12:00 ET), weekly "reach K" / "dip to K"
-  (listed 48 h before Monday 00:00 ET) and monthly ones ("Will Bitcoin reach $X in
-  March?", listed 3 days before the 1st, 00:00 ET). A market that would have been
-  listed before the path starts is listed at the path start; up/down windows start at
-  or after it, and reach/dip look for touches from max(period start, path start).
-  A reach/dip market closes YES 5-95 minutes after the 1m candle that touched its
-  strike, often weeks before its endDate, and its price history stops there; one that
-  never touched closes NO about an hour after its endDate (docs/apis.md §3.8).
-* Settlement feeds (docs/apis.md §3.8): 15-minute up/down markets settle on a
-  "Chainlink" BTC/USD print, the path price times ``1 + CHAINLINK_NOISE_BPS · z`` with
-  ``z`` a standard normal clipped at ±2.5, drawn from (seed, minute): a few dollars off
-  the Binance klines, so about 1–2 % of them settle on the side opposite to the klines,
-  always on a move of a few dollars (see ``chainlink_price``). Hourly up/down, "above"
-  and barrier markets settle on the klines themselves.
-* Prices: fair probability from the path, distorted towards 0.5 by ``bias`` and
-  noised deterministically in logit space by ``noise`` (persistent over a 15-minute
-  bucket plus a per-minute part), then quoted on the 0.01 tick with a 1–5¢ spread,
-  wider near 0.5 and in thin markets (see ``_quotes``; live up/down books average
-  2–3¢, mostly wider than 2¢, like recorded ones). Every quote is a function of (seed,
-  market, minute). ``bias`` and ``noise`` are independent knobs: with both 0 (the
-  default) the mid is the fair value up to the tick, an efficient market no model can
-  beat; either one makes the market beatable by a model that recovers the fair value
-  from the same path (``NOISE_LOGIT`` = 0.12 is the level every world had before
-  ``noise`` was a knob). ``fair_probabilities`` gives the fair value each quote was
-  priced from (the oracle evaluations compare against).
-* Prices-history is one point a minute, or with ``sparse_history_step`` one point per
-  step for reach/dip markets (thin, long-lived barrier markets: real exports of monthly
-  barrier histories are hourly).
-
-Real shapes, on some markets (a function of seed and market, docs/apis.md §1.6, §3.8):
-about 1 in 10 15-minute windows has only its title to say what it is (a title slug, no
-``eventStartTime``); 1 in 4 settles on Chainlink's 60-second TWAP (``cryptoMarketConfig``
-and the TWAP stream as resolution source); 1 in 5 "above" ladders names its strikes only
-in the rules (`"Close" price of 85,000.01 or higher`, no ``groupItemTitle``, the event
-title as question); 1 in 4 ladders is a neg-risk group (``negRisk``, ``negRiskMarketID``).
-The settlement rule on the path is the same for all.
+* BTC (``btc_path``): a 1-minute GBM path (``sigma_annual``) with rare jumps, from
+  00:00 UTC on the day ``days`` before the anchor (``now``, or the clock at
+  construction) and grown lazily forward in one-day chunks. Candle ``i`` opens at
+  ``P[i]`` and closes at ``P[i+1]`` (a candle opens at the previous close). The candle
+  opening at ``now()`` is still open: open = high = low = close = ``P[now]`` and zero
+  volume.
+* Markets (``market_catalogue``, ``event_builders``), four families (docs/apis.md
+  §1.8), all listed in events tagged bitcoin (235), crypto (21) and crypto-prices
+  (1312): 15-minute and hourly up/down (listed ``updown_lead`` ahead, 24 h by
+  default), daily "above K" ladders (listed 48 h before 12:00 ET), weekly "reach K" /
+  "dip to K" (listed 48 h before Monday 00:00 ET) and monthly ones ("Will Bitcoin
+  reach $X in March?", listed 3 days before the 1st, 00:00 ET). A reach/dip market
+  closes YES soon after the candle that touched its strike, one that never touched
+  closes NO about an hour after its endDate. Some markets take the other real shapes
+  Gamma serves (title-only windows, TWAP settlement, rules-only strikes, neg-risk
+  ladders).
+* Settlement feeds (``settlement``, docs/apis.md §3.8): 15-minute up/down markets
+  settle on a simulated Chainlink BTC/USD print a few dollars off the Binance klines
+  (see ``chainlink_price``); hourly up/down, "above" and barrier markets settle on the
+  klines themselves.
+* Prices (``fair_value``, ``quotes``): fair probability from the path, distorted
+  towards 0.5 by ``bias`` and noised deterministically in logit space by ``noise``,
+  then quoted on the 0.01 tick with a 1–5¢ spread. ``bias`` and ``noise`` are
+  independent knobs: with both 0 (the default) the mid is the fair value up to the
+  tick, an efficient market no model can beat; either one makes the market beatable
+  by a model that recovers the fair value from the same path (``NOISE_LOGIT`` = 0.12
+  is the level every world had before ``noise`` was a knob). ``fair_probabilities``
+  gives the fair value each quote was priced from (the oracle evaluations compare
+  against).
+* Answers (``gamma_answers``, ``clob_answers``, ``binance_answers``): the world in the
+  real APIs' shapes. Prices-history is one point a minute, or with
+  ``sparse_history_step`` one point per step for reach/dip markets.
 
 Synthetic identifiers (stable for a seed, independent of ``now``): market ids are
 ``family * 10**9 + local`` (15m: 1, hourly: 2, above: 3, reach: 4, dip: 5, monthly
@@ -59,393 +47,32 @@ token ids, conditionId and questionID are SHA-256 of ``(seed, market key, role)`
 
 from __future__ import annotations
 
-import bisect
-import hashlib
-import math
-import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from btc_tracker_pipeline.replay import shapes
-from btc_tracker_pipeline.replay.shapes import (
-    EventState,
-    EventStatic,
-    MarketState,
-    MarketStatic,
-    epoch_s,
-    to_naive_utc,
-)
-from btc_tracker_pipeline.replay.world import UnknownTokenError
+from btc_tracker_pipeline.replay.shapes import to_naive_utc
+from btc_tracker_pipeline.replay.simulation import oracle
+from btc_tracker_pipeline.replay.simulation.binance_answers import BinanceAnswers, merged_gaps
+from btc_tracker_pipeline.replay.simulation.btc_path import BtcPath
+from btc_tracker_pipeline.replay.simulation.clob_answers import ClobAnswers
+from btc_tracker_pipeline.replay.simulation.fair_value import FairValues
+from btc_tracker_pipeline.replay.simulation.gamma_answers import GammaAnswers
+from btc_tracker_pipeline.replay.simulation.keyed_random import digest
+from btc_tracker_pipeline.replay.simulation.market_catalogue import MarketCatalogue
+from btc_tracker_pipeline.replay.simulation.market_terms import SimMarket
+from btc_tracker_pipeline.replay.simulation.quotes import Quoter
+from btc_tracker_pipeline.replay.simulation.settlement import Settlement
+from btc_tracker_pipeline.replay.simulation.timeline import Timeline
 
-ET = ZoneInfo("America/New_York")
-MINUTES_PER_YEAR = 525_600
-CHUNK_MINUTES = 1440
-START_PRICE = 85_000.0
-JUMP_PROB_PER_MINUTE = 1.0 / (3 * 1440)  # about one jump every three days
-JUMP_SIGMA = 0.012
 # Logit-noise amplitude (standard deviation) of the worlds before ``noise`` was a knob.
 NOISE_LOGIT = 0.12
 MAX_NOISE = 2.0  # a noise sd of 2 in logit space already swamps any fair value
-# Chainlink BTC/USD vs Binance BTC/USDT at one instant: 1 bp (~$9 at $85k) per print,
-# clipped at 2.5 bp, so a settled side differs from the klines only on a move under 5 bp.
-CHAINLINK_NOISE_BPS = 1.0
-CHAINLINK_NOISE_CLIP = 2.5
-P_MIN, P_MAX = 0.005, 0.995
-TICKS = 100  # 1 / orderPriceMinTickSize
-BOOK_LEVELS = 6
-# Book widths (``_spread_ticks``): ticks added at 0.5, in thin markets, and noise amplitude.
-SPREAD_CENTER, SPREAD_THIN, SPREAD_NOISE = 1.75, 1.2, 0.8
-MAX_SPREAD_TICKS = 5
-THIN_SHARE = 0.15  # the markets with the lowest liquidity draws are thin
 MAX_STRIKES = 4000
 MAX_UPDOWN_LEAD = timedelta(days=7)
-UD15, UD1H, ABOVE, REACH, DIP = 0, 1, 2, 3, 4
-MONTH = 5  # catalogue of monthly "What price will Bitcoin hit in <Month>?" events
-# docs/apis.md §3.8: a barrier resolves YES within hours of the touch (here 5-95 min).
-TOUCH_CLOSE_MIN = timedelta(minutes=5)
-TOUCH_CLOSE_SPREAD_S = 90 * 60
-_STEPS = (2000, 1000, 500, 250, 100, 50, 20, 10)
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-_DAY0 = date(2020, 1, 1)
-_MONDAY0 = date(2020, 1, 6)
-
-_UD_DESCRIPTION = (
-    'This market will resolve to "Up" if the Bitcoin price at the end of the time range '
-    "specified in the title is greater than or equal to the price at the beginning of that "
-    'range. Otherwise, it will resolve to "Down".\nThe resolution source for this market is '
-    "information from Chainlink, specifically the BTC/USD data stream available at "
-    "https://data.chain.link/streams/btc-usd.\nPlease note that this market is about the "
-    "price according to Chainlink data stream BTC/USD, not according to other sources or "
-    "spot markets."
-)
-_HOURLY_DESCRIPTION = (
-    'This market will resolve to "Up" if the close price is greater than or equal to the '
-    "open price for the BTC/USDT 1 hour candle on Binance that begins at the time and date "
-    'specified in the title. Otherwise, this market will resolve to "Down".\n\nThe resolution '
-    'source for this market is Binance, specifically the BTC/USDT "Open" and "Close" prices '
-    'available at https://www.binance.com/en/trade/BTC_USDT with "1h" and "Candles" '
-    "selected on the top bar.\n\nPlease note that this market is about the price according "
-    "to Binance BTC/USDT, not according to other sources or spot markets."
-)
-_ABOVE_DESCRIPTION = (
-    'This market will resolve to "Yes" if the Binance 1 minute candle for BTC/USDT 12:00 in '
-    'the ET timezone (noon) on the date specified in the title has a final "Close" price '
-    'higher than the price specified in the title. Otherwise, this market will resolve to "No".'
-    "\n\nThe resolution source for this market is Binance, specifically the BTC/USDT "
-    '"Close" prices currently available at https://www.binance.com/en/trade/BTC_USDT with '
-    '"1m" and "Candles" selected on the top bar.\n\nPlease note that this market is about the '
-    "price according to Binance BTC/USDT, not according to other sources or spot markets."
-    "\n\nPrice precision is determined by the number of decimal places in the source."
-)
-# Rules-only strikes (see the module docstring): the strike is in the "Close" sentence.
-_ABOVE_RULES_STRIKE = _ABOVE_DESCRIPTION.replace(
-    'final "Close" price higher than the price specified in the title',
-    'final "Close" price of {strike}.01 or higher',
-)
-TWAP_SOURCE = "https://data.chain.link/streams/btc-usd-twap-60s-streams"
-# docs/apis.md §1.6 (5m); the world's TWAP windows are 15-minute ones.
-_TWAP_CONFIG = {
-    "id": "btc-15m-twap-60",
-    "asset": "btc",
-    "duration": "15m",
-    "twapEnabled": True,
-    "twapLookbackSeconds": 60,
-}
-# Share of markets (15m windows) or ladders (days) written in each real shape.
-TITLE_ONLY_SHARE, TWAP_SHARE, RULES_STRIKE_SHARE, NEG_RISK_SHARE = 0.1, 0.25, 0.2, 0.25
-_HIT_DESCRIPTION = (
-    'This market will immediately resolve to "Yes" if any Binance 1 minute candle for '
-    "BTC/USDT between Monday 12:00 AM ET and Sunday 11:59 PM ET of the week specified in the "
-    'title has a final "{field}" price {cmp} the price specified in the title. Otherwise, '
-    'this market will resolve to "No".\n\nThe resolution source for this market is Binance, '
-    'specifically the BTC/USDT "{field}" prices available at '
-    'https://www.binance.com/en/trade/BTC_USDT with "1m" and "Candles" selected on the top bar.'
-)
-
-_MONTH_HIT_DESCRIPTION = (
-    'This market will immediately resolve to "Yes" if any Binance 1 minute candle for '
-    "BTC/USDT between the first day 12:00 AM ET and the last day 11:59 PM ET of the month "
-    'specified in the title has a final "{field}" price {cmp} the price specified in the '
-    'title. Otherwise, this market will resolve to "No".\n\nThe resolution source for this '
-    'market is Binance, specifically the BTC/USDT "{field}" prices available at '
-    'https://www.binance.com/en/trade/BTC_USDT with "1m" and "Candles" selected on the top bar.'
-)
-
-_SERIES = {
-    UD15: shapes.series_object(
-        "10192", "btc-up-or-down-15m", "BTC Up or Down 15m", "15m", "2025-09-30T16:23:17.404Z"
-    ),
-    UD1H: shapes.series_object(
-        "10114",
-        "btc-up-or-down-hourly",
-        "BTC Up or Down Hourly",
-        "hourly",
-        "2025-08-21T19:04:41.412Z",
-    ),
-    ABOVE: shapes.series_object(
-        "10409",
-        "btc-multi-strikes-weekly",
-        "BTC Multi Strikes Weekly",
-        "weekly",
-        "2025-08-25T15:20:03.131Z",
-    ),
-    REACH: shapes.series_object(
-        "10410",
-        "btc-what-price-hit-weekly",
-        "What price will Bitcoin hit (weekly)",
-        "weekly",
-        "2025-08-25T15:21:44.902Z",
-    ),
-    MONTH: shapes.series_object(
-        "10411",
-        "btc-what-price-hit-monthly",
-        "What price will Bitcoin hit (monthly)",
-        "monthly",
-        "2025-08-25T15:22:10.117Z",
-    ),
-}
-_TAG_IDS = {
-    UD15: ("235", "21", "1312", "101757"),
-    UD1H: ("235", "21", "1312", "101757"),
-    ABOVE: ("235", "102264", "102516", "21", "1312", "101757"),
-    REACH: ("235", "21", "1312", "101757", "102264"),
-    MONTH: ("235", "21", "1312", "101757"),
-}
-
-
-# --- deterministic hashing -----------------------------------------------------------
-
-_M64 = (1 << 64) - 1
-_GOLDEN, _MUL1, _MUL2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
-
-
-def _mix(x: int) -> int:
-    """splitmix64 finaliser on a Python int (same bits as ``_mix_np``)."""
-    x = (x + _GOLDEN) & _M64
-    x = ((x ^ (x >> 30)) * _MUL1) & _M64
-    x = ((x ^ (x >> 27)) * _MUL2) & _M64
-    return x ^ (x >> 31)
-
-
-def _mix_np(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser on a uint64 array (wrapping arithmetic)."""
-    x = x + np.uint64(_GOLDEN)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(_MUL1)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(_MUL2)
-    return x ^ (x >> np.uint64(31))
-
-
-def _unit(key: int, n: int, salt: int) -> float:
-    """Uniform [0, 1) from (key, n, salt)."""
-    return (_mix(key ^ _mix((n + (salt << 40)) & _M64)) >> 11) * 2.0**-53
-
-
-def _unit_np(keys: np.ndarray, n: np.ndarray, salt: int) -> np.ndarray:
-    """Vectorised ``_unit`` (identical values)."""
-    inner = _mix_np(n.astype(np.int64).astype(np.uint64) + np.uint64((salt << 40) & _M64))
-    return (_mix_np(keys ^ inner) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
-def _normal_np(key: int, n: np.ndarray, salt: int) -> np.ndarray:
-    """Standard normals from (key, n, salt) by Box-Muller (deterministic, vectorised)."""
-    u1 = 1.0 - _unit_np(np.full(len(n), key, dtype=np.uint64), n, salt)  # (0, 1]
-    u2 = _unit_np(np.full(len(n), key, dtype=np.uint64), n, salt + 1)
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * math.pi * u2)
-
-
-def _sha(*parts: object) -> bytes:
-    return hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-
-
-_ERFC = np.frompyfunc(math.erfc, 1, 1)
-
-
-def _phi(x: np.ndarray) -> np.ndarray:
-    """Standard normal CDF."""
-    return 0.5 * _ERFC(-np.asarray(x, dtype=np.float64) / math.sqrt(2.0)).astype(np.float64)
-
-
-def _spread_ticks(
-    price: np.ndarray, thin: np.ndarray, keys: np.ndarray, absolute: np.ndarray
-) -> np.ndarray:
-    """Book width in ticks, 1–5: rint(1 + 1.9 c + 0.8 thin + 1.5 (u₁ + u₂ − 1)) with
-    c = 1 − |2p − 1| (1 at 0.5, 0 at the bounds), ``thin`` 1 for thin markets and u₁, u₂
-    uniform per (market, minute); 1 tick within 2¢ of 0 or 1. Near 0.5 in a normal market
-    the mean is about 2.9 ticks and 73 % of books are wider than 2 ticks (recorded hourly
-    up/down books: 2.7¢ and 71 %)."""
-    closeness = 1.0 - np.abs(2.0 * price - 1.0)
-    noise = _unit_np(keys, absolute, 12) + _unit_np(keys, absolute, 15) - 1.0
-    raw = 1.0 + SPREAD_CENTER * closeness + SPREAD_THIN * thin + SPREAD_NOISE * noise
-    ticks = np.clip(np.rint(raw), 1, MAX_SPREAD_TICKS).astype(np.int64)
-    return np.where((price > 0.02) & (price < 0.98), ticks, 1)
-
-
-# --- the BTC path --------------------------------------------------------------------
-
-
-class _Path:
-    """1-minute BTC candles from the origin, grown in one-day chunks on demand.
-
-    ``p[i]`` is the price at the start of minute ``i`` (candle ``i`` opens at ``p[i]``
-    and closes at ``p[i+1]``); high/low/volume/trades/taker are per candle.
-    """
-
-    def __init__(self, seed: int, sigma_annual: float) -> None:
-        self._seed = seed
-        self._sigma_minute = sigma_annual / math.sqrt(MINUTES_PER_YEAR)
-        self._log = math.log(START_PRICE)
-        self._last_close = START_PRICE
-        self._chunks = 0
-        self.p = np.array([START_PRICE])
-        self.high = np.empty(0)
-        self.low = np.empty(0)
-        self.volume = np.empty(0)
-        self.trades = np.empty(0)
-        self.taker = np.empty(0)
-        self.trades_cum = np.zeros(1)
-
-    def __len__(self) -> int:
-        return len(self.high)
-
-    def ensure(self, n_candles: int) -> None:
-        """Make candles ``[0, n_candles)`` (and ``p`` up to index ``n_candles``) exist."""
-        if n_candles <= len(self.high):
-            return
-        parts = [self._chunk() for _ in range(-(-(n_candles - len(self.high)) // CHUNK_MINUTES))]
-        self.p = np.concatenate([self.p, *(part[0] for part in parts)])
-        self.high, self.low, self.volume, self.trades, self.taker = (
-            np.concatenate([old, *(part[i] for part in parts)])
-            for i, old in enumerate(
-                (self.high, self.low, self.volume, self.trades, self.taker), start=1
-            )
-        )
-        self.trades_cum = np.r_[0.0, np.cumsum(self.trades)]
-
-    def _chunk(self) -> tuple[np.ndarray, ...]:
-        rng = np.random.default_rng(np.random.SeedSequence([self._seed, self._chunks, 0xB7C]))
-        self._chunks += 1
-        s = self._sigma_minute
-        jumps = (rng.random(CHUNK_MINUTES) < JUMP_PROB_PER_MINUTE) * rng.normal(
-            0.0, JUMP_SIGMA, CHUNK_MINUTES
-        )
-        # GBM in log space with zero drift in price: E[dlog S] = -sigma^2/2 dt.
-        step = -0.5 * s * s + s * rng.standard_normal(CHUNK_MINUTES) + jumps
-        logs = self._log + np.cumsum(step)
-        self._log = float(logs[-1])
-        close = np.round(np.exp(logs), 2)
-        open_ = np.r_[self._last_close, close[:-1]]
-        self._last_close = float(close[-1])
-        wick = np.abs(rng.standard_normal((2, CHUNK_MINUTES))) * s * 0.6
-        high = np.round(np.maximum(open_, close) * np.exp(wick[0]), 2)
-        low = np.round(np.minimum(open_, close) * np.exp(-wick[1]), 2)
-        volume = np.round(
-            6.0 * rng.lognormal(0.0, 0.45, CHUNK_MINUTES) * (1.0 + 400.0 * np.abs(step)), 5
-        )
-        trades = np.maximum(1.0, np.round(volume * rng.uniform(30.0, 50.0, CHUNK_MINUTES)))
-        buy_share = 0.5 + 0.15 * np.sign(close - open_) + rng.normal(0.0, 0.08, CHUNK_MINUTES)
-        taker = np.round(volume * np.clip(buy_share, 0.05, 0.95), 5)
-        return close, high, low, volume, trades, taker
-
-
-# --- markets and events ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Market:
-    static: MarketStatic
-    family: int
-    event_key: str
-    key_hash: int
-    listed_min: int  # first minute at which the market is visible
-    start_min: int  # up/down window start; reach/dip effective week start; else listing
-    end_min: int  # endDate
-    closed_at: datetime
-    closed_min: int  # first minute at which the market is closed
-    strike: float  # nan for up/down
-    volume_total: float
-    liquidity_base: float
-    uma_present: bool
-    competitive: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Event:
-    static: EventStatic
-    family: int
-    key_hash: int
-    listed_min: int
-    closed_min: int
-    markets: tuple[_Market, ...]
-
-
-def _et(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC).astimezone(ET)
-
-
-def _utc(local: datetime) -> datetime:
-    return local.astimezone(UTC).replace(tzinfo=None)
-
-
-def _clock12(local: datetime, minutes: bool) -> str:
-    hour = local.hour % 12 or 12
-    suffix = "AM" if local.hour < 12 else "PM"
-    return f"{hour}:{local.minute:02d}{suffix}" if minutes else f"{hour}{suffix}"
-
-
-def _strike_label(strike: int) -> str:
-    """Slug fragment of a strike: ``64k`` for whole thousands, else the full number."""
-    return f"{strike // 1000}k" if strike % 1000 == 0 else str(strike)
-
-
-def _step_for(count: int, spot: float, span: float) -> int:
-    """Largest round strike spacing that keeps ``count`` strikes within ``span * spot``."""
-    for step in _STEPS:
-        if count * step <= span * spot:
-            return step
-    return _STEPS[-1]
-
-
-def _next_month(first: date) -> date:
-    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
-
-
-def _month_bounds(first: date) -> tuple[datetime, datetime]:
-    """The month starting at ``first`` as [00:00 ET of its first day, of the next month)."""
-    nxt = _next_month(first)
-    start = datetime(first.year, first.month, 1, tzinfo=ET)
-    return _utc(start), _utc(datetime(nxt.year, nxt.month, 1, tzinfo=ET))
-
-
-def _week_label(monday: date) -> tuple[str, str]:
-    """("March 2-8", "march-2-8") or ("March 30-April 5", "march-30-april-5")."""
-    sunday = monday + timedelta(days=6)
-    first = f"{_MONTHS[monday.month - 1]} {monday.day}"
-    last = (
-        str(sunday.day)
-        if sunday.month == monday.month
-        else (f"{_MONTHS[sunday.month - 1]} {sunday.day}")
-    )
-    text = f"{first}-{last}"
-    return text, text.lower().replace(" ", "-")
 
 
 class SimulatedWorld:
@@ -525,21 +152,21 @@ class SimulatedWorld:
         if start is not None and day != datetime(day.year, day.month, day.day):
             raise ValueError("start must be 00:00 UTC of a day")
         self.start = datetime(day.year, day.month, day.day)
-        self._origin_s = int(epoch_s(self.start))
-        self.kline_gaps = _merged_gaps(kline_gaps)
-        self._gap_minutes = [(self._min_ceil(a), self._min_ceil(b)) for a, b in self.kline_gaps]
-        self._chainlink_key = int.from_bytes(_sha(seed, "chainlink")[:8], "little")
+        self.kline_gaps = merged_gaps(kline_gaps)
+        # Requests are answered one at a time: the parts below grow and cache as they go.
         self._lock = threading.RLock()
-        self._path = _Path(seed, sigma_annual)
-        self._events: list[_Event] = []
-        self._event_listed: list[int] = []
-        self._by_token: dict[str, tuple[_Market, int]] = {}
-        self._by_condition: dict[str, _Market] = {}
-        self._by_id: dict[str, _Market] = {}
-        self._cursors = self._initial_cursors()
-        self._cummax: dict[tuple[int, int, int], np.ndarray] = {}
-        self._closed_cache: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
-        self._snapshot: tuple[int, list[dict[str, Any]], list[dict[str, Any]]] | None = None
+        self._timeline = timeline = Timeline(self.start, self._raw_now)
+        self._path = path = BtcPath(seed, sigma_annual)
+        self._settlement = settlement = Settlement(seed, path, timeline.origin_min)
+        self._catalogue = catalogue = MarketCatalogue(
+            seed, timeline, path, strikes_per_ladder, updown_lead
+        )
+        self._fair_values = FairValues(path, settlement, sigma_annual)
+        self._quoter = quoter = Quoter(self._fair_values, bias, self.noise, timeline.origin_min)
+        self._gamma = GammaAnswers(timeline, path, catalogue, quoter, settlement)
+        self._clob = ClobAnswers(timeline, path, catalogue, quoter, settlement, sparse_history_step)
+        self._binance = BinanceAnswers(seed, timeline, path, self.kline_gaps)
+        self._by_id: dict[str, SimMarket] = catalogue.by_id
 
     def parameters(self) -> dict[str, Any]:
         """What the data is a function of, as JSON values: ``SimulatedWorld(**kwargs)``
@@ -597,8 +224,8 @@ class SimulatedWorld:
 
     def identity(self) -> str:
         """``simulated-`` and a hash of ``parameters()`` (the clock is not part of it)."""
-        digest = _sha(*sorted(self.parameters().items())).hex()
-        return f"simulated-{digest[:16]}"
+        digest_hex = digest(*sorted(self.parameters().items())).hex()
+        return f"simulated-{digest_hex[:16]}"
 
     # --- time ----------------------------------------------------------------------
 
@@ -609,823 +236,25 @@ class SimulatedWorld:
             return self._fixed_now
         return _floor_minute(datetime.now(UTC).replace(tzinfo=None))
 
-    def _now_min(self) -> int:
-        return max(0, (int(epoch_s(self._raw_now())) - self._origin_s) // 60)
-
-    def _min_floor(self, dt: datetime) -> int:
-        return math.floor((epoch_s(dt) - self._origin_s) / 60)
-
-    def _min_ceil(self, dt: datetime) -> int:
-        return math.ceil((epoch_s(dt) - self._origin_s) / 60)
-
-    def _dt(self, minute: int) -> datetime:
-        return self.start + timedelta(minutes=minute)
-
     def now(self) -> datetime:
         """The current minute (never before the path start)."""
-        return self._dt(self._now_min())
-
-    # --- catalog -------------------------------------------------------------------
-
-    def _initial_cursors(self) -> dict[int, Any]:
-        origin = self.start
-        t0 = self._origin_s
-        first_day = origin.date() - timedelta(days=1)
-        while _utc(datetime(first_day.year, first_day.month, first_day.day, 12, tzinfo=ET)) <= (
-            origin + timedelta(hours=1)
-        ):
-            first_day += timedelta(days=1)
-        monday = _et(origin).date()
-        monday -= timedelta(days=monday.weekday())
-        while self._week_bounds(monday)[1] <= origin + timedelta(days=1):
-            monday += timedelta(days=7)
-        month = _et(origin).date().replace(day=1)
-        while _month_bounds(month)[1] <= origin + timedelta(days=1):
-            month = _next_month(month)
-        return {
-            UD15: -(-t0 // 900) * 900,
-            UD1H: -(-t0 // 3600) * 3600,
-            ABOVE: first_day,
-            REACH: monday,
-            MONTH: month,
-        }
-
-    @staticmethod
-    def _week_bounds(monday: date) -> tuple[datetime, datetime]:
-        start = datetime(monday.year, monday.month, monday.day, tzinfo=ET)
-        end_day = monday + timedelta(days=7)
-        return _utc(start), _utc(datetime(end_day.year, end_day.month, end_day.day, tzinfo=ET))
-
-    def _listing(self, family: int, cursor: Any) -> tuple[str, datetime]:
-        """Key and listing time of the next event of a family (cheap, no path needed)."""
-        if family in (UD15, UD1H):
-            key = f"{'15m' if family == UD15 else '1h'}:{cursor}"
-            natural = shapes.from_epoch_s(cursor) - self.updown_lead
-        elif family == ABOVE:
-            key = f"above:{cursor.isoformat()}"
-            noon = datetime(cursor.year, cursor.month, cursor.day, 12, tzinfo=ET)
-            natural = _utc(noon) - timedelta(days=2)
-        elif family == REACH:
-            key = f"hit:{cursor.isoformat()}"
-            natural = self._week_bounds(cursor)[0] - timedelta(days=2)
-        else:
-            key = f"month:{cursor.isoformat()}"
-            natural = _month_bounds(cursor)[0] - timedelta(days=3)
-        key_hash = int.from_bytes(_sha(self.seed, key, "hash")[:8], "little")
-        if natural < self.start:
-            return key, self.start
-        jitter = timedelta(microseconds=int(_unit(key_hash, 0, 1) * 59_000_000))
-        return key, natural + jitter
-
-    def _ensure_catalog(self, now_min: int) -> None:
-        """Build every event listed at or before ``now_min`` (incrementally)."""
-        limit = self._dt(now_min)
-        added = False
-        for family in (UD15, UD1H, ABOVE, REACH, MONTH):
-            while True:
-                cursor = self._cursors[family]
-                key, listed = self._listing(family, cursor)
-                if listed > limit:
-                    break
-                self._add_event(self._build(family, cursor, key, listed))
-                self._cursors[family] = self._advance(family, cursor)
-                added = True
-        if added:
-            self._events.sort(key=lambda e: (e.listed_min, e.static.start_date, e.static.id))
-            self._event_listed = [e.listed_min for e in self._events]
-
-    @staticmethod
-    def _advance(family: int, cursor: Any) -> Any:
-        return {
-            UD15: lambda c: c + 900,
-            UD1H: lambda c: c + 3600,
-            ABOVE: lambda c: c + timedelta(days=1),
-            REACH: lambda c: c + timedelta(days=7),
-            MONTH: _next_month,
-        }[family](cursor)
-
-    def _add_event(self, event: _Event) -> None:
-        self._events.append(event)
-        for market in event.markets:
-            self._by_id[market.static.id] = market
-            self._by_condition[market.static.condition_id] = market
-            for side, token in enumerate(market.static.token_ids):
-                self._by_token[token] = (market, side)
-
-    def _build(self, family: int, cursor: Any, key: str, listed: datetime) -> _Event:
-        if family in (UD15, UD1H):
-            return self._build_updown(family, cursor, key, listed)
-        if family == ABOVE:
-            return self._build_above(cursor, key, listed)
-        if family == MONTH:
-            return self._build_month_hit(cursor, key, listed)
-        return self._build_hit(cursor, key, listed)
-
-    def _shape(self, key: str, salt: int) -> float:
-        """A uniform draw of (seed, key, salt) choosing which real shape a market takes."""
-        return _unit(int.from_bytes(_sha(self.seed, key, "shape")[:8], "little"), 0, salt)
-
-    def _identity(self, key: str) -> dict[str, Any]:
-        tokens = tuple(str(int.from_bytes(_sha(self.seed, key, "token", i), "big")) for i in (0, 1))
-        return {
-            "condition_id": "0x" + _sha(self.seed, key, "condition").hex(),
-            "question_id": "0x" + _sha(self.seed, key, "question").hex(),
-            "token_ids": tokens,
-        }
-
-    def _market(
-        self,
-        *,
-        family: int,
-        key: str,
-        event_key: str,
-        market_id: str,
-        question: str,
-        slug: str,
-        description: str,
-        source: str,
-        outcomes: tuple[str, str],
-        listed: datetime,
-        start: datetime,
-        end: datetime,
-        closed_at: datetime,
-        strike: float = math.nan,
-        group_title: str | None = None,
-        threshold: int = 0,
-        volume_scale: float = 20_000.0,
-        title_only: bool = False,
-        neg_risk_market_id: str | None = None,
-        crypto_config: dict[str, Any] | None = None,
-    ) -> _Market:
-        key_hash = int.from_bytes(_sha(self.seed, key, "hash")[:8], "little")
-        self._path.ensure(self._min_ceil(end) + 3)
-        static = MarketStatic(
-            id=market_id,
-            question=question,
-            slug=slug,
-            resolution_source=source,
-            description=description,
-            outcomes=outcomes,
-            start_date=listed,
-            created_at=listed - timedelta(seconds=70),
-            accepting_orders_at=listed - timedelta(seconds=67),
-            end_date=end,
-            event_start=start if family in (UD15, UD1H) and not title_only else None,
-            group_item_title=group_title,
-            group_item_threshold=str(threshold),
-            automatically_resolved=family in (UD15, UD1H),
-            neg_risk_market_id=neg_risk_market_id,
-            crypto_config=crypto_config,
-            **self._identity(key),
-        )
-        # log-uniform-ish sizes: scale * exp(+-1.2)
-        volume = volume_scale * math.exp(2.4 * (_unit(key_hash, 0, 2) - 0.5))
-        liquidity = 0.4 * volume_scale * math.exp(2.0 * (_unit(key_hash, 0, 3) - 0.5))
-        return _Market(
-            static=static,
-            family=family,
-            event_key=event_key,
-            key_hash=key_hash,
-            listed_min=self._min_ceil(listed),
-            start_min=max(0, self._min_floor(start)),
-            end_min=self._min_floor(end),
-            closed_at=closed_at,
-            closed_min=self._min_ceil(closed_at),
-            strike=strike,
-            volume_total=volume,
-            liquidity_base=liquidity,
-            uma_present=_unit(key_hash, 0, 4) < 0.85,
-            competitive=round(0.8 + 0.2 * _unit(key_hash, 0, 6), 12),
-        )
-
-    def _event(
-        self,
-        *,
-        family: int,
-        key: str,
-        event_id: str,
-        slug: str,
-        title: str,
-        description: str,
-        source: str,
-        listed: datetime,
-        end: datetime,
-        markets: Sequence[_Market],
-        start_time: datetime | None = None,
-        neg_risk: bool = False,
-    ) -> _Event:
-        series_family = REACH if family == DIP else family
-        series = _SERIES[series_family]
-        static = EventStatic(
-            id=event_id,
-            slug=slug,
-            title=title,
-            description=description,
-            resolution_source=source,
-            start_date=listed,
-            created_at=listed - timedelta(seconds=70),
-            end_date=end,
-            tag_ids=_TAG_IDS[series_family],
-            series=series,
-            series_slug=series["slug"],
-            start_time=start_time,
-            show_market_images=family in (UD15, UD1H),
-            neg_risk=neg_risk,
-        )
-        return _Event(
-            static=static,
-            family=family,
-            key_hash=int.from_bytes(_sha(self.seed, key, "event")[:8], "little"),
-            listed_min=markets[0].listed_min,
-            # barriers close on their own touch: the event closes with its last market
-            closed_min=max(mk.closed_min for mk in markets),
-            markets=tuple(markets),
-        )
-
-    def _closing(self, key: str, end: datetime, delay: timedelta) -> datetime:
-        key_hash = int.from_bytes(_sha(self.seed, key, "hash")[:8], "little")
-        return end + delay + timedelta(seconds=int(_unit(key_hash, 0, 5) * 30))
-
-    def _build_updown(self, family: int, t0: int, key: str, listed: datetime) -> _Event:
-        title_only, crypto = False, None
-        start = shapes.from_epoch_s(t0)
-        span = timedelta(minutes=15 if family == UD15 else 60)
-        end = start + span
-        local = _et(start)
-        day = f"{_MONTHS[local.month - 1]} {local.day}"
-        if family == UD15:
-            title = (
-                f"Bitcoin Up or Down - {day}, {_clock12(local, True)}-{_clock12(_et(end), True)} ET"
-            )
-            slug = f"btc-updown-15m-{t0}"
-            local_id, description, source = t0 // 900, _UD_DESCRIPTION, shapes.CHAINLINK_SOURCE
-            title_only = self._shape(key, 1) < TITLE_ONLY_SHARE
-            if title_only:
-                # "bitcoin-up-or-down-march-11-1100am-1115am-et": nothing but the title
-                slug = re.sub(r"[^a-z0-9]+", "-", title.lower().replace(":", "")).strip("-")
-            if self._shape(key, 2) < TWAP_SHARE:
-                source, crypto = TWAP_SOURCE, _TWAP_CONFIG
-        else:
-            title = f"Bitcoin Up or Down - {day}, {_clock12(local, False)} ET"
-            hour = _clock12(local, False).lower()
-            # the repeated 1 AM at the end of DST would otherwise reuse a slug
-            fold = "-2" if local.fold else ""
-            slug = (
-                f"bitcoin-up-or-down-{day.lower().replace(' ', '-')}-{local.year}-{hour}-et{fold}"
-            )
-            local_id, description, source = t0 // 3600, _HOURLY_DESCRIPTION, shapes.BINANCE_SOURCE
-        closed_at = self._closing(key, end, timedelta(minutes=2))
-        market = self._market(
-            family=family,
-            key=key,
-            event_key=key,
-            market_id=str((1 + family) * 10**9 + local_id),
-            question=title,
-            slug=slug,
-            description=description,
-            source=source,
-            outcomes=("Up", "Down"),
-            listed=listed,
-            start=start,
-            end=end,
-            closed_at=closed_at,
-            volume_scale=20_000.0 if family == UD15 else 60_000.0,
-            title_only=title_only,
-            crypto_config=crypto,
-        )
-        return self._event(
-            family=family,
-            key=key,
-            event_id=str((6 + family) * 10**9 + local_id),
-            slug=slug,
-            title=title,
-            description=description,
-            source=source,
-            listed=listed,
-            end=end,
-            markets=[market],
-            start_time=None if title_only else start,
-        )
-
-    def _build_above(self, day: date, key: str, listed: datetime) -> _Event:
-        end = _utc(datetime(day.year, day.month, day.day, 12, tzinfo=ET))
-        spot = float(self._path.p[self._min_floor(listed)])
-        n = self.strikes_per_ladder
-        step = _step_for(n, spot, 0.3)
-        center = round(spot / step) * step
-        strikes = [k for k in (center + (i - (n - 1) // 2) * step for i in range(n)) if k > 0]
-        label = f"{_MONTHS[day.month - 1]} {day.day}"
-        label_slug = label.lower().replace(" ", "-")
-        closed_at = self._closing(key, end, timedelta(hours=1))
-        day_index = (day - _DAY0).days
-        rules_only = self._shape(key, 3) < RULES_STRIKE_SHARE
-        neg_risk_id = (
-            "0x" + _sha(self.seed, key, "negRisk").hex()
-            if self._shape(key, 4) < NEG_RISK_SHARE
-            else None
-        )
-        markets = [
-            self._market(
-                family=ABOVE,
-                key=f"{key}:{strike}",
-                event_key=key,
-                market_id=str(3 * 10**9 + day_index * 10**5 + strike // 10),
-                question=(
-                    f"Bitcoin above ___ on {label}?"
-                    if rules_only
-                    else f"Will the price of Bitcoin be above ${strike:,} on {label}?"
-                ),
-                slug=f"bitcoin-above-{_strike_label(strike)}-on-{label_slug}",
-                description=(
-                    _ABOVE_RULES_STRIKE.format(strike=f"{strike:,}")
-                    if rules_only
-                    else _ABOVE_DESCRIPTION
-                ),
-                source=shapes.BINANCE_SOURCE,
-                outcomes=("Yes", "No"),
-                listed=listed,
-                start=listed,
-                end=end,
-                closed_at=closed_at,
-                strike=float(strike),
-                group_title=None if rules_only else f"{strike:,}",
-                threshold=i,
-                volume_scale=150_000.0,
-                neg_risk_market_id=neg_risk_id,
-            )
-            for i, strike in enumerate(strikes)
-        ]
-        return self._event(
-            family=ABOVE,
-            key=key,
-            event_id=str(8 * 10**9 + day_index),
-            slug=f"bitcoin-above-on-{label_slug}",
-            title=f"Bitcoin above ___ on {label}?",
-            description=_ABOVE_DESCRIPTION,
-            source=shapes.BINANCE_SOURCE,
-            listed=listed,
-            end=end,
-            markets=markets,
-            neg_risk=neg_risk_id is not None,
-        )
-
-    def _build_hit(self, monday: date, key: str, listed: datetime) -> _Event:
-        week_start, end = self._week_bounds(monday)
-        label, label_slug = _week_label(monday)
-        week_index = (monday - _MONDAY0).days // 7
-        return self._build_barriers(
-            key=key,
-            listed=listed,
-            period=(week_start, end),
-            label=label,
-            label_slug=label_slug,
-            description=_HIT_DESCRIPTION,
-            span=0.25,
-            ids=(4 * 10**9 + week_index * 10**5, 5 * 10**9 + week_index * 10**5),
-            event_id=str(9 * 10**9 + week_index),
-            event_family=REACH,
-            volume_scale=40_000.0,
-        )
-
-    def _build_month_hit(self, first: date, key: str, listed: datetime) -> _Event:
-        month = _MONTHS[first.month - 1]
-        month_index = (first.year - _DAY0.year) * 12 + first.month - 1
-        return self._build_barriers(
-            key=key,
-            listed=listed,
-            period=_month_bounds(first),
-            label=f"in {month}",
-            label_slug=f"in-{month.lower()}-{first.year}",
-            description=_MONTH_HIT_DESCRIPTION,
-            span=0.5,
-            ids=(11 * 10**9 + month_index * 10**5, 12 * 10**9 + month_index * 10**5),
-            event_id=str(13 * 10**9 + month_index),
-            event_family=MONTH,
-            volume_scale=120_000.0,
-        )
-
-    def _touch_close(
-        self, key: str, up: bool, strike: float, start_min: int, end_min: int, end: datetime
-    ) -> datetime:
-        """closedTime of a barrier: 5-95 min after the candle that touched the strike
-        closed (docs/apis.md §3.8), else an hour or so after endDate (a NO)."""
-        self._path.ensure(end_min + 3)
-        if up:
-            reached = np.maximum.accumulate(self._path.high[start_min:end_min])
-            first = int(np.searchsorted(reached, strike, side="left"))
-        else:
-            reached = np.minimum.accumulate(self._path.low[start_min:end_min])
-            first = int(np.searchsorted(-reached, -strike, side="left"))
-        if first >= len(reached):
-            return self._closing(key, end, timedelta(hours=1))
-        key_hash = int.from_bytes(_sha(self.seed, key, "hash")[:8], "little")
-        delay = TOUCH_CLOSE_MIN + timedelta(
-            seconds=int(_unit(key_hash, 0, 15) * TOUCH_CLOSE_SPREAD_S)
-        )
-        return self._dt(start_min + first + 1) + delay
-
-    def _build_barriers(
-        self,
-        *,
-        key: str,
-        listed: datetime,
-        period: tuple[datetime, datetime],
-        label: str,
-        label_slug: str,
-        description: str,
-        span: float,
-        ids: tuple[int, int],
-        event_id: str,
-        event_family: int,
-        volume_scale: float,
-    ) -> _Event:
-        """A "What price will Bitcoin hit …" event: reach strikes above the listing
-        spot, dip strikes below, each market closing early on its own touch."""
-        period_start, end = period
-        spot = float(self._path.p[self._min_floor(listed)])
-        n_up, n_down = (self.strikes_per_ladder + 1) // 2, self.strikes_per_ladder // 2
-        step = _step_for(max(n_up, 1), spot, span)
-        up_base = (math.floor(spot / step) + 1) * step
-        down_base = (math.ceil(spot / step) - 1) * step
-        reach = [up_base + i * step for i in range(n_up)][::-1]
-        dip = [k for k in (down_base - i * step for i in range(n_down)) if k > 0]
-        effective_start = max(period_start, self.start)
-        start_min, end_min = max(0, self._min_floor(effective_start)), self._min_floor(end)
-        specs = [(REACH, k, "↑", "reach", "High", "equal to or greater than") for k in reach] + [
-            (DIP, k, "↓", "dip to", "Low", "equal to or less than") for k in dip
-        ]
-        markets = []
-        for i, (family, strike, arrow, word, field, cmp) in enumerate(specs):
-            market_key = f"{key}:{word}:{strike}"
-            closed_at = self._touch_close(
-                market_key, family == REACH, float(strike), start_min, end_min, end
-            )
-            markets.append(
-                self._market(
-                    family=family,
-                    key=market_key,
-                    event_key=key,
-                    market_id=str(ids[family - REACH] + strike // 10),
-                    question=f"Will Bitcoin {word} ${strike:,} {label}?",
-                    slug=(
-                        f"will-bitcoin-{word.replace(' ', '-')}-{_strike_label(strike)}"
-                        f"-{label_slug}"
-                    ),
-                    description=description.format(field=field, cmp=cmp),
-                    source=shapes.BINANCE_SOURCE,
-                    outcomes=("Yes", "No"),
-                    listed=listed,
-                    start=effective_start,
-                    end=end,
-                    closed_at=closed_at,
-                    strike=float(strike),
-                    group_title=f"{arrow} {strike:,}",
-                    threshold=i,
-                    volume_scale=volume_scale,
-                )
-            )
-        return self._event(
-            family=event_family,
-            key=key,
-            event_id=event_id,
-            slug=f"what-price-will-bitcoin-hit-{label_slug}",
-            title=f"What price will Bitcoin hit {label}?",
-            description=description.format(field="High", cmp="equal to or greater than"),
-            source=shapes.BINANCE_SOURCE,
-            listed=listed,
-            end=end,
-            markets=markets,
-        )
-
-    # --- prices --------------------------------------------------------------------
-
-    def _extreme(self, start: int, end: int, up: bool) -> np.ndarray:
-        """Running max of highs (``up``) or min of lows over candles [start, end)."""
-        cache_key = (start, end, int(up))
-        if cache_key not in self._cummax:
-            if up:
-                self._cummax[cache_key] = np.maximum.accumulate(self._path.high[start:end])
-            else:
-                self._cummax[cache_key] = np.minimum.accumulate(self._path.low[start:end])
-        return self._cummax[cache_key]
-
-    def _touched(
-        self, up: bool, start: np.ndarray, end: np.ndarray, strike: np.ndarray, m: np.ndarray
-    ) -> np.ndarray:
-        """Whether a candle of [start, min(m, end)) or the price at ``m`` crossed ``strike``."""
-        p = self._path.p
-        touched = np.zeros(len(m), dtype=bool)
-        for s, e in set(zip(start.tolist(), end.tolist(), strict=True)):
-            rows = (start == s) & (end == e)
-            ext = self._extreme(s, e, up)
-            last = np.minimum(m[rows], e) - s - 1  # last fully closed candle before m
-            seen = np.where(last >= 0, ext[np.clip(last, 0, len(ext) - 1)], np.nan)
-            live = np.where((m[rows] >= s) & (m[rows] < e), p[m[rows]], np.nan)
-            k = strike[rows]
-            with np.errstate(invalid="ignore"):
-                hit = (seen >= k) | (live >= k) if up else (seen <= k) | (live <= k)
-            touched[rows] = hit
-        return touched
-
-    def _fair(
-        self,
-        fam: np.ndarray,
-        start: np.ndarray,
-        end: np.ndarray,
-        strike: np.ndarray,
-        m: np.ndarray,
-    ) -> np.ndarray:
-        """Fair probability of outcome 0 (Up / Yes) at minute ``m``, from the path."""
-        p = self._path.p
-        sig = self.sigma_annual
-        spot = p[m]
-        fair = np.full(len(m), 0.5)
-        ud = (fam == UD15) | (fam == UD1H)
-        if ud.any():
-            mm, t0, t1 = m[ud], start[ud], end[ud]
-            tau = np.maximum(t1 - mm, 1e-3) / MINUTES_PER_YEAR
-            # Up wins on P_end >= P_open: Phi(ln(S_t/S_open) / (sigma sqrt(tau))).
-            live = _phi(np.log(spot[ud] / p[t0]) / (sig * np.sqrt(tau)))
-            final = self._updown_up(fam[ud], t0, t1).astype(float)
-            fair[ud] = np.where(mm < t0, 0.5, np.where(mm < t1, live, final))
-        above = fam == ABOVE
-        if above.any():
-            mm, settle, k = m[above], end[above] + 1, strike[above]
-            tau = np.maximum(settle - mm, 1e-3) / MINUTES_PER_YEAR
-            # N(d2), zero drift: d2 = (ln(S/K) - sigma^2 tau / 2) / (sigma sqrt(tau));
-            # settles on the close of the 1m candle opening at endDate (= p[end + 1]).
-            d2 = (np.log(spot[above] / k) - 0.5 * sig * sig * tau) / (sig * np.sqrt(tau))
-            final = (p[settle] > k).astype(float)
-            fair[above] = np.where(mm < settle, _phi(d2), final)
-        for family in (REACH, DIP):
-            rows = fam == family
-            if not rows.any():
-                continue
-            mm, k, ws, we = m[rows], strike[rows], start[rows], end[rows]
-            touched = self._touched(family == REACH, ws, we, k, mm)
-            tau = np.maximum(we - mm, 1e-3) / MINUTES_PER_YEAR
-            # driftless barrier: P(touch) = 2 (1 - Phi(|ln(K/S)| / (sigma sqrt(tau))))
-            barrier = np.minimum(
-                1.0, 2.0 * (1.0 - _phi(np.abs(np.log(k / spot[rows])) / (sig * np.sqrt(tau))))
-            )
-            fair[rows] = np.where(touched, 1.0, np.where(mm >= we, 0.0, barrier))
-        return fair
-
-    def _quotes(self, markets: Sequence[_Market], minutes: np.ndarray) -> dict[str, np.ndarray]:
-        """Quotes of outcome 0 for ``markets[i]`` at path minutes ``minutes[i, :]``.
-
-        p_fair → logit(p) = (1 - bias) logit(p_fair) + noise(seed, market, minute)
-        (``self.noise`` times a unit-variance draw, none when ``self.noise`` is 0)
-        → clip to [0.005, 0.995] → bid/ask on the 0.01 tick around it, ``_spread_ticks``
-        apart. ``mid`` is (bid + ask) / 2, e.g. 0.555 or 0.005;
-        ``bid == 0`` means an empty bid side, ``ask == 100`` an empty ask side.
-        Returns arrays of shape ``minutes.shape``: fair, mid, bid, ask (ticks), last.
-        """
-        shape = minutes.shape
-        k = shape[1]
-        m = minutes.reshape(-1).astype(np.int64)
-
-        def per_row(values: list[Any], dtype: Any) -> np.ndarray:
-            return np.repeat(np.asarray(values, dtype=dtype), k)
-
-        fam = per_row([mk.family for mk in markets], np.int64)
-        start = per_row([mk.start_min for mk in markets], np.int64)
-        end = per_row([mk.end_min for mk in markets], np.int64)
-        strike = per_row([mk.strike for mk in markets], np.float64)
-        keys = per_row([mk.key_hash for mk in markets], np.uint64)
-        fair = self._fair(fam, start, end, strike, m)
-        absolute = m + self._origin_s // 60
-        noise: np.ndarray | float = 0.0
-        if self.noise > 0.0:
-            # Unit variance: 12 · (0.6² + 0.8²) · Var(U - 0.5) = 1; the 15-minute part
-            # carries 0.64 of it.
-            noise = (
-                self.noise
-                * math.sqrt(12.0)
-                * (
-                    0.6 * (_unit_np(keys, absolute, 10) - 0.5)
-                    + 0.8 * (_unit_np(keys, absolute // 15, 11) - 0.5)
-                )
-            )
-        clipped = np.clip(fair, 1e-6, 1.0 - 1e-6)
-        logit = (1.0 - self.bias) * np.log(clipped / (1.0 - clipped)) + noise
-        price = np.clip(1.0 / (1.0 + np.exp(-logit)), P_MIN, P_MAX)
-        thin = per_row([_unit(mk.key_hash, 0, 3) < THIN_SHARE for mk in markets], np.float64)
-        spread = _spread_ticks(price, thin, keys, absolute)
-        bid = np.clip(np.rint(price * TICKS - spread / 2.0), 0, TICKS - spread).astype(np.int64)
-        ask = bid + spread
-        at_bid = ((_unit_np(keys, absolute, 13) < 0.5) & (bid > 0)) | (ask >= TICKS)
-        last = np.where(at_bid, bid, ask) / TICKS
-        out = {
-            "fair": fair,
-            "mid": (bid + ask) / (2.0 * TICKS),
-            "bid": bid,
-            "ask": ask,
-            "last": last,
-        }
-        return {name: values.reshape(shape) for name, values in out.items()}
-
-    def _chainlink(self, minutes: np.ndarray) -> np.ndarray:
-        """The simulated Chainlink BTC/USD print at the start of each path minute."""
-        z = _normal_np(self._chainlink_key, minutes + self._origin_s // 60, 20)
-        z = np.clip(z, -CHAINLINK_NOISE_CLIP, CHAINLINK_NOISE_CLIP)
-        return np.round(self._path.p[minutes] * (1.0 + CHAINLINK_NOISE_BPS * 1e-4 * z), 2)
-
-    def _updown_up(self, fam: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """Whether each up/down window settled Up: end >= start on its settlement feed,
-        the Chainlink print for 15-minute windows, the Binance path for hourly ones."""
-        p = self._path.p
-        binance = p[end] >= p[start]
-        chainlink = fam == UD15
-        if not chainlink.any():
-            return binance
-        cl_up = self._chainlink(end[chainlink]) >= self._chainlink(start[chainlink])
-        binance = binance.copy()
-        binance[chainlink] = cl_up
-        return binance
-
-    def chainlink_price(self, ts: datetime) -> float:
-        """The simulated Chainlink BTC/USD print at ``ts`` floored to the minute (what
-        15-minute up/down markets settle on); ValueError outside the path so far."""
-        with self._lock:
-            minute = self._min_floor(to_naive_utc(ts))
-            if minute < 0 or minute > self._now_min():
-                raise ValueError(f"no Chainlink print at {ts} (world {self.start} → {self.now()})")
-            self._path.ensure(self._now_min() + 2)
-            return float(self._chainlink(np.array([minute]))[0])
-
-    def _history_step(self, market: _Market) -> int:
-        """Minutes between prices-history points of ``market`` (1 unless sparse)."""
-        if self.sparse_history_step is None or market.family not in (REACH, DIP):
-            return 1
-        return int(self.sparse_history_step / timedelta(minutes=1))
-
-    def _winner(self, market: _Market) -> int:
-        """Index of the winning outcome by the market's rule on the simulated path."""
-        p, k = self._path.p, market.strike
-        if market.family in (UD15, UD1H):
-            fam, start, end = (
-                np.array([v]) for v in (market.family, market.start_min, market.end_min)
-            )
-            won = bool(self._updown_up(fam, start, end)[0])
-        elif market.family == ABOVE:
-            won = p[market.end_min + 1] > k
-        elif market.family == REACH:
-            won = self._path.high[market.start_min : market.end_min].max() >= k
-        else:
-            won = self._path.low[market.start_min : market.end_min].min() <= k
-        return 0 if won else 1
-
-    @staticmethod
-    def _volume(market: _Market, minute: int) -> float:
-        """Cumulative traded volume, growing as life^1.3 from listing to endDate."""
-        life = max(market.end_min - market.listed_min, 1)
-        frac = min(max((minute - market.listed_min) / life, 0.0), 1.0)
-        return market.volume_total * frac**1.3
+        return self._timeline.at(self._timeline.now_min())
 
     # --- Gamma ---------------------------------------------------------------------
-
-    def _market_state(
-        self, market: _Market, ref: int, now_min: int, q: dict[str, np.ndarray], row: int
-    ) -> MarketState:
-        minutes = (ref, ref - 60, ref - 1440, ref - 10080)
-        volume = [self._volume(market, minute) for minute in minutes]
-        mid = q["mid"][row].tolist()
-        bid, ask = int(q["bid"][row, 0]), int(q["ask"][row, 0])
-        closed = now_min >= market.closed_min
-        changes = [mid[0] - mid[i] if minutes[i] >= market.listed_min else None for i in (1, 2)]
-        common = {
-            "volume": volume[0],
-            "volume_24hr": volume[0] - volume[2],
-            "volume_1wk": volume[0] - volume[3],
-            "best_bid": bid / TICKS if bid > 0 else None,
-            "best_ask": ask / TICKS,
-            "last_trade": float(q["last"][row, 0]),
-            "spread": (ask - bid) / TICKS,
-            "competitive": market.competitive,
-            "one_hour_change": changes[0],
-            "one_day_change": changes[1],
-        }
-        if closed:
-            winner = self._winner(market)
-            return MarketState(
-                updated_at=market.closed_at,
-                outcome_prices=(1.0, 0.0) if winner == 0 else (0.0, 1.0),
-                liquidity=None,
-                closed=True,
-                accepting_orders=False,
-                closed_time=market.closed_at,
-                uma_status="resolved" if market.uma_present else None,
-                uma_statuses=() if market.family in (UD15, UD1H) else ("proposed",),
-                **common,
-            )
-        now_dt = self._dt(now_min)
-        lag = timedelta(microseconds=int(_unit(market.key_hash, now_min, 7) * 50_000_000))
-        liquidity = market.liquidity_base * (0.8 + 0.4 * _unit(market.key_hash, ref // 60, 8))
-        return MarketState(
-            updated_at=max(now_dt - lag, market.static.start_date),
-            outcome_prices=(mid[0], round(1.0 - mid[0], 6)),
-            liquidity=liquidity,
-            closed=False,
-            accepting_orders=now_min < market.end_min,
-            **common,
-        )
-
-    def _event_state(
-        self, event: _Event, states: Sequence[MarketState], now_min: int
-    ) -> EventState:
-        metadata = None
-        if event.family in (UD15, UD1H):
-            market = event.markets[0]
-            if now_min >= market.start_min:
-                metadata = {"priceToBeat": float(self._path.p[market.start_min])}
-                if now_min >= market.closed_min:
-                    metadata["finalPrice"] = float(self._path.p[market.end_min])
-        return EventState(
-            updated_at=max(s.updated_at for s in states),
-            closed=now_min >= event.closed_min,
-            volume=sum(s.volume for s in states),
-            volume_24hr=sum(s.volume_24hr for s in states),
-            liquidity=sum(s.liquidity or 0.0 for s in states),
-            competitive=round(0.8 + 0.2 * _unit(event.key_hash, 0, 9), 12),
-            metadata=metadata,
-        )
-
-    def _bodies(
-        self, events: Sequence[_Event], now_min: int
-    ) -> list[tuple[list[dict[str, Any]], dict[str, Any]]]:
-        """(markets with ``events``, event with ``markets``) for each event at ``now_min``."""
-        markets = [mk for e in events for mk in e.markets]
-        if not markets:
-            return []
-        refs = np.array([min(now_min, mk.closed_min - 1) for mk in markets], dtype=np.int64)
-        minutes = np.maximum(refs[:, None] - np.array([0, 60, 1440]), 0)
-        minutes = np.maximum(minutes, np.array([mk.listed_min for mk in markets])[:, None])
-        quotes = self._quotes(markets, minutes)
-        out = []
-        row = 0
-        for event in events:
-            states = []
-            for market in event.markets:
-                states.append(self._market_state(market, int(refs[row]), now_min, quotes, row))
-                row += 1
-            event_state = self._event_state(event, states, now_min)
-            embedded = [shapes.gamma_event(event.static, event_state)]
-            parts = [
-                shapes.gamma_market_parts(mk.static, st)
-                for mk, st in zip(event.markets, states, strict=True)
-            ]
-            with_events = [head | {"events": embedded} | tail for head, tail in parts]
-            nested = [head | tail for head, tail in parts]
-            out.append((with_events, shapes.gamma_event(event.static, event_state, nested)))
-        return out
-
-    def _current(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        now_min = self._now_min()
-        if self._snapshot is not None and self._snapshot[0] == now_min:
-            return self._snapshot[1], self._snapshot[2]
-        self._path.ensure(now_min + 2)
-        self._ensure_catalog(now_min)
-        visible = self._events[: bisect.bisect_right(self._event_listed, now_min)]
-        fresh = [
-            e
-            for e in visible
-            if not (now_min >= e.closed_min and e.static.id in self._closed_cache)
-        ]
-        built = dict(zip((e.static.id for e in fresh), self._bodies(fresh, now_min), strict=True))
-        markets: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
-        for event in visible:
-            body = self._closed_cache.get(event.static.id) or built[event.static.id]
-            if now_min >= event.closed_min:
-                self._closed_cache[event.static.id] = body
-            markets.extend(body[0])
-            events.append(body[1])
-        self._snapshot = (now_min, markets, events)
-        return markets, events
 
     def gamma_markets(self) -> list[dict[str, Any]]:
         """Every market listed at or before ``now()`` in the ``/markets`` shape, oldest
         listing first. Cached per minute; dicts are shared between calls: treat them
         as read-only."""
         with self._lock:
-            return list(self._current()[0])
+            return list(self._gamma.current()[0])
 
     def gamma_events(self) -> list[dict[str, Any]]:
         """Every event listed at or before ``now()`` with nested ``markets`` (read-only)."""
         with self._lock:
-            return list(self._current()[1])
+            return list(self._gamma.current()[1])
 
     # --- CLOB ----------------------------------------------------------------------
-
-    def _visible_token(self, token_id: str) -> tuple[_Market, int, int]:
-        now_min = self._now_min()
-        self._path.ensure(now_min + 2)
-        self._ensure_catalog(now_min)
-        found = self._by_token.get(str(token_id))
-        if found is None or found[0].listed_min > now_min:
-            raise UnknownTokenError(token_id)
-        return found[0], found[1], now_min
 
     def price_history(
         self, token_id: str, start_ts: int, end_ts: int, fidelity_min: int
@@ -1435,135 +264,21 @@ class SimulatedWorld:
         real data) in [start_ts, end_ts], from listing to min(now, closedTime). Outcome 1
         (Down / No) gets 1 - p."""
         with self._lock:
-            market, side, now_min = self._visible_token(token_id)
-            fidelity = max(1, int(fidelity_min), self._history_step(market))
-            origin_min = self._origin_s // 60
-            lo = max(int(start_ts), math.ceil(epoch_s(market.static.start_date)))
-            hi = min(int(end_ts), self._origin_s + now_min * 60)
-            if now_min >= market.closed_min:
-                hi = min(hi, int(epoch_s(market.closed_at)))
-            first_min = max(lo // 60, origin_min + market.listed_min)
-            first = -(-first_min // fidelity) * fidelity
-            grid = np.arange(first, hi // 60 + 1, fidelity, dtype=np.int64)
-            grid = grid[grid - origin_min >= market.listed_min]
-            if len(grid) == 0:
-                return []
-            keys = np.full(len(grid), market.key_hash, dtype=np.uint64)
-            t = grid * 60 + (_unit_np(keys, grid, 14) * 5).astype(np.int64)
-            keep = (t >= lo) & (t <= hi)
-            grid, t = grid[keep], t[keep]
-            if len(grid) == 0:
-                return []
-            mid = self._quotes([market], (grid - origin_min)[None, :])["mid"][0]
-            prices = mid if side == 0 else 1.0 - mid
-            return [
-                {"t": int(ts), "p": round(float(pr), 4)}
-                for ts, pr in zip(t.tolist(), prices.tolist(), strict=True)
-            ]
+            return self._clob.price_history(token_id, start_ts, end_ts, fidelity_min)
 
     def book(self, token_id: str) -> dict[str, Any]:
         """CLOB ``/book`` at ``now()``: up to 6 levels a side around the quote; empty
         sides once trading stopped at endDate; UnknownTokenError ("No orderbook
         exists") once the market is closed, as the real CLOB does."""
         with self._lock:
-            market, side, now_min = self._visible_token(token_id)
-            if now_min >= market.closed_min:
-                raise UnknownTokenError(
-                    f"No orderbook exists for the requested token id {token_id}"
-                )
-            q = self._quotes([market], np.array([[now_min]]))
-            bid, ask, last = int(q["bid"][0, 0]), int(q["ask"][0, 0]), float(q["last"][0, 0])
-            if side == 1:
-                bid, ask, last = TICKS - ask, TICKS - bid, 1.0 - last
-            bids: list[tuple[float, float]] = []
-            asks: list[tuple[float, float]] = []
-            if now_min < market.end_min:
-                absolute = self._origin_s // 60 + now_min
-                for level in range(BOOK_LEVELS):
-                    for ticks, levels, salt in ((bid - level, bids, 20), (ask + level, asks, 40)):
-                        if 0 < ticks < TICKS:
-                            u = _unit(market.key_hash, absolute, salt + 2 * level + side)
-                            levels.append((ticks / TICKS, round(5 + 4000 * u**3, 2)))
-            return shapes.clob_book(
-                market.static.condition_id,
-                market.static.token_ids[side],
-                (self._origin_s + now_min * 60) * 1000,
-                bids,
-                asks,
-                market.static.tick,
-                last,
-            )
+            return self._clob.book(token_id)
 
     def clob_market(self, condition_id: str) -> dict[str, Any]:
         """CLOB ``/markets/{condition_id}`` at ``now()``; KeyError if unknown or not listed."""
         with self._lock:
-            now_min = self._now_min()
-            self._path.ensure(now_min + 2)
-            self._ensure_catalog(now_min)
-            market = self._by_condition.get(condition_id)
-            if market is None or market.listed_min > now_min:
-                raise KeyError(condition_id)
-            closed = now_min >= market.closed_min
-            if closed:
-                winner = self._winner(market)
-                prices = [1.0 if i == winner else 0.0 for i in (0, 1)]
-                winners = [i == winner for i in (0, 1)]
-            else:
-                mid = float(self._quotes([market], np.array([[now_min]]))["mid"][0, 0])
-                prices, winners = [mid, round(1.0 - mid, 6)], [False, False]
-            return shapes.clob_market_body(
-                market.static,
-                closed=closed,
-                accepting_orders=now_min < market.end_min,
-                prices=prices,
-                winners=winners,
-            )
+            return self._clob.market(condition_id)
 
     # --- Binance -------------------------------------------------------------------
-
-    def _minute_columns(self, a: int, b: int, now_min: int) -> dict[str, np.ndarray]:
-        """Per-minute candle columns for candles [a, b); the candle at ``now_min`` is the
-        just-opened one (flat at the current price, no volume)."""
-        path = self._path
-        cols = {
-            "open": path.p[a:b].copy(),
-            "high": path.high[a:b].copy(),
-            "low": path.low[a:b].copy(),
-            "close": path.p[a + 1 : b + 1].copy(),
-            "volume": path.volume[a:b].copy(),
-            "trades": path.trades[a:b].copy(),
-            "taker": path.taker[a:b].copy(),
-        }
-        if a <= now_min < b:
-            i = now_min - a
-            for name in ("high", "low", "close"):
-                cols[name][i] = cols["open"][i]
-            for name in ("volume", "trades", "taker"):
-                cols[name][i] = 0.0
-        typical = (cols["open"] + cols["high"] + cols["low"] + cols["close"]) / 4.0
-        cols["quote"] = cols["volume"] * typical
-        cols["taker_quote"] = cols["taker"] * typical
-        return cols
-
-    def _served_minutes(self, a: int, b: int, count: int, newest: bool) -> list[tuple[int, int]]:
-        """Spans of the minutes [a, b) outside ``kline_gaps``, oldest first, cut to the
-        first (or, with ``newest``, the last) ``count`` minutes."""
-        spans, cursor = [], a
-        for g0, g1 in self._gap_minutes:
-            if g1 <= cursor or g0 >= b:
-                continue
-            if g0 > cursor:
-                spans.append((cursor, g0))
-            cursor = max(cursor, g1)
-        if cursor < b:
-            spans.append((cursor, b))
-        kept: list[tuple[int, int]] = []
-        for x, y in reversed(spans) if newest else spans:
-            n = min(y - x, count - sum(q - p for p, q in kept))
-            if n <= 0:
-                break
-            kept.append((y - n, y) if newest else (x, x + n))
-        return sorted(kept)
 
     def klines(
         self, interval: str, start_ms: int | None, end_ms: int | None, limit: int
@@ -1572,165 +287,72 @@ class SimulatedWorld:
         aligned to UTC, answered like Binance: the first ``limit`` candles opening at or
         after ``start_ms`` (without it, the newest ``limit``), at or before ``end_ms``
         and ``now()``, skipping ``kline_gaps`` however long they are."""
-        step = shapes.interval_ms(interval)
         with self._lock:
-            now_min = self._now_min()
-            self._path.ensure(now_min + 2)
-            origin_ms = self._origin_s * 1000
-            first = -(-origin_ms // step) * step
-            last = (origin_ms + now_min * 60_000) // step * step
-            if end_ms is not None:
-                last = min(last, int(end_ms) // step * step)
-            if start_ms is not None:
-                first = max(first, -(-int(start_ms) // step) * step)
-            a = (first - origin_ms) // 60_000
-            b = min((last + step - origin_ms) // 60_000, now_min + 1)
-            if limit <= 0 or b <= a:
-                return []
-            # `limit` buckets hold at most `limit * step` minutes (fewer after a gap).
-            spans = self._served_minutes(a, b, limit * step // 60_000, start_ms is None)
-            if not spans:
-                return []
-            parts = [self._minute_columns(x, y, now_min) for x, y in spans]
-            cols = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-            minutes = np.concatenate([np.arange(x, y, dtype=np.int64) for x, y in spans])
-            open_ms = origin_ms + minutes * 60_000
-            if step != 60_000:
-                open_ms, cols = shapes.resample_ohlcv(open_ms, cols, step)
-            keep = slice(-limit, None) if start_ms is None else slice(None, limit)
-            return shapes.kline_rows(open_ms[keep], step, {k: v[keep] for k, v in cols.items()})
+            return self._binance.klines(interval, start_ms, end_ms, limit)
 
     def ticker_24h(self) -> dict[str, Any]:
         """Binance 24h rolling ticker at ``now()`` (window shortened at the path start)."""
         with self._lock:
-            now_min = self._now_min()
-            self._path.ensure(now_min + 2)
-            path = self._path
-            a = max(0, now_min - 1440)
-            last = float(path.p[now_min])
-            cols = self._minute_columns(a, now_min + 1, now_min)
-            count = int(cols["trades"].sum())
-            u = [_unit(self.seed, now_min, 60 + i) for i in range(3)]
-            return shapes.ticker_24h_body(
-                last=last,
-                open_=float(path.p[a]),
-                high=float(cols["high"].max()),
-                low=float(cols["low"].min()),
-                volume=round(float(cols["volume"].sum()), 5),
-                quote_volume=round(float(cols["quote"].sum()), 8),
-                close_time_ms=(self._origin_s + now_min * 60) * 1000,
-                first_id=5_000_000_000 + int(path.trades_cum[a]),
-                count=max(count, 1),
-                bid=round(last - 0.01, 2),
-                ask=last,
-                bid_qty=round(5 * u[0], 5),
-                ask_qty=round(5 * u[1], 5),
-                last_qty=round(0.01 * u[2] + 0.00001, 5),
-            )
+            return self._binance.ticker_24h()
 
     # --- for tests and label checks ------------------------------------------------
+
+    def chainlink_price(self, ts: datetime) -> float:
+        """The simulated Chainlink BTC/USD print at ``ts`` floored to the minute (what
+        15-minute up/down markets settle on); ValueError outside the path so far."""
+        with self._lock:
+            minute = self._timeline.floor(to_naive_utc(ts))
+            if minute < 0 or minute > self._timeline.now_min():
+                raise ValueError(f"no Chainlink print at {ts} (world {self.start} → {self.now()})")
+            self._path.ensure(self._timeline.now_min() + 2)
+            return float(self._settlement.chainlink(np.array([minute]))[0])
 
     def resolution_of(self, market_id: str) -> str | None:
         """Winning outcome of a market closed by ``now()``, else None; KeyError if unknown."""
         with self._lock:
-            now_min = self._now_min()
+            now_min = self._timeline.now_min()
             self._path.ensure(now_min + 2)
-            self._ensure_catalog(now_min)
-            market = self._by_id.get(str(market_id))
+            self._catalogue.ensure(now_min)
+            market = self._catalogue.by_id.get(str(market_id))
             if market is None or market.listed_min > now_min:
                 raise KeyError(market_id)
             if now_min < market.closed_min:
                 return None
-            return market.static.outcomes[self._winner(market)]
+            return market.static.outcomes[self._settlement.winner(market)]
 
     def btc_close_at(self, ts: datetime) -> float:
         """Close of the 1-minute candle opening at ``ts`` floored to the minute; ValueError
         before the path start or if that candle has not closed by ``now()``."""
         with self._lock:
-            minute = self._min_floor(to_naive_utc(ts))
-            now_min = self._now_min()
+            minute = self._timeline.floor(to_naive_utc(ts))
+            now_min = self._timeline.now_min()
             if minute < 0 or minute + 1 > now_min:
                 raise ValueError(f"no closed 1m candle at {ts} (world {self.start} → {self.now()})")
             self._path.ensure(now_min + 2)
             return float(self._path.p[minute + 1])
 
-    # --- the oracle ----------------------------------------------------------------
+    def _quotes(self, markets: Sequence[SimMarket], minutes: np.ndarray) -> dict[str, np.ndarray]:
+        """Quotes of ``markets[i]`` at path minutes ``minutes[i, :]`` (``Quoter.quotes``)."""
+        return self._quoter.quotes(markets, minutes)
 
-    def _minutes_of(self, at: Sequence[datetime] | np.ndarray) -> np.ndarray:
-        """Path minutes ``floor(at)`` (int64; negative before the path start) of naive-UTC
-        datetimes (aware ones are converted) or a datetime64 array."""
-        stamps = np.asarray(at)
-        if stamps.dtype.kind != "M":
-            stamps = np.array([to_naive_utc(t) for t in at], dtype="datetime64[us]")
-        micros = stamps.astype("datetime64[us]").astype(np.int64)
-        if len(micros) == 0:
-            return micros
-        # NaT is the smallest int64: before any path start
-        return np.where(
-            micros == np.iinfo(np.int64).min, -1, (micros // 1_000_000 - self._origin_s) // 60
-        )
+    # --- the oracle ----------------------------------------------------------------
 
     def fair_probabilities(
         self, market_ids: Sequence[str], at: Sequence[datetime] | np.ndarray
     ) -> np.ndarray:
         """The oracle: for each row (``market_ids[i]``, ``at[i]``, naive UTC), the fair
         probability of outcome 0 (Up / Yes) at the path minute ``floor(at[i])``, as the
-        world priced it: the value ``_quotes`` distorts by ``bias`` and ``noise`` into the
+        world priced it: the value the quotes distort by ``bias`` and ``noise`` into the
         served mid (0 or 1 once the outcome is known). NaN for a market id the world does
         not know, or a time before the path start or before the market is listed (no
         quote existed then; this keeps each row independent of the others).
 
         It does not wait for ``now()``: the path and the catalogue grow to the latest
-        minute asked. Vectorised (one ``_fair`` call over all rows)."""
-        ids = [str(market_id) for market_id in market_ids]
-        minutes = self._minutes_of(at)
-        if len(ids) != len(minutes):
-            raise ValueError(f"{len(ids)} market ids but {len(minutes)} times")
-        out = np.full(len(ids), np.nan)
-        if not ids or (minutes < 0).all():
-            return out
-        index: dict[str, int] = {}
-        codes = np.fromiter(
-            (index.setdefault(market_id, len(index)) for market_id in ids),
-            dtype=np.int64,
-            count=len(ids),
-        )
+        minute asked. Vectorised (one fair-value computation over all rows)."""
         with self._lock:
-            last = int(minutes.max())
-            self._path.ensure(last + 2)
-            self._ensure_catalog(last)
-            found = [self._by_id.get(market_id) for market_id in index]
-            never = np.iinfo(np.int64).max  # unknown ids are listed at no minute
-            listed = np.array([never if mk is None else mk.listed_min for mk in found])
-            rows = np.flatnonzero((minutes >= 0) & (minutes >= listed[codes]))
-            if len(rows) == 0:
-                return out
-            # rows of unknown ids are not in ``rows``: their placeholders are never read
-            per_market = (
-                np.array([-1 if mk is None else mk.family for mk in found], dtype=np.int64),
-                np.array([0 if mk is None else mk.start_min for mk in found], dtype=np.int64),
-                np.array([0 if mk is None else mk.end_min for mk in found], dtype=np.int64),
-                np.array([math.nan if mk is None else mk.strike for mk in found]),
+            return oracle.fair_probabilities(
+                self._timeline, self._path, self._catalogue, self._fair_values, market_ids, at
             )
-            fam, start, end, strike = (values[codes[rows]] for values in per_market)
-            out[rows] = self._fair(fam, start, end, strike, minutes[rows])
-        return out
-
-
-def _merged_gaps(
-    gaps: Sequence[tuple[datetime, datetime]],
-) -> tuple[tuple[datetime, datetime], ...]:
-    """Outages as sorted, non-overlapping naive-UTC [start, end) pairs; ValueError for
-    one that ends before it starts."""
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in sorted((to_naive_utc(a), to_naive_utc(b)) for a, b in gaps):
-        if end <= start:
-            raise ValueError(f"kline gap {start} → {end} must end after it starts")
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return tuple(merged)
 
 
 def _number_in(value: object, low: float, high: float) -> bool:

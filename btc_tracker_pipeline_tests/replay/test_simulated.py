@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from btc_tracker_pipeline.replay.simulated import ET, MAX_NOISE, NOISE_LOGIT, SimulatedWorld
+from btc_tracker_pipeline.replay.simulated import MAX_NOISE, NOISE_LOGIT, SimulatedWorld
+from btc_tracker_pipeline.replay.simulation.et_calendar import ET
 from btc_tracker_pipeline.replay.world import UnknownTokenError
 
 NOW = datetime(2026, 3, 11, 15, 7)
