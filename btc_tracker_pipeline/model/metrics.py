@@ -39,8 +39,6 @@ from collections.abc import Callable
 
 import numpy as np
 import polars as pl
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 
 # Log loss clips p to [0.001, 0.999]: Polymarket's smallest tick, so a market price is
 # never clipped and the model gets no better floor than the market has.
@@ -200,6 +198,8 @@ def auc(p: ArrayLike, y: ArrayLike, w: ArrayLike | None = None) -> float:
     p_, y_, w_ = _arrays(p, y, w)
     if np.unique(y_).size < 2:
         return math.nan
+    from sklearn.metrics import roc_auc_score  # scikit-learn loads in ~0.6 s: only here
+
     return float(roc_auc_score(y_, p_, sample_weight=w_))
 
 
@@ -231,6 +231,8 @@ def calibration_slope_intercept(
         return math.nan, math.nan
     q = np.clip(p_, LOGLOSS_EPS, 1 - LOGLOSS_EPS)
     x = np.log(q / (1 - q)).reshape(-1, 1)
+    from sklearn.linear_model import LogisticRegression
+
     fit = LogisticRegression(C=1e6, max_iter=1000).fit(x, y_.astype(int), sample_weight=w_)
     return float(fit.coef_[0, 0]), float(fit.intercept_[0])
 

@@ -39,18 +39,17 @@ import xgboost as xgb
 
 from btc_tracker_pipeline.model.dataset import MODEL_FEATURES, add_features
 from btc_tracker_pipeline.model.metrics import ORACLE, evaluation_report, family_parts
+from btc_tracker_pipeline.model.rules import (
+    MIN_FAMILY_EVENTS,
+    MIN_FAMILY_MARKETS,
+    MIN_RESOLVED_MARKETS,
+)
 from btc_tracker_pipeline.model.splits import (
     CALIB_FRACTION,
     event_table,
     split_calibration,
     walk_forward_folds,
 )
-
-# Below ~200 resolved markets a 10-bin calibration curve has ~20 outcomes per bin
-# (Wilson half-width ±0.2) and a Brier-skill CI is wider than any plausible edge
-# (n ≈ (2.8/δ)² markets for an edge δ: docs/modeling.md §4), so a model fitted on less
-# is noise; we refuse to train or evaluate.
-MIN_RESOLVED_MARKETS = 200
 
 # The booster starts from the market's own logit (XGBoost ``base_margin``) and learns
 # only the residual (docs/modeling.md §5, model M): with no signal it stays at the
@@ -87,11 +86,6 @@ _OWN_PARAMS = ("early_stopping_rounds", "validation_fraction", "platt_prior")
 # trees would be chosen by a handful of outcomes, or (no stopping) be all 300: the
 # booster then grows no tree at all and the model is the market (``fit_model``).
 MIN_STOPPING_EVENTS = 10
-# A family is modelled only with at least this many markets in this many events
-# (``select_families``): below ~20 independent outcomes neither a skill interval nor a
-# learned correction means anything.
-MIN_FAMILY_MARKETS = 30
-MIN_FAMILY_EVENTS = 20
 # A family's mean shift against the market is kept only with at least this many events
 # behind it and a mean residual (y − p, one value per event) beyond SHIFT_Z standard
 # errors of the same sign; otherwise it is removed (Model.family_offsets).

@@ -26,12 +26,6 @@ from btc_tracker_pipeline.defs.shared import (
     preview,
     window_asset,
 )
-from btc_tracker_pipeline.model.artifact import (
-    ModelArtifactError,
-    load_latest,
-    model_dirs,
-    save_model,
-)
 from btc_tracker_pipeline.model.dataset import (
     EXCLUDED_FEATURES,
     add_features,
@@ -51,23 +45,16 @@ from btc_tracker_pipeline.model.edges import (
 from btc_tracker_pipeline.model.metrics import proven_by_fold
 from btc_tracker_pipeline.model.oracle import recorded_world, with_oracle
 from btc_tracker_pipeline.model.paper import PaperConfig, simulate, walk_forward_report
+from btc_tracker_pipeline.model.rules import (
+    MIN_FAMILY_EVENTS,
+    MIN_FAMILY_MARKETS,
+    MIN_RESOLVED_MARKETS,
+)
 from btc_tracker_pipeline.model.skill_text import (
     interval_text,
     oracle_cell,
     skill_cell,
     skill_test_line,
-)
-from btc_tracker_pipeline.model.train import (
-    MIN_FAMILY_EVENTS,
-    MIN_FAMILY_MARKETS,
-    MIN_RESOLVED_MARKETS,
-    InsufficientDataError,
-    family_counts,
-    refusal_message,
-    require_markets,
-    select_families,
-    train_final,
-    walk_forward_evaluate,
 )
 from btc_tracker_pipeline.partitions import WINDOW as _WINDOW
 from btc_tracker_pipeline.warehouse import TableWrite, replace_table
@@ -186,6 +173,18 @@ def price_model(
     probability with cluster-bootstrap 95 % intervals. Then a final model on all data
     is saved under data/models/ with a JSON card. Retrained daily (train_job schedule).
     """
+    # XGBoost and scikit-learn load here, not with the code location (~1.5 s a process).
+    from btc_tracker_pipeline.model.artifact import save_model
+    from btc_tracker_pipeline.model.train import (
+        InsufficientDataError,
+        family_counts,
+        refusal_message,
+        require_markets,
+        select_families,
+        train_final,
+        walk_forward_evaluate,
+    )
+
     with warehouse.connect() as conn:
         indicators, resolutions, markets = training_tables(conn)
     dataset = build_dataset(indicators, resolutions, markets)
@@ -422,6 +421,8 @@ def edge_report(
     (use paper_trades for honest backtests). Without a model every row is PASS (no_model).
     A run for chosen markets replaces only their rows.
     """
+    from btc_tracker_pipeline.model.artifact import ModelArtifactError, load_latest, model_dirs
+
     run = WindowRun.start(context, "edge_report", warehouse, clock.now())
     try:
         model, card = load_latest(Path(model_store.models_dir))
