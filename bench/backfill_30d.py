@@ -14,7 +14,7 @@ minimums (``request_minimums.py``; docs/apis.md §2.1, §3.6):
   The design's target (≤ 1.1×) is against this one; runs share fetches through the
   warehouse's backfill caches (collect/history_cache.py, collect/kline_cache.py).
 
-Then the design's flat-cost check (../shared/DESIGN.md, "Performance targets"): a live tick
+Then the design's flat-cost check (docs/performance.md, "Targets"): a live tick
 (``bench/live_tick.py``: warm-up + median of ``--ticks``) on the 30-day warehouse
 against the same ticks on an empty warehouse, same world.
 

@@ -141,7 +141,8 @@ def test_stats_json(built):
     assert (data["first_window_key"], data["last_window_key"]) == (FIRST, LAST)
     indicator_rows = built.one("SELECT count(*) FROM market_indicators")
     assert sum(b["rows"] for b in data["quality"]) == data["quality_rows"] == indicator_rows
-    # History windows have no book, volume or liquidity: 0.4 at most (README).
+    # History windows have no book, volume or liquidity: 0.4 at most
+    # (docs/data.md, "Quality score").
     assert data["good_quality_share"] == 0.0
     assert {b["score"] for b in data["quality"]} <= {0.0, 0.2, 0.4}
     labels = dict(built.sql("SELECT status, count(*) FROM market_resolutions GROUP BY 1"))

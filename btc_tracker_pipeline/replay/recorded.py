@@ -1,11 +1,12 @@
-"""A world replaying recorded history from a data directory (format: ``data_format.md``).
+"""A world replaying recorded history from a data directory (its format: docs/replay.md,
+"Recorded data").
 
 The directory holds ``klines.csv`` (BTCUSDT candles of one base interval),
 ``markets.jsonl`` (real-shaped Gamma market objects) and ``prices/<token_id>.csv``
 (CLOB price history per token). Everything is validated on load; any defect raises
 :class:`RecordedDataError` naming the file and line.
 
-What is not recorded is derived, as documented in ``data_format.md``: a market's
+What is not recorded is derived, as documented in docs/replay.md, "Recorded data": a market's
 state at ``now`` (open markets quote their last recorded price), events (from the
 markets' own ``events`` or one synthetic event per market), books (one-tick spread
 around the last price) and the 24h ticker (from the candles).
@@ -265,7 +266,7 @@ def spacing_words(spacing_ms: int) -> str:
 
 
 class RecordedWorld:
-    """Recorded history served as a world (see ``data_format.md``).
+    """Recorded history served as a world (see docs/replay.md, "Recorded data").
 
     Args:
         data_dir: directory with ``klines.csv``, ``markets.jsonl`` and ``prices/``.

@@ -1,6 +1,7 @@
 """Builders of real-shaped Gamma, CLOB and Binance payloads, shared by both worlds.
 
-Every shape follows docs/apis.md and the recorded responses in ``shared/fixtures``:
+Every shape follows docs/apis.md and the recorded API responses the tests read
+(``$BTC_TRACKER_FIXTURES``):
 Gamma markets carry JSON-encoded ``outcomes``/``outcomePrices``/``clobTokenIds``,
 string ``id``/``volume``/``liquidity`` beside numeric ``volumeNum``/``bestAsk``…,
 and leave keys out rather than sending null (§1.6); CLOB books hold strings with

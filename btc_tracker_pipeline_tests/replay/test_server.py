@@ -25,7 +25,8 @@ NOW = datetime(2026, 3, 22, 8, 0)  # naive UTC, like every World datetime
 N_WINDOWS = 240  # 5-minute up/down markets, 60 closed + 180 open
 FIRST_WINDOW = NOW - timedelta(minutes=5 * 60)
 
-# Real shapes, copied from /work/shared/fixtures (values trimmed, keys kept).
+# Real shapes, copied from the recorded API responses in $BTC_TRACKER_FIXTURES (values
+# trimmed, keys kept).
 TAG_BITCOIN = {
     "id": "235",
     "label": "Bitcoin",

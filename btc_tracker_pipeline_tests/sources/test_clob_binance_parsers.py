@@ -1,4 +1,5 @@
-"""CLOB and Binance parsers on the real recorded responses in shared/fixtures."""
+"""CLOB and Binance parsers on the real recorded responses the tests read
+(``$BTC_TRACKER_FIXTURES``)."""
 
 from __future__ import annotations
 

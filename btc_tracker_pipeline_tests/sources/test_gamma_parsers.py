@@ -1,4 +1,4 @@
-"""Gamma parsers on the real recorded responses in shared/fixtures (see its README)."""
+"""Gamma parsers on the real recorded responses the tests read (``$BTC_TRACKER_FIXTURES``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Per-window writes are atomic and idempotent (DESIGN.md, docs/dagster.md §2 pitfalls 1-3)."""
+"""Window writes are atomic and idempotent (docs/reliability.md; docs/dagster.md §2,
+pitfalls 1-3)."""
 
 from __future__ import annotations
 
