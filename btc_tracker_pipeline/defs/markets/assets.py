@@ -30,7 +30,7 @@ def _meter(polymarket: PolymarketResource) -> Callable[[], tuple[int, int]]:
 
 
 class MarketSelection(dg.Config):
-    """Which markets to track (the seed's ``--market-ids``)."""
+    """Which markets to track (the CLI's ``--market-ids``); empty: every BTC market."""
 
     market_ids: list[str] = Field(
         default_factory=list,
