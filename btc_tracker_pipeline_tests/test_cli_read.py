@@ -163,11 +163,12 @@ def test_stats_tables(built):
     assert "0 in 0 gap(s)" in out
     assert "quality_score distribution" in out and "0.40" in out
     assert "last 10 collection_runs" in out
+    # The newest runs are edge_report's, the last asset of a tick (one row per window).
     tried = built.one(
-        "SELECT markets_tried FROM collection_runs WHERE asset = 'market_indicators' "
-        "ORDER BY started_at DESC LIMIT 1"
+        "SELECT markets_tried FROM collection_runs WHERE asset = 'edge_report' "
+        "ORDER BY started_at DESC, window_start DESC LIMIT 1"
     )
-    assert has_row(out, "market_indicators", LAST, "ok", f"{tried}/{tried}")
+    assert has_row(out, "edge_report", LAST, "ok", f"{tried}/{tried}")
 
 
 def test_stats_lists_gaps_when_windows_are_missing(built, tmp_path, monkeypatch):
