@@ -1,14 +1,19 @@
 """Polymarket assets: which BTC markets are open in a window, and their quotes."""
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
 from btc_tracker_pipeline import environment
-from btc_tracker_pipeline.collect.discovery import discover, markets_frame, tracked_range
+from btc_tracker_pipeline.collect.discovery import (
+    Discovery,
+    discover,
+    markets_frame,
+    tracked_range,
+)
 from btc_tracker_pipeline.collect.fetch import quotes_for_run
 from btc_tracker_pipeline.collect.snapshots import missing_quote_errors
 from btc_tracker_pipeline.defs.engine import Tally, WindowRun, table_preview
@@ -99,13 +104,13 @@ def tracked_markets(
             market_ids=config.market_ids,
         )
     unknown = [f"market {i}: not found on Gamma" for i in discovery.missing_ids]
-    # A run for chosen ids replaces only the found ones: an id Gamma does not know keeps
-    # whatever rows it had.
-    found = tuple(m.id for m in discovery.markets)
-    scope = (found or tuple(config.market_ids)) if config.market_ids else ()
     frame = tracked_range(discovery.markets, run.windows, discovery.discovered_by)
     return run.finish(
-        [TableWrite("tracked_markets", frame, on_empty="keep", market_ids=scope)],
+        [
+            TableWrite(
+                "tracked_markets", frame, on_empty="keep", market_ids=replaced(discovery, config)
+            )
+        ],
         Tally(tried=frame, ok=frame, run_errors=unknown + discovery.malformed),
         upserts=[TableUpsert("markets", markets_frame(discovery.markets), "market_id")],
         empty_error="no BTC market was open in this window; kept existing rows",
@@ -115,22 +120,32 @@ def tracked_markets(
         preview=run.last_window(frame).select(
             "market_id", "family", "strike", "expiry", "question"
         ),
-        metadata={
-            "markets_found": dg.MetadataValue.int(len(discovery.markets)),
-            # Asked-for ids Gamma does not know; the CLI names them in a warning.
-            **(
-                {UNKNOWN_IDS_METADATA: dg.MetadataValue.text(",".join(discovery.missing_ids))}
-                if discovery.missing_ids
-                else {}
-            ),
-            "families_in_last_window": table_preview(
-                run.last_window(frame).group_by("family").len().sort("family"), rows=20
-            ),
-        },
+        metadata=discovery_metadata(discovery, run.last_window(frame)),
         checks=lambda conn: [
             tracked_coverage_check(thin_windows(conn, run.start_at, run.end_at, quotes=False))
         ],
     )
+
+
+def replaced(discovery: Discovery, config: MarketSelection) -> tuple[str, ...]:
+    """The markets whose rows a run replaces: every market (``()``) unless ids were
+    chosen; then only the found ones (an id Gamma does not know keeps its rows)."""
+    if not config.market_ids:
+        return ()
+    return tuple(m.id for m in discovery.markets) or tuple(config.market_ids)
+
+
+def discovery_metadata(discovery: Discovery, last: pl.DataFrame) -> dict[str, dg.MetadataValue]:
+    """Markets found, the families of the last window, and asked-for ids Gamma does not
+    know (the CLI names them in a warning)."""
+    unknown = ",".join(discovery.missing_ids)
+    return {
+        "markets_found": dg.MetadataValue.int(len(discovery.markets)),
+        **({UNKNOWN_IDS_METADATA: dg.MetadataValue.text(unknown)} if unknown else {}),
+        "families_in_last_window": table_preview(
+            last.group_by("family").len().sort("family"), rows=20
+        ),
+    }
 
 
 def tracked_coverage_check(thin: list[ThinWindow]) -> dg.AssetCheckResult:
@@ -215,12 +230,6 @@ def market_snapshots(
         warn=context.log.warning,
     )
     snapshots = quotes.snapshots
-    tracked_n = dict(tracked.group_by("window_start").len().rows())
-    quoted_n = dict(snapshots.group_by("window_start").len().rows())
-    coverage = [
-        (f"{ws:%Y-%m-%d %H:%M}", quoted_n.get(ws, 0) / max(tracked_n.get(ws, 0), 1))
-        for ws, _ in run.windows
-    ]
     return run.finish(
         [TableWrite("market_snapshots", snapshots, on_empty="keep", market_ids=run.chosen)],
         Tally(
@@ -239,8 +248,20 @@ def market_snapshots(
             "tokens_from_cache": dg.MetadataValue.int(quotes.from_cache),
             "max_quote_age_min": dg.MetadataValue.float(max_age.total_seconds() / 60),
         },
-        check_results=snapshot_checks(snapshots, coverage),
+        check_results=snapshot_checks(snapshots, quote_coverage(tracked, snapshots, run.windows)),
     )
+
+
+def quote_coverage(
+    tracked: pl.DataFrame, snapshots: pl.DataFrame, windows: list[tuple[datetime, datetime]]
+) -> list[tuple[str, float]]:
+    """Per window of the run: its label and the share of its tracked markets quoted."""
+    tracked_n = dict(tracked.group_by("window_start").len().rows())
+    quoted_n = dict(snapshots.group_by("window_start").len().rows())
+    return [
+        (f"{ws:%Y-%m-%d %H:%M}", quoted_n.get(ws, 0) / max(tracked_n.get(ws, 0), 1))
+        for ws, _ in windows
+    ]
 
 
 def snapshot_checks(

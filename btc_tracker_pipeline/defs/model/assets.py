@@ -5,6 +5,7 @@ import io
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -381,6 +382,37 @@ def fold_gates(
     )
 
 
+def newest_model(
+    models_dir: Path, log: Any
+) -> tuple[Any, dict | None, str | None, datetime | None]:
+    """The newest saved model, its card, version and last training snapshot; all None
+    (and a warning in the run's log) when there is none or it cannot be read."""
+    # XGBoost loads only here, when a report runs (not with the code location).
+    from btc_tracker_pipeline.model.artifact import ModelArtifactError, load_latest, model_dirs
+
+    try:
+        model, card = load_latest(models_dir)
+        version = model_dirs(models_dir)[-1].name
+        return model, card, version, datetime.fromisoformat(card["data_window"]["last_snapshot"])
+    except ModelArtifactError as exc:
+        log.warning(f"edge_report without a model: {exc}")
+        return None, None, None, None
+
+
+def with_model_probabilities(rows: pl.DataFrame, model: Any, card: dict | None) -> pl.DataFrame:
+    """``rows`` with the model's ``model_prob``: null without a model and where the model
+    has no say (``_outside_training``)."""
+    if model is None or card is None or rows.is_empty():
+        return rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("model_prob"))
+    predicted = rows.with_columns(pl.Series("model_prob", model.predict(add_features(rows))))
+    return predicted.with_columns(
+        pl.when(_outside_training(card))
+        .then(None)
+        .otherwise(pl.col("model_prob"))
+        .alias("model_prob")
+    )
+
+
 def _outside_training(card: dict) -> pl.Expr:
     """Rows the model has no say on (their model_prob is null: no_model → PASS): up/down
     rows before their window opens, which it never trains on (a fair coin, dataset rule
@@ -421,31 +453,13 @@ def edge_report(
     (use paper_trades for honest backtests). Without a model every row is PASS (no_model).
     A run for chosen markets replaces only their rows.
     """
-    from btc_tracker_pipeline.model.artifact import ModelArtifactError, load_latest, model_dirs
-
     run = WindowRun.start(context, "edge_report", warehouse, clock.now())
-    try:
-        model, card = load_latest(Path(model_store.models_dir))
-        version = model_dirs(Path(model_store.models_dir))[-1].name
-        last_seen = datetime.fromisoformat(card["data_window"]["last_snapshot"])
-    except ModelArtifactError as exc:
-        context.log.warning(f"edge_report without a model: {exc}")
-        model, card, version, last_seen = None, None, None, None
+    model, card, version, last_seen = newest_model(Path(model_store.models_dir), context.log)
     # Trades only where the model's walk-forward test proved skill (none for an old card).
     proven = proven_families(card)
     with warehouse.connect() as conn:
         rows = of_chosen(edge_inputs(conn, run.start_at, run.end_at), run.chosen)
-    if model is not None and not rows.is_empty():
-        rows = rows.with_columns(
-            pl.Series("model_prob", model.predict(add_features(rows)))
-        ).with_columns(
-            pl.when(_outside_training(card))
-            .then(None)
-            .otherwise(pl.col("model_prob"))
-            .alias("model_prob")
-        )
-    else:
-        rows = rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("model_prob"))
+    rows = with_model_probabilities(rows, model, card)
     settings = EDGE_CONFIG.model_copy(update={"min_edge": config.min_edge})
     report = compute_edge_report(rows.select(REPORT_INPUTS), settings, proven).with_columns(
         (pl.col("window_start") + _WINDOW).alias("window_end"),
