@@ -6,11 +6,14 @@ from datetime import datetime
 
 import dagster as dg
 import duckdb
+import pytest
 
 from btc_tracker_pipeline.defs.btc import assets as btc_assets
 from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.markets import assets as markets_assets
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
+
+pytestmark = pytest.mark.integration
 
 ASSETS = [tracked_markets, market_snapshots, btc_spot_prices]
 KEY = "2026-02-28-23:30"

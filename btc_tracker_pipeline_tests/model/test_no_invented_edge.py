@@ -27,6 +27,8 @@ from btc_tracker_pipeline.model.train import (
 )
 from btc_tracker_pipeline_tests.model import synthetic_tables
 
+pytestmark = pytest.mark.unit
+
 START = datetime(2026, 1, 5)
 
 

@@ -21,6 +21,8 @@ from btc_tracker_pipeline.model.train import (
 )
 from btc_tracker_pipeline_tests.model import synthetic_tables
 
+pytestmark = pytest.mark.unit
+
 
 def world(bias: float, **kw) -> pl.DataFrame:
     return build_dataset(*synthetic_tables(bias=bias, **kw))

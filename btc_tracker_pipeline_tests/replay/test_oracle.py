@@ -15,6 +15,8 @@ import pytest
 from btc_tracker_pipeline.replay.shapes import epoch_s, from_epoch_s
 from btc_tracker_pipeline.replay.simulated import ET, NOISE_LOGIT, SimulatedWorld
 
+pytestmark = pytest.mark.unit
+
 NOW = datetime(2026, 3, 11, 15, 7)
 
 
