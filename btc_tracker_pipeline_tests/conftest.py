@@ -1,4 +1,4 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and the check that every test is of exactly one kind."""
 
 from __future__ import annotations
 
@@ -6,6 +6,30 @@ import os
 from pathlib import Path
 
 import pytest
+
+# Every test is of exactly one kind (the markers registered in pyproject.toml): `pytest -m
+# unit` is the quick run, and a test of no kind would silently fall out of it.
+KINDS = ("unit", "integration", "e2e")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: every collected test is checked
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test with none or several of KINDS is a collection error naming it, and nothing
+    runs (pytest-xdist reports a worker's collection error but would run the rest)."""
+    wrong = []
+    for item in items:
+        kinds = sorted({m.name for m in item.iter_markers() if m.name in KINDS})
+        if len(kinds) != 1:
+            has = f"is marked {' and '.join(kinds)}" if kinds else "has no kind marker"
+            message = (
+                f"{item.name} {has}: a test needs exactly one of {', '.join(KINDS)} "
+                "(pytest.mark.<kind> on it, or pytestmark in its module)"
+            )
+            wrong.append(pytest.CollectReport(item.nodeid, "failed", message, result=[]))
+    for report in wrong:
+        config.hook.pytest_collectreport(report=report)
+    if wrong:
+        items.clear()
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,8 @@ from btc_tracker_pipeline.replay.session import replay_session
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import run_windows
 
+pytestmark = pytest.mark.integration
+
 WINDOW = "2026-02-28-22:00"
 TABLES = {
     "tracked_markets": "market_id",

@@ -20,6 +20,8 @@ from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import ChunkOutcome, partition_keys, run_windows
 from btc_tracker_pipeline_tests.window_tables import window_rows
 
+pytestmark = pytest.mark.integration
+
 FIRST, LAST = "2026-02-27-00:00", "2026-02-28-23:45"
 
 

@@ -16,6 +16,8 @@ from btc_tracker_pipeline.replay.session import replay_session
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import partition_keys, run_windows
 
+pytestmark = pytest.mark.integration
+
 # The world starts on March 30: March's barriers that never touched settle NO on
 # April 1 05:00 UTC; April's $84,000 dip touches that morning, 29 days before its end.
 FIRST, LAST = "2026-04-01-00:00", "2026-04-01-11:45"

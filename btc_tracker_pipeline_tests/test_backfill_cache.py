@@ -19,6 +19,8 @@ from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import partition_keys, run_windows
 from btc_tracker_pipeline_tests.window_tables import COLLECTED, window_rows
 
+pytestmark = pytest.mark.integration
+
 TABLES = (*COLLECTED, "edge_report")
 FIRST, LAST = "2026-02-28-16:00", "2026-02-28-17:45"
 # The warehouse with a cache first backfills the first hour, then the rest overlapping it

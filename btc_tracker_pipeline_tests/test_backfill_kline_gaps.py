@@ -17,6 +17,8 @@ from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.replay.world import World
 from btc_tracker_pipeline.runner import partition_keys, run_windows
 
+pytestmark = pytest.mark.integration
+
 NOW = datetime(2026, 3, 1)  # the path starts 2026-02-27 00:00
 # 30 minutes inside the first page of the later range's lookback, and two of its windows.
 GAPS = [

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import pytest
 
 from btc_tracker_pipeline.replay.server import ReplayServer
 from btc_tracker_pipeline.replay.session import replay_session
@@ -20,6 +21,8 @@ from btc_tracker_pipeline.sources.binance import BinanceClient
 from btc_tracker_pipeline.sources.clob import ClobClient
 from btc_tracker_pipeline.sources.http import JsonHttp, make_client
 from btc_tracker_pipeline_tests.window_tables import COLLECTED, window_rows
+
+pytestmark = pytest.mark.integration
 
 KEYS = partition_keys("2026-02-28-16:00", "2026-02-28-17:45")
 HISTORY, KLINES = "/clob/prices-history", "/binance/api/v3/klines"

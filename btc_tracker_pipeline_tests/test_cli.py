@@ -31,6 +31,7 @@ COMMANDS = [
 runner = CliRunner()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_with_an_example(command):
     result = runner.invoke(app, [command, "--help"])
@@ -38,6 +39,7 @@ def test_every_command_has_help_with_an_example(command):
     assert "Example: btc-tracker " + command in result.output
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("command", ["demo", "replay"])
 def test_demo_and_replay_take_the_worlds_noise(command):
     result = runner.invoke(app, [command, "--help"])
@@ -46,6 +48,7 @@ def test_demo_and_replay_take_the_worlds_noise(command):
     assert "--noise" in text and "(0 = none; 0.12 = the old default world)" in text
 
 
+@pytest.mark.integration
 def test_help_of_the_world_options_does_not_import_numpy():
     code = (
         "import sys\n"
@@ -60,6 +63,7 @@ def test_help_of_the_world_options_does_not_import_numpy():
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.unit
 def test_the_demo_says_which_world_it_collects():
     from btc_tracker_pipeline.cli import world_line
 
@@ -74,6 +78,7 @@ def test_the_demo_says_which_world_it_collects():
     assert "distorted" in world_line(-0.2, 0.0)
 
 
+@pytest.mark.unit
 def test_bad_partition_key_is_a_one_line_user_error(tmp_path, monkeypatch):
     monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(tmp_path / "w.duckdb"))
     result = runner.invoke(app, ["collect", "--partition", "2026-13-01-00:00"])
@@ -81,6 +86,7 @@ def test_bad_partition_key_is_a_one_line_user_error(tmp_path, monkeypatch):
     assert "is not a partition key" in result.output
 
 
+@pytest.mark.unit
 def test_bad_market_ids_are_refused_before_any_request(tmp_path, monkeypatch):
     monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(tmp_path / "w.duckdb"))
     result = runner.invoke(
@@ -90,6 +96,7 @@ def test_bad_market_ids_are_refused_before_any_request(tmp_path, monkeypatch):
     assert "not Gamma market ids" in result.output and "abc" in result.output
 
 
+@pytest.mark.unit
 def test_bad_fault_spec_is_a_user_error():
     result = runner.invoke(app, ["replay", "--faults", "teapot=0.5"])
     assert result.exit_code == 1
@@ -109,6 +116,7 @@ def dump(path: Path) -> dict[str, list[tuple]]:
         }
 
 
+@pytest.mark.integration
 def test_dagster_cli_materializes_a_window_twice_with_identical_rows(tmp_path):
     """The issue's acceptance run: replay --seed 7 --days 2 --now 2026-03-01T00:00:00Z,
     then `dagster asset materialize ... --partition 2026-02-28-23:30`, twice."""
@@ -170,6 +178,7 @@ def test_dagster_cli_materializes_a_window_twice_with_identical_rows(tmp_path):
     assert dumps[0] == dumps[1]
 
 
+@pytest.mark.unit
 def test_broken_recorded_data_is_a_one_line_error_naming_file_and_line(tmp_path):
     (tmp_path / "markets.jsonl").write_text("{not json}\n")
     (tmp_path / "klines.csv").write_text(
@@ -183,6 +192,7 @@ def test_broken_recorded_data_is_a_one_line_error_naming_file_and_line(tmp_path)
     assert "Traceback" not in result.output
 
 
+@pytest.mark.unit
 def test_recorded_15_minute_candles_are_refused_in_one_line_at_start(tmp_path):
     (tmp_path / "markets.jsonl").write_text("")
     (tmp_path / "klines.csv").write_text(
@@ -197,6 +207,7 @@ def test_recorded_15_minute_candles_are_refused_in_one_line_at_start(tmp_path):
     assert "Traceback" not in result.output and "replay server on" not in result.output
 
 
+@pytest.mark.unit
 def test_model_command_without_a_model_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("BTC_TRACKER_MODELS", str(tmp_path / "models"))
     result = runner.invoke(app, ["model", "--json"])

@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 
 import duckdb
+import pytest
 
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline_tests.cli_process import cli_env, run_cli
 from btc_tracker_pipeline_tests.defs.conftest import WORLD_NOW
+
+pytestmark = pytest.mark.integration
 
 KEY = "2026-02-28-23:30"
 TABLES = ("tracked_markets", "market_snapshots", "market_indicators", "edge_report")

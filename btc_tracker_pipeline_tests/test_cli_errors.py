@@ -20,6 +20,8 @@ from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline_tests.cli_process import cli_env, instance, run_cli, runs
 
+pytestmark = pytest.mark.integration
+
 WINDOW = "2026-02-28-23:30"
 
 

@@ -103,6 +103,7 @@ def edges_warehouse(tmp_path) -> tuple[Path, dict]:
     return path, best
 
 
+@pytest.mark.integration
 def test_edges_in_a_pipe_shows_whole_ids_questions_edges_and_ev(edges_warehouse):
     path, best = edges_warehouse
     code, out, err = run_cli("edges", env={"BTC_TRACKER_WAREHOUSE": str(path)})
@@ -120,6 +121,7 @@ def test_edges_in_a_pipe_shows_whole_ids_questions_edges_and_ev(edges_warehouse)
     assert "EV/$" in out and "question" in out
 
 
+@pytest.mark.unit
 def test_tables_are_never_squeezed_when_stdout_is_not_a_terminal(edges_warehouse, monkeypatch):
     """A console created at 40 columns (COLUMNS read at import) still prints whole rows
     when its output is not a terminal (CliRunner's stdout is not one)."""
@@ -163,6 +165,7 @@ def min_edge_rows() -> list[dict]:
     return json.loads(result.stdout)["rows"]
 
 
+@pytest.mark.unit
 def test_edges_min_edge_recompute_keeps_the_skill_gate(gated_edges):
     write_card(gated_edges, {"skill_test": {"proven_families": ["updown_1h"]}})
     rows = {r["market_id"]: r for r in min_edge_rows()}
@@ -179,6 +182,7 @@ def test_edges_min_edge_recompute_keeps_the_skill_gate(gated_edges):
     assert "no_proven_skill" not in rows["3253104567"]["flags"]
 
 
+@pytest.mark.unit
 def test_edges_min_edge_with_an_old_card_or_no_model_gates_everything(gated_edges):
     assert {r["recommendation"] for r in min_edge_rows()} == {"PASS"}  # the model is gone
     write_card(gated_edges, {"overall": {}, "by_family": {}})  # saved before skill_test
@@ -187,6 +191,7 @@ def test_edges_min_edge_with_an_old_card_or_no_model_gates_everything(gated_edge
     assert any("no_proven_skill" in r["flags"] for r in rows)
 
 
+@pytest.mark.unit
 def test_model_card_says_insufficient_clusters_and_the_skill_test(tmp_path, monkeypatch):
     import numpy as np
     import xgboost as xgb
@@ -220,6 +225,7 @@ def test_model_card_says_insufficient_clusters_and_the_skill_test(tmp_path, monk
     assert "Skill test (Bonferroni, 1 family at 95.00 %): proven in b" in text
 
 
+@pytest.mark.integration
 def test_the_replay_hint_is_one_line_to_paste(tmp_path):
     proc = cli_process("replay", "--port", "0", "--days", "1", "--now", "2026-03-01T00:00:00Z")
     try:
@@ -236,6 +242,7 @@ def test_the_replay_hint_is_one_line_to_paste(tmp_path):
     )
 
 
+@pytest.mark.unit
 def test_version():
     from importlib.metadata import version
 
@@ -288,6 +295,7 @@ BAD_NUMBERS = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("command", "option", "value", "says"), BAD_NUMBERS)
 def test_a_bad_number_is_a_one_line_usage_error(
     command, option, value, says, tmp_path, monkeypatch
@@ -308,6 +316,7 @@ def test_a_bad_number_is_a_one_line_usage_error(
     assert list(tmp_path.iterdir()) == []  # nothing started: no warehouse, no export
 
 
+@pytest.mark.unit
 def test_demo_days_up_to_the_first_partition_are_accepted_and_the_maximum_is_named():
     result = runner.invoke(app, ["demo", "--days", "100000"])
     most = float(result.output.split("at most ")[1].split()[0])
@@ -315,6 +324,7 @@ def test_demo_days_up_to_the_first_partition_are_accepted_and_the_maximum_is_nam
     assert "2025-01-01-00:00" in result.output
 
 
+@pytest.mark.unit
 def test_the_cli_repeats_the_simulated_worlds_limits():
     from btc_tracker_pipeline.replay import simulated
 
@@ -380,6 +390,7 @@ def counting_server() -> Iterator[str]:
     server.server_close()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("args", CONFIGURED_COMMANDS, ids=lambda a: a[0])
 @pytest.mark.parametrize(("name", "value"), BAD_VARIABLES)
 def test_a_bad_variable_is_one_line_before_any_request(
@@ -403,6 +414,7 @@ def test_a_bad_variable_is_one_line_before_any_request(
     assert list(work.iterdir()) == []
 
 
+@pytest.mark.unit
 def test_dagster_refuses_to_load_the_code_location_with_a_bad_variable(monkeypatch):
     from btc_tracker_pipeline.definitions import defs
     from btc_tracker_pipeline.environment import ConfigurationError
@@ -418,6 +430,7 @@ def test_dagster_refuses_to_load_the_code_location_with_a_bad_variable(monkeypat
     assert found and str(found[0]).startswith("BTC_TRACKER_CLOB_URL='localhost:8765': expected")
 
 
+@pytest.mark.unit
 def test_a_run_refuses_a_bad_url_at_once():
     from btc_tracker_pipeline.defs.resources import BinanceResource, PolymarketResource
     from btc_tracker_pipeline.environment import ConfigurationError

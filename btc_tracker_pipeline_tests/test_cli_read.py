@@ -115,6 +115,7 @@ def copy_of(built: Built, tmp_path: Path, monkeypatch) -> Path:
 # --------------------------------------------------------------------------- help
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", COMMANDS)
 def test_every_command_has_help_with_an_example(name):
     result = invoke(name, "--help")
@@ -122,6 +123,7 @@ def test_every_command_has_help_with_an_example(name):
     assert f"Example: btc-tracker {name}" in result.output
 
 
+@pytest.mark.unit
 def test_constants_agree_with_the_pipeline():
     from btc_tracker_pipeline.defs.resources import DEFAULT_GAMMA_URL
     from btc_tracker_pipeline.features.market_terms import FAMILIES
@@ -133,6 +135,7 @@ def test_constants_agree_with_the_pipeline():
 # --------------------------------------------------------------------------- stats
 
 
+@pytest.mark.integration
 def test_stats_json(built):
     data = as_json(invoke("stats", "--json"))
     assert data["snapshots"] == built.one("SELECT count(*) FROM market_snapshots") > 1000
@@ -153,6 +156,7 @@ def test_stats_json(built):
     assert data["size_bytes"] >= built.warehouse.stat().st_size > 0
 
 
+@pytest.mark.integration
 def test_stats_tables(built):
     result = invoke("stats")
     assert result.exit_code == 0, result.output
@@ -171,6 +175,7 @@ def test_stats_tables(built):
     assert has_row(out, "edge_report", LAST, "ok", f"{tried}/{tried}")
 
 
+@pytest.mark.integration
 def test_stats_lists_gaps_when_windows_are_missing(built, tmp_path, monkeypatch):
     path = copy_of(built, tmp_path, monkeypatch)
     with duckdb.connect(str(path)) as conn:
@@ -203,6 +208,7 @@ def resolved_market(built: Built) -> str:
     )
 
 
+@pytest.mark.integration
 def test_history_json_is_the_snapshots_beside_spot_and_structural_probability(built):
     market_id = resolved_market(built)
     data = as_json(invoke("history", market_id, "--json"))
@@ -236,6 +242,7 @@ def test_history_json_is_the_snapshots_beside_spot_and_structural_probability(bu
     ]
 
 
+@pytest.mark.integration
 def test_history_table(built):
     market_id = resolved_market(built)
     question = built.one("SELECT question FROM tracked_markets WHERE market_id = ?", market_id)
@@ -252,6 +259,7 @@ def test_history_table(built):
     assert " bid " not in result.stdout  # history rows have no book: the column is left out
 
 
+@pytest.mark.integration
 def test_history_of_an_unknown_market_is_a_one_line_error(built):
     line = one_line_error(invoke("history", "999"))
     assert line == (
@@ -259,6 +267,7 @@ def test_history_of_an_unknown_market_is_a_one_line_error(built):
     )
 
 
+@pytest.mark.integration
 def test_history_plot_without_matplotlib_says_how_to_install_it(built, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib → ImportError
     line = one_line_error(
@@ -268,6 +277,7 @@ def test_history_plot_without_matplotlib_says_how_to_install_it(built, tmp_path,
     assert not (tmp_path / "p.png").exists()
 
 
+@pytest.mark.integration
 def test_history_plot_writes_a_png(built, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "market.png"
@@ -276,6 +286,7 @@ def test_history_plot_writes_a_png(built, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
 
 
+@pytest.mark.integration
 def test_history_plot_into_a_missing_folder_is_refused(built, tmp_path):
     pytest.importorskip("matplotlib")
     line = one_line_error(
@@ -291,6 +302,7 @@ def columns_of(built: Built, table: str) -> list[str]:
     return [r[0] for r in built.sql(f"DESCRIBE {table}")]
 
 
+@pytest.mark.integration
 def test_export_names_a_long_path_on_one_line_in_a_narrow_terminal(built, tmp_path, monkeypatch):
     """Paths in messages are never wrapped (a log or a pipe has no terminal: rich uses
     80 columns), so they can be copied whole."""
@@ -303,6 +315,7 @@ def test_export_names_a_long_path_on_one_line_in_a_narrow_terminal(built, tmp_pa
     assert f"{count:,} rows of markets written to {out} (parquet," in result.stdout
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "table",
     [
@@ -327,6 +340,7 @@ def test_export_parquet_round_trips_every_table(built, tmp_path, table):
     assert frame.columns == columns_of(built, table)
 
 
+@pytest.mark.integration
 def test_export_offers_every_table_of_user_data_and_no_internal_one(built, tmp_path):
     tables = {r[0] for r in built.sql("SELECT table_name FROM duckdb_tables()")}
     # A table added by a later migration must be listed as data or as internal.
@@ -348,6 +362,7 @@ def test_export_offers_every_table_of_user_data_and_no_internal_one(built, tmp_p
         assert frame.columns == columns_of(built, table)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_export_text_formats_with_a_window_range(built, tmp_path, fmt):
     out = tmp_path / f"snaps.{fmt}"
@@ -372,6 +387,7 @@ def test_export_text_formats_with_a_window_range(built, tmp_path, fmt):
         assert len(out.read_text().splitlines()) == count
 
 
+@pytest.mark.integration
 def test_export_klines_filter_on_open_time_and_format_from_suffix(built, tmp_path):
     out = tmp_path / "klines.parquet"
     data = as_json(
@@ -396,6 +412,7 @@ def test_export_klines_filter_on_open_time_and_format_from_suffix(built, tmp_pat
     )
 
 
+@pytest.mark.integration
 def test_export_errors_are_one_line(built, tmp_path):
     out = str(tmp_path / "x.csv")
     line = one_line_error(invoke("export", "--table", "snapshots", "--out", out))
@@ -424,6 +441,7 @@ def test_export_errors_are_one_line(built, tmp_path):
     assert usage.exit_code == 2  # typer's usage error
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("fmt", "name", "suffix_format"),
     [("csv", "x.parquet", "parquet"), ("parquet", "x.csv", "csv"), ("json", "x.CSV", "csv")],
@@ -446,6 +464,7 @@ def read_text_csv(path: Path) -> pl.DataFrame:
     return pl.read_csv(path, infer_schema=False)  # token ids are too long for any integer
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("name", "read"),
     [("m.csv", read_text_csv), ("m.jsonl", pl.read_ndjson), ("m.parquet", pl.read_parquet)],
@@ -472,6 +491,7 @@ def test_export_infers_the_format_from_the_suffix(built, tmp_path, name, read):
 # --------------------------------------------------------------------------- opening
 
 
+@pytest.mark.unit
 def test_a_missing_warehouse_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(tmp_path / "nothing.duckdb"))
     for args in (
@@ -484,6 +504,7 @@ def test_a_missing_warehouse_is_a_one_line_error(tmp_path, monkeypatch):
     assert not (tmp_path / "nothing.duckdb").exists()  # reading never creates it
 
 
+@pytest.mark.unit
 def test_a_corrupted_warehouse_is_a_one_line_error(tmp_path, monkeypatch):
     path = tmp_path / "w.duckdb"
     path.write_bytes(b"this is not a database" * 100)
@@ -512,6 +533,7 @@ def hold_write_lock(path: Path, seconds: float) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.integration
 def test_a_reader_waits_for_a_brief_writer(built, tmp_path, monkeypatch):
     path = copy_of(built, tmp_path, monkeypatch)
     writer = hold_write_lock(path, 1.0)
@@ -525,6 +547,7 @@ def test_a_reader_waits_for_a_brief_writer(built, tmp_path, monkeypatch):
     assert waited > 0.3  # it did wait for the lock
 
 
+@pytest.mark.integration
 def test_a_reader_reports_a_writer_that_never_lets_go(built, tmp_path, monkeypatch):
     path = copy_of(built, tmp_path, monkeypatch)
     writer = hold_write_lock(path, 60)
@@ -536,6 +559,7 @@ def test_a_reader_reports_a_writer_that_never_lets_go(built, tmp_path, monkeypat
     assert "is locked by another process" in line and "try again when it finishes" in line
 
 
+@pytest.mark.integration
 def test_tables_in_a_pipe_keep_every_value_whole(built, monkeypatch):
     """A log or a pipe is not a terminal: however narrow COLUMNS was when the consoles
     were made, no id, question or number is cut with "…" or wrapped."""
@@ -560,6 +584,7 @@ def test_tables_in_a_pipe_keep_every_value_whole(built, monkeypatch):
 # --------------------------------------------------------------------------- markets
 
 
+@pytest.mark.integration
 def test_markets_lists_the_simulated_markets_and_the_run_config(built):
     result = invoke("markets", "--limit", "5")
     assert result.exit_code == 0, result.output
@@ -585,6 +610,7 @@ def test_markets_lists_the_simulated_markets_and_the_run_config(built):
     assert set(ids) <= tracked
 
 
+@pytest.mark.integration
 def test_markets_filters(built):
     data = as_json(
         invoke(
@@ -610,6 +636,7 @@ def test_markets_filters(built):
     assert invoke("markets", "--family", "bogus").exit_code == 2
 
 
+@pytest.mark.unit
 def test_markets_when_gamma_is_unreachable(monkeypatch):
     monkeypatch.setenv("BTC_TRACKER_GAMMA_URL", "http://127.0.0.1:9/gamma")
     result = invoke("markets")

@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 from btc_tracker_pipeline import cli, cli_read
 from btc_tracker_pipeline.cli import app
 
+pytestmark = pytest.mark.unit
+
 runner = CliRunner()
 
 

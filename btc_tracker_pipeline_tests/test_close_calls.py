@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRST, LAST = "2026-02-27-00:00", "2026-02-28-23:45"
 MINUTE = timedelta(minutes=1)
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 @dataclass

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import duckdb
+import pytest
 
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
@@ -18,6 +19,8 @@ from btc_tracker_pipeline_tests.cli_process import (
     start_cli,
     wait_for_history_requests,
 )
+
+pytestmark = pytest.mark.integration
 
 BACKFILL = ("2026-02-28-00:00", "2026-02-28-11:45")  # 48 windows, one run
 READERS = (["stats", "--json"], ["markets", "--json", "--closed"], ["stats"])

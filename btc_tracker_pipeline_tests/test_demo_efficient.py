@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from btc_tracker_pipeline.cli import app
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 @pytest.mark.parametrize("now", ["2026-03-01T00:00:00Z", "2026-08-15T12:07:00Z", None])

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 from packaging.requirements import Requirement
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]
 

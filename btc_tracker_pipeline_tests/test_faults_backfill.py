@@ -7,12 +7,15 @@ from __future__ import annotations
 from datetime import datetime
 
 import duckdb
+import pytest
 
 from btc_tracker_pipeline.replay import FaultSpec
 from btc_tracker_pipeline.replay.session import replay_session
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.runner import partition_keys, run_windows
 from btc_tracker_pipeline_tests.window_tables import COLLECTED, window_rows
+
+pytestmark = pytest.mark.integration
 
 FAULTS = "429=0.03,5xx=0.05,malformed=0.02,retry_after=0,seed=3"
 

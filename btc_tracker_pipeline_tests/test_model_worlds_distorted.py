@@ -25,7 +25,7 @@ from btc_tracker_pipeline_tests.model_worlds import (
 )
 
 # A 576-window backfill and a walk-forward training: minutes when the other worker is busy.
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from btc_tracker_pipeline.runner import run_job
 from btc_tracker_pipeline_tests.model_worlds import World, backfill_and_train
 
 # A 480-window backfill and a walk-forward training: minutes when the other worker is busy.
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ import pytest
 
 from btc_tracker_pipeline.orphans import HOST_TAG, PID_TAG, free_orphaned_runs, owner_tags
 
+pytestmark = pytest.mark.integration
+
 POOL = "duckdb_write"
 
 

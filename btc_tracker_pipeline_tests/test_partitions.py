@@ -12,6 +12,8 @@ from btc_tracker_pipeline.partitions import (
     windows_between,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def test_keys_are_quarter_hours_from_2025():
     keys = fifteen_minute_partitions.get_partition_keys(current_time=datetime(2025, 1, 1, 1, 0))

@@ -25,6 +25,8 @@ from btc_tracker_pipeline_tests.cli_process import (
     wait_for_history_requests,
 )
 
+pytestmark = pytest.mark.integration
+
 # 97 windows: one run of a day (96) and a second run of one window.
 FIRST, LAST = "2026-02-27-23:45", "2026-02-28-23:45"
 

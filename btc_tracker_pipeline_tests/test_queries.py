@@ -63,6 +63,7 @@ def add_run(conn, started: datetime, asset: str, errors: list[str], status: str 
 # --------------------------------------------------------------------------- gaps
 
 
+@pytest.mark.unit
 def test_gaps_are_merged_into_ranges_of_missing_windows(conn):
     for i in (0, 1, 4, 8, 9):  # 00:00 00:15 | 00:30 00:45 missing | 01:00 | 01:15-01:45 missing
         add_snapshot(conn, T0 + i * Q)
@@ -76,6 +77,7 @@ def test_gaps_are_merged_into_ranges_of_missing_windows(conn):
     assert queries.Gap(T0, T0, 1).label() == "2026-02-28-00:00 (1 window)"
 
 
+@pytest.mark.unit
 def test_no_gaps_without_holes_or_without_rows(conn):
     assert queries.window_gaps(conn) == []
     for i in range(4):
@@ -86,6 +88,7 @@ def test_no_gaps_without_holes_or_without_rows(conn):
 # --------------------------------------------------------------------------- stats
 
 
+@pytest.mark.unit
 def test_quality_buckets_and_share_at_least_point_eight(conn):
     for i, q in enumerate([1.0, 0.8, 0.8, 0.4, None, 0.6000000001]):
         add_indicator(conn, T0, str(i), q)
@@ -101,6 +104,7 @@ def test_quality_buckets_and_share_at_least_point_eight(conn):
     assert queries.good_quality_share([]) is None
 
 
+@pytest.mark.unit
 def test_recent_runs_newest_first_with_the_first_error(conn):
     for minute in range(12):
         add_run(conn, T0 + timedelta(minutes=minute), f"asset{minute}", [])
@@ -120,6 +124,7 @@ def test_recent_runs_newest_first_with_the_first_error(conn):
     assert runs[1].first_error is None
 
 
+@pytest.mark.unit
 def test_stats_of_an_empty_warehouse(conn, tmp_path):
     stats = queries.warehouse_stats(conn, tmp_path / "missing.duckdb")
     assert (stats.snapshots, stats.markets, stats.windows, stats.expected_windows) == (0, 0, 0, 0)
@@ -129,6 +134,7 @@ def test_stats_of_an_empty_warehouse(conn, tmp_path):
     assert data["first_window_key"] is None and data["missing_windows"] == 0
 
 
+@pytest.mark.unit
 def test_stats_count_windows_markets_gaps_labels(conn, tmp_path):
     for i in (0, 1, 3):
         add_snapshot(conn, T0 + i * Q, "1")
@@ -156,6 +162,7 @@ def test_stats_count_windows_markets_gaps_labels(conn, tmp_path):
 # --------------------------------------------------------------------------- history
 
 
+@pytest.mark.unit
 def test_history_joins_spot_and_structural_probability_by_window(conn):
     for i in range(3):
         add_tracked(conn, T0 + i * Q, "42")
@@ -175,6 +182,7 @@ def test_history_joins_spot_and_structural_probability_by_window(conn):
     assert queries.market_history(conn, "42", tail=1)["window_start"].to_list() == [T0 + 2 * Q]
 
 
+@pytest.mark.unit
 def test_market_info_newest_terms_and_resolution(conn):
     assert queries.market_info(conn, "42") is None
     add_tracked(conn, T0, "42")
@@ -195,6 +203,7 @@ def test_market_info_newest_terms_and_resolution(conn):
 # --------------------------------------------------------------------------- export
 
 
+@pytest.mark.unit
 def test_table_names_and_their_time_columns(conn):
     names = queries.table_names(conn)
     assert {"market_snapshots", "btc_spot_prices", "markets", "collection_runs"} <= set(names)
@@ -204,6 +213,7 @@ def test_table_names_and_their_time_columns(conn):
     assert queries.time_column(conn, "markets") is None
 
 
+@pytest.mark.unit
 def test_export_select_bounds():
     assert queries.export_select("markets", None, T0, T0) == 'SELECT * FROM "markets"'
     sql = queries.export_select("market_snapshots", "window_start", T0, T0 + Q)
@@ -215,6 +225,7 @@ def test_export_select_bounds():
     assert queries.window_bounds(None, None) == (None, None)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("fmt", queries.EXPORT_FORMATS)
 def test_export_streams_the_window_range(conn, tmp_path, fmt):
     for i in range(6):
@@ -230,6 +241,7 @@ def test_export_streams_the_window_range(conn, tmp_path, fmt):
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no partial file left
 
 
+@pytest.mark.unit
 def test_export_refuses_unknown_tables_and_formats(conn, tmp_path):
     with pytest.raises(ValueError, match="unknown table"):
         queries.export_table(conn, "nope", "csv", tmp_path / "x.csv")
@@ -250,6 +262,7 @@ class CopyFailsAfterWriting:
         return result
 
 
+@pytest.mark.unit
 def test_a_failed_export_leaves_the_old_file_and_no_partial_one(conn, tmp_path):
     add_snapshot(conn, T0)
     out = tmp_path / "x.csv"
@@ -260,6 +273,7 @@ def test_a_failed_export_leaves_the_old_file_and_no_partial_one(conn, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.csv"]
 
 
+@pytest.mark.unit
 def test_database_size_counts_the_wal(tmp_path):
     db = tmp_path / "w.duckdb"
     db.write_bytes(b"1" * 10)
@@ -272,6 +286,7 @@ def test_database_size_counts_the_wal(tmp_path):
 # --------------------------------------------------------------------------- discovery
 
 
+@pytest.mark.unit
 def test_run_config_yaml_is_the_run_config():
     ids = ["1344329", "1344330"]
     assert yaml.safe_load(queries.run_config_yaml(ids)) == queries.run_config(ids)
@@ -290,6 +305,7 @@ def gamma() -> Iterator:
         yield GammaClient(http, f"{server.url}/gamma")
 
 
+@pytest.mark.integration
 def test_find_markets_lists_open_btc_markets_by_volume(gamma):
     seen: list[int] = []
     frame = queries.find_markets(gamma, on_market=seen.append)
@@ -303,6 +319,7 @@ def test_find_markets_lists_open_btc_markets_by_volume(gamma):
     assert frame["yes_price"].is_between(0, 1).all()
 
 
+@pytest.mark.integration
 def test_find_markets_filters(gamma):
     big = queries.find_markets(gamma, families=["above", "reach"], min_volume=100_000, limit=5)
     assert 0 < big.height <= 5

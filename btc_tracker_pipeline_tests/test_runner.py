@@ -11,6 +11,7 @@ from btc_tracker_pipeline.cli import app
 from btc_tracker_pipeline.runner import chunks, partition_keys, run_windows
 
 
+@pytest.mark.unit
 def test_partition_keys_and_day_chunks():
     keys = partition_keys("2026-02-27-00:00", "2026-02-28-23:45")
     assert len(keys) == 192
@@ -20,12 +21,14 @@ def test_partition_keys_and_day_chunks():
     ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("key", ["2024-12-31-23:45", "2026-02-28-23:10", "soon"])
 def test_keys_outside_the_partitions_are_refused(key):
     with pytest.raises(ValueError, match="is not a partition key"):
         partition_keys(key, key)
 
 
+@pytest.mark.integration
 def test_a_range_runs_as_one_run_per_day_and_shows_in_the_instance(replay_env, tmp_path):
     keys = partition_keys("2026-02-28-22:00", "2026-02-28-23:45")
     (tmp_path / "dagster").mkdir()
@@ -48,6 +51,7 @@ def test_a_range_runs_as_one_run_per_day_and_shows_in_the_instance(replay_env, t
     assert windows == 8 and runs_logged == 8
 
 
+@pytest.mark.integration
 def test_demo_collects_windows_and_prints_a_summary(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     monkeypatch.setenv("BTC_TRACKER_DAGSTER_STORAGE", str(tmp_path / "dagster"))
@@ -68,6 +72,7 @@ def test_demo_collects_windows_and_prints_a_summary(tmp_path, monkeypatch):
     assert "history" in sources
 
 
+@pytest.mark.integration
 def test_a_backfill_for_chosen_markets_keeps_the_other_markets_of_each_window(replay_env, tmp_path):
     """``backfill --market-ids``: a ranged run (several windows) replaces only the chosen
     markets' rows in each window."""

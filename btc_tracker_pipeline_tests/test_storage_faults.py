@@ -21,6 +21,8 @@ from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline_tests.cli_process import cli_env, snapshot_rows, start_cli
 from btc_tracker_pipeline_tests.tmpfs import mounted_tmpfs
 
+pytestmark = pytest.mark.integration
+
 EARLIER = ("2026-02-28-22:00", "2026-02-28-22:15")
 LATER = "2026-02-28-22:30"
 

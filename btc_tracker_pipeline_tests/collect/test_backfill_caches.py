@@ -29,6 +29,8 @@ from btc_tracker_pipeline.sources.models import Kline, PricePoint
 from btc_tracker_pipeline.warehouse import open_warehouse, warehouse
 from btc_tracker_pipeline.warehouse.schema import SCHEMA_VERSION, migrate
 
+pytestmark = pytest.mark.unit
+
 T0 = datetime(2026, 1, 1)
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)

@@ -13,6 +13,8 @@ from btc_tracker_pipeline.replay.recorded import RecordedWorld
 from btc_tracker_pipeline.sources.gamma import GammaClient
 from btc_tracker_pipeline.sources.http import HttpSettings, JsonHttp, make_client
 
+pytestmark = pytest.mark.integration
+
 NOW = datetime(2026, 3, 11, 20, 0)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import polars as pl
+import pytest
 
 from btc_tracker_pipeline.collect.history_cache import cache_source
 from btc_tracker_pipeline.collect.runs import RunRecord, is_live
@@ -18,6 +19,8 @@ from btc_tracker_pipeline.collect.snapshots import (
 )
 from btc_tracker_pipeline.collect.spot import klines_frame, window_stats
 from btc_tracker_pipeline.sources.models import Kline, PricePoint
+
+pytestmark = pytest.mark.unit
 
 END = datetime(2026, 3, 1, 10, 15)
 

@@ -68,6 +68,7 @@ def terms_frame(markets: list[GammaMarket]) -> pl.DataFrame:
 # --------------------------------------------------------------------------- real fixtures
 
 
+@pytest.mark.unit
 def test_resolved_fixture_names_the_no_winner(fixtures_dir):
     m = parse_market(load(fixtures_dir, "gamma_market_resolved_katana_fdv.json"))
     assert classify_resolution(m) == ("resolved", 1)
@@ -81,6 +82,7 @@ def test_resolved_fixture_names_the_no_winner(fixtures_dir):
     assert row["source"] == "gamma" and row["status"] == "resolved"
 
 
+@pytest.mark.unit
 def test_settled_market_without_uma_status_is_resolved(fixtures_dir):
     m = parse_market(load(fixtures_dir, "gamma_market_closed_no_uma_status.json"))
     assert m.uma_resolution_status is None
@@ -93,6 +95,7 @@ def test_settled_market_without_uma_status_is_resolved(fixtures_dir):
     )
 
 
+@pytest.mark.unit
 def test_active_markets_are_not_resolutions(fixtures_dir):
     markets = [
         parse_market(raw) for raw in load(fixtures_dir, "gamma_markets_btc_15m_active_nested.json")
@@ -107,6 +110,7 @@ def test_active_markets_are_not_resolutions(fixtures_dir):
 # --------------------------------------------------------------------------- synthetic variants
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("prices", "expected"),
     [
@@ -124,12 +128,14 @@ def test_classification_follows_the_one_hot_rule(fixtures_dir, prices, expected)
     assert classify_resolution(variant(fixtures_dir, outcomePrices=prices)) == expected
 
 
+@pytest.mark.unit
 def test_open_market_with_one_hot_prices_is_no_resolution(fixtures_dir):
     assert (
         classify_resolution(variant(fixtures_dir, closed=False, outcomePrices='["1", "0"]')) is None
     )
 
 
+@pytest.mark.unit
 def test_void_and_unsettled_rows_carry_no_winner(fixtures_dir):
     ws, we = datetime(2026, 3, 19, 23), datetime(2026, 3, 20)
     markets = [
@@ -147,6 +153,7 @@ def test_void_and_unsettled_rows_carry_no_winner(fixtures_dir):
     assert json.loads(frame["outcome_prices"][1]) == ["0.995", "0.005"]
 
 
+@pytest.mark.unit
 def test_settle_time_is_closed_time_else_end_date(fixtures_dir):
     closed = variant(fixtures_dir)  # closedTime 2026-03-19 23:20:15, endDate 2028-01-01 05:00
     assert settled_in_window(closed, datetime(2026, 3, 19, 23, 15), datetime(2026, 3, 19, 23, 30))
@@ -158,6 +165,7 @@ def test_settle_time_is_closed_time_else_end_date(fixtures_dir):
     assert settled_at(no_close) is None
 
 
+@pytest.mark.unit
 def test_settled_at_falls_back_to_uma_end_date(fixtures_dir):
     @dataclass(frozen=True)
     class WithUmaEnd(GammaMarket):
@@ -205,6 +213,7 @@ def _raw_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
 
 
+@pytest.mark.integration
 def test_finds_every_btc_market_that_closed_that_day_in_one_listing(sim, day):
     world, _, _ = sim
     markets, skipped, stats, _ = day
@@ -232,6 +241,7 @@ def test_finds_every_btc_market_that_closed_that_day_in_one_listing(sim, day):
     assert math.ceil(walked / 100) <= math.ceil(old / 100)
 
 
+@pytest.mark.integration
 def test_every_label_matches_the_world(sim, day):
     world, _, _ = sim
     markets, _, _, _ = day
@@ -245,6 +255,7 @@ def test_every_label_matches_the_world(sim, day):
         assert yes_won == (truth in ("Up", "Yes"))
 
 
+@pytest.mark.integration
 def test_crosscheck_agrees_for_every_simulated_market_but_chainlink_close_calls(sim, day):
     world, _, _ = sim
     markets, _, _, klines = day
@@ -271,6 +282,7 @@ def test_crosscheck_agrees_for_every_simulated_market_but_chainlink_close_calls(
     }
 
 
+@pytest.mark.integration
 def test_crosscheck_details_name_the_compared_prices(sim, day):
     world, _, _ = sim
     markets, _, _, klines = day
@@ -285,6 +297,7 @@ def test_crosscheck_details_name_the_compared_prices(sim, day):
     assert f"at {terms.reference_start:%Y-%m-%d %H:%M}" in detail
 
 
+@pytest.mark.integration
 def test_flipped_labels_are_disagreements_unless_a_chainlink_window_barely_moved(day):
     markets, _, _, klines = day
     frame = resolutions_frame(markets, DAY_START, DAY_END)
@@ -321,6 +334,7 @@ def test_flipped_labels_are_disagreements_unless_a_chainlink_window_barely_moved
     }
 
 
+@pytest.mark.integration
 def test_explicit_ids_keep_only_the_closed_ones_settled_in_range(sim, day):
     world, _, gamma = sim
     markets, _, _, _ = day
@@ -349,6 +363,7 @@ def _resolved(*rows: tuple[str, str, bool]) -> pl.DataFrame:
     return pl.DataFrame(data, schema={k: RESOLUTION_SCHEMA[k] for k in data[0]})
 
 
+@pytest.mark.unit
 def test_crosscheck_without_data_marks_rows_uncheckable():
     noon = datetime(2026, 3, 2, 17)
     resolutions = _resolved(
@@ -383,6 +398,7 @@ def test_crosscheck_without_data_marks_rows_uncheckable():
     assert got["5"]["agrees"] is True
 
 
+@pytest.mark.unit
 def test_crosscheck_ignores_void_and_unsettled_rows():
     frame = pl.DataFrame(
         {
@@ -427,6 +443,7 @@ def _recorded_market(mid: str, *, end: str, closed_time: str | None, **extra) ->
     return raw | extra
 
 
+@pytest.mark.integration
 def test_listing_catches_late_and_early_settlements_and_skips_bad_objects(tmp_path):
     lines = [
         # reach market that hit early: closed on Wednesday, endDate the next Monday
@@ -464,6 +481,7 @@ def test_listing_catches_late_and_early_settlements_and_skips_bad_objects(tmp_pa
     assert "volumeNum" in skipped[0]
 
 
+@pytest.mark.unit
 def test_crosscheck_updown_rules_on_synthetic_candles():
     r, e = datetime(2026, 3, 2, 10), datetime(2026, 3, 2, 10, 15)
     day_r, day_e = datetime(2026, 3, 1, 17), datetime(2026, 3, 2, 17)
@@ -524,6 +542,7 @@ def _check_windows(*windows) -> dict[str, dict]:
     return {r["market_id"]: r for r in checked.iter_rows(named=True)}
 
 
+@pytest.mark.unit
 def test_chainlink_window_contradicted_on_a_tiny_move_is_a_close_call():
     # Binance: +3.20 $ (Up); the market settled Down on Chainlink.
     got = _check_windows(_window("1", "updown_15m", False, 85000.0, 85003.2))["1"]
@@ -533,6 +552,7 @@ def test_chainlink_window_contradicted_on_a_tiny_move_is_a_close_call():
     assert "open 85000.0 at 2026-03-02 10:00, close 85003.2 at 2026-03-02 10:14" in got["detail"]
 
 
+@pytest.mark.unit
 def test_big_contradictions_and_binance_settled_ones_stay_disagreements():
     got = _check_windows(
         _window("1", "updown_15m", False, 85000.0, 85200.0),  # +23.5 bp: not a feed gap
@@ -552,6 +572,7 @@ def test_big_contradictions_and_binance_settled_ones_stay_disagreements():
     assert got["1"]["detail"].startswith("Binance moved +200.00 $ (+23.53 bp); open 85000.0")
 
 
+@pytest.mark.unit
 def test_feed_difference_needs_a_small_move_in_dollars_or_basis_points():
     assert is_feed_difference(CLOSE_CALL_USD, 50.0)  # $25 on a low price
     assert is_feed_difference(80.0, CLOSE_CALL_BPS)  # 10 bp on a high price
@@ -559,6 +580,7 @@ def test_feed_difference_needs_a_small_move_in_dollars_or_basis_points():
     assert not is_feed_difference(None, None)
 
 
+@pytest.mark.unit
 def test_klines_check_fails_only_on_a_disagreement():
     windows = [_window("1", "updown_15m", False, 85000.0, 85003.2)]
     calm = _check_windows(*windows)
@@ -586,6 +608,7 @@ def test_klines_check_fails_only_on_a_disagreement():
     assert failed.description.startswith("Disagreeing markets: 2 (Binance moved +200.00 $")
 
 
+@pytest.mark.unit
 def test_a_closed_market_without_closed_time_does_not_end_the_listing(fixtures_dir):
     """Gamma omits ``closedTime`` on some closed markets, and a Postgres-style descending
     order puts those first: the listing goes on past them (it used to stop there and

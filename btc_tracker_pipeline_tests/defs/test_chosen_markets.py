@@ -14,6 +14,8 @@ from btc_tracker_pipeline.defs.schedules import COLLECT_ASSETS
 from btc_tracker_pipeline.queries import warehouse_stats
 from btc_tracker_pipeline.warehouse.coverage import thin_windows
 
+pytestmark = pytest.mark.integration
+
 KEY = "2026-02-28-23:30"
 PER_MARKET = ("tracked_markets", "market_snapshots", "market_indicators", "edge_report")
 

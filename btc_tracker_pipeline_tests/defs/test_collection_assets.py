@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 import duckdb
+import pytest
 
 from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
 from btc_tracker_pipeline.defs.resources import ClockResource
+
+pytestmark = pytest.mark.integration
 
 ASSETS = [tracked_markets, market_snapshots, btc_spot_prices]
 KEY = "2026-02-28-23:30"

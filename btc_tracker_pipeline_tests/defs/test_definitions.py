@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from btc_tracker_pipeline.definitions import defs
 
@@ -19,6 +20,7 @@ def loaded() -> dg.Definitions:
     return defs()
 
 
+@pytest.mark.unit
 def test_collection_assets_grouped_with_descriptions_kinds_owners():
     d = loaded()
     specs = {s.key.to_user_string(): s for s in d.resolve_all_asset_specs()}
@@ -32,6 +34,7 @@ def test_collection_assets_grouped_with_descriptions_kinds_owners():
         assert d.resolve_assets_def(spec.key).op.pool == "duckdb_write"
 
 
+@pytest.mark.unit
 def test_schedule_is_on_by_default_and_requests_the_window_that_just_ended():
     d = loaded()
     schedule = d.resolve_schedule_def("collect_job_schedule")
@@ -44,6 +47,7 @@ def test_schedule_is_on_by_default_and_requests_the_window_that_just_ended():
     assert [r.partition_key for r in requests] == ["2026-03-01-10:00"]
 
 
+@pytest.mark.unit
 def test_backfills_run_a_day_of_windows_per_run():
     d = loaded()
     for key in ("tracked_markets", "market_snapshots", "btc_spot_prices"):
@@ -51,6 +55,7 @@ def test_backfills_run_a_day_of_windows_per_run():
         assert policy is not None and policy.max_partitions_per_run == 96
 
 
+@pytest.mark.integration
 def test_dagster_cli_validates_the_workspace(tmp_path):
     env = os.environ.copy() | {
         "DAGSTER_HOME": str(ROOT),
@@ -67,6 +72,7 @@ def test_dagster_cli_validates_the_workspace(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.integration
 def test_a_successful_training_requests_the_newest_edge_report(tmp_path):
     from btc_tracker_pipeline.defs.model.sensors import edges_after_training
     from btc_tracker_pipeline.defs.resources import WarehouseResource

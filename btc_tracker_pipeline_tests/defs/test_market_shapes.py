@@ -22,6 +22,8 @@ from btc_tracker_pipeline.defs.resources import (
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
+pytestmark = pytest.mark.integration
+
 # Seed 14 at this clock has a rules-only ladder (March 2) and a neg-risk one (March 1)
 # open during the window, beside plain ones; title-only and TWAP 15m windows come with
 # any seed.

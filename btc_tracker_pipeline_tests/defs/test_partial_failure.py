@@ -6,6 +6,7 @@ import json
 
 import dagster as dg
 import duckdb
+import pytest
 
 from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
@@ -19,6 +20,8 @@ from btc_tracker_pipeline.replay import FaultSpec, ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
 from .conftest import WORLD_NOW
+
+pytestmark = pytest.mark.integration
 
 KEY = "2026-02-28-23:30"
 

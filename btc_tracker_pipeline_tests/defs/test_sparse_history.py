@@ -19,6 +19,8 @@ from btc_tracker_pipeline.defs.resources import (
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
+pytestmark = pytest.mark.integration
+
 # Reach/dip markets of this world have one history point an hour (at :00, + 0–4 s).
 WORLD_NOW = datetime(2026, 3, 1, 0, 0)
 RANGE = ("2026-02-28-20:00", "2026-02-28-21:45")  # 8 windows

@@ -30,6 +30,8 @@ from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.warehouse import warehouse
 from btc_tracker_pipeline_tests.e2e.helpers import ROOT, free_port, tail
 
+pytestmark = pytest.mark.e2e
+
 PG_YAML = ROOT / "deploy" / "postgres" / "dagster.yaml"
 PARTITION = "2026-02-28-23:30"
 ASSETS = ("tracked_markets", "market_snapshots", "btc_spot_prices")

@@ -41,7 +41,7 @@ from btc_tracker_pipeline_tests.e2e.helpers import (
     wait_for,
 )
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 SCHEDULE = "collect_job_schedule"
 PARTITION_SET = "collect_job_partition_set"

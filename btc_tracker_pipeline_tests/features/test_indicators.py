@@ -42,6 +42,8 @@ from btc_tracker_pipeline_tests.features.reference_loop import (
     synthetic_inputs,
 )
 
+pytestmark = pytest.mark.unit
+
 T0 = datetime(2026, 3, 1)
 WINDOW = timedelta(minutes=15)
 

@@ -11,6 +11,8 @@ import pytest
 from btc_tracker_pipeline.features.market_terms import parse_amount, parse_market_terms
 from btc_tracker_pipeline.sources.gamma import parse_event, parse_market
 
+pytestmark = pytest.mark.unit
+
 
 def load(fixtures_dir, name):
     return json.loads((fixtures_dir / name).read_text())

@@ -9,6 +9,8 @@ import pytest
 
 from btc_tracker_pipeline.features.quality import COMPONENTS, QUALITY_SCHEMA, add_quality
 
+pytestmark = pytest.mark.unit
+
 END = datetime(2026, 3, 1, 10, 15)
 SCHEMA = {
     "yes_price": pl.Float64,

@@ -21,6 +21,8 @@ from btc_tracker_pipeline.features.structural import (
     touch_history,
 )
 
+pytestmark = pytest.mark.unit
+
 END = datetime(2026, 3, 1, 12, 0)
 MINUTE = timedelta(minutes=1)
 YEAR = timedelta(days=365)

@@ -22,6 +22,8 @@ from btc_tracker_pipeline.model.dataset import FEATURES, MODEL_FEATURES, build_d
 from btc_tracker_pipeline.model.train import Model, train_final
 from btc_tracker_pipeline_tests.model import synthetic_tables
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[Model, pl.DataFrame]:

@@ -21,6 +21,8 @@ from btc_tracker_pipeline.model.dataset import (
     dataset_summary,
 )
 
+pytestmark = pytest.mark.unit
+
 T0 = datetime(2026, 3, 1, 0, 0)
 Q = timedelta(minutes=15)
 

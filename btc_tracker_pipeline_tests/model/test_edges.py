@@ -24,6 +24,8 @@ from btc_tracker_pipeline.model.edges import (
 )
 from btc_tracker_pipeline_tests.model import edge_row
 
+pytestmark = pytest.mark.unit
+
 W0 = datetime(2026, 3, 1, 10, 0)
 # No caps: stake = κ·f*·bankroll.
 UNCAPPED = EdgeConfig(max_stake_per_market=1.0, max_stake_per_cluster=1.0)

@@ -11,6 +11,8 @@ import pytest
 
 from btc_tracker_pipeline.model import metrics as m
 
+pytestmark = pytest.mark.unit
+
 
 def test_brier_and_weights():
     p, y = [0.2, 0.9], [0, 1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import polars as pl
+import pytest
 
 from btc_tracker_pipeline.defs.model.assets import (
     _metrics_markdown,
@@ -17,6 +18,8 @@ from btc_tracker_pipeline.model.edges import INPUT_SCHEMA, edge_report, proven_f
 from btc_tracker_pipeline.model.skill_text import interval_text, skill_cell, skill_test_line
 from btc_tracker_pipeline_tests.model import edge_row
 from btc_tracker_pipeline_tests.model.test_metrics import skill_frame
+
+pytestmark = pytest.mark.unit
 
 
 def test_metrics_table_says_insufficient_clusters_instead_of_an_interval():

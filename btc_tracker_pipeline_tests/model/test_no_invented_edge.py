@@ -75,6 +75,7 @@ def mean_shift(model, rows: pl.DataFrame) -> float:
     )
 
 
+@pytest.mark.unit
 def test_a_few_rallies_do_not_become_a_buy_yes_edge():
     """Sixty efficient hourly events and five days of "above" ladders on which BTC
     rallied: the trees learn "above goes YES" from those five days; without the shift
@@ -95,6 +96,7 @@ def test_a_few_rallies_do_not_become_a_buy_yes_edge():
     assert abs(mean_shift(model, test)) < 0.005
 
 
+@pytest.mark.unit
 def test_too_few_events_to_stop_on_leave_the_model_at_the_market():
     """Five ladder days: too few events to choose a number of trees on, so none grows."""
     above = ladders(7, lift=0.35, seed=1)
@@ -107,6 +109,7 @@ def test_too_few_events_to_stop_on_leave_the_model_at_the_market():
     assert np.allclose(model.predict(test), test["market_prob"].to_numpy(), atol=1e-6)
 
 
+@pytest.mark.unit
 def test_a_shift_seen_on_many_events_is_kept():
     """Seventy days on which the market was too low, each an independent outcome: the
     data support the shift, so the model keeps it."""
@@ -120,6 +123,7 @@ def test_a_shift_seen_on_many_events_is_kept():
     assert mean_shift(model, calib) > 0.02
 
 
+@pytest.mark.unit
 def test_platt_is_applied_only_with_evidence():
     rng = np.random.default_rng(3)
     margin = rng.normal(0, 1.5, 4000)
@@ -137,6 +141,7 @@ def test_platt_is_applied_only_with_evidence():
     ]
 
 
+@pytest.mark.unit
 def test_offsets_survive_saving(tmp_path):
     hourly = ladders(60, lift=0.0, seed=6, strikes=1, family="updown_1h")
     above = ladders(7, lift=0.35, seed=1)
@@ -152,6 +157,7 @@ def test_offsets_survive_saving(tmp_path):
     assert np.array_equal(loaded.predict(data), model.predict(data))
 
 
+@pytest.mark.unit
 def test_families_below_their_minimum_get_no_model():
     ds = pl.concat(
         [
@@ -177,6 +183,7 @@ def test_families_below_their_minimum_get_no_model():
     )
 
 
+@pytest.mark.integration
 def test_walk_forward_reports_the_shift_of_each_fold():
     from btc_tracker_pipeline.model.dataset import build_dataset
 
@@ -188,6 +195,7 @@ def test_walk_forward_reports_the_shift_of_each_fold():
         assert set(fold["shift_by_family"]) == {"updown_1h"}
 
 
+@pytest.mark.unit
 def test_the_model_does_not_read_levels_of_a_random_walk():
     assert not {"btc_spot_price", "volume", "liquidity"} & set(MODEL_FEATURES)
     assert set(MODEL_FEATURES) | set(EXCLUDED_FEATURES) == set(FEATURES)

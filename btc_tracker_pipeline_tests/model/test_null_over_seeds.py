@@ -11,6 +11,8 @@ from btc_tracker_pipeline.model.dataset import build_dataset
 from btc_tracker_pipeline.model.train import walk_forward_evaluate
 from btc_tracker_pipeline_tests.model import synthetic_tables
 
+pytestmark = pytest.mark.integration
+
 SEEDS = range(8)
 
 

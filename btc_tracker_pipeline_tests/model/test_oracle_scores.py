@@ -14,6 +14,8 @@ from btc_tracker_pipeline.model.oracle import information_times, recorded_world,
 from btc_tracker_pipeline.replay.demo_world import save_world
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
+pytestmark = pytest.mark.unit
+
 NOW = datetime(2026, 3, 1)
 
 

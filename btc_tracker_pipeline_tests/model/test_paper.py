@@ -23,6 +23,8 @@ from btc_tracker_pipeline.model.paper import (
 )
 from btc_tracker_pipeline_tests.model import edge_row
 
+pytestmark = pytest.mark.unit
+
 W0 = datetime(2026, 3, 1, 10, 0)
 RESOLUTION_SCHEMA = {"market_id": pl.String, "yes_won": pl.Boolean, "settled_at": pl.Datetime("us")}
 FEE_YES = 0.07 * 0.57 * 0.43  # YES at a 57¢ ask

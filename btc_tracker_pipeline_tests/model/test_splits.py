@@ -17,6 +17,8 @@ from btc_tracker_pipeline.model.splits import (
 )
 from btc_tracker_pipeline.model.train import MIN_RESOLVED_MARKETS
 
+pytestmark = pytest.mark.unit
+
 T0 = datetime(2026, 1, 1)
 HOUR = timedelta(hours=1)
 

@@ -21,6 +21,8 @@ from btc_tracker_pipeline.model.spreads import (
 )
 from btc_tracker_pipeline.warehouse.schema import migrate
 
+pytestmark = pytest.mark.unit
+
 W0 = datetime(2026, 3, 1, 10, 0)
 
 

@@ -38,6 +38,7 @@ def distorted() -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     return (ds, *walk_forward_evaluate(ds))
 
 
+@pytest.mark.integration
 def test_efficient_market_shows_no_skill(efficient):
     """b = 0: the price is the truth plus 1¢ noise, so the model cannot beat it:
     its walk-forward Brier skill against the market has a 95 % CI containing 0."""
@@ -50,6 +51,7 @@ def test_efficient_market_shows_no_skill(efficient):
     assert lo < 0.0 < hi
 
 
+@pytest.mark.integration
 def test_distorted_market_shows_skill(distorted):
     """b = 0.5: prices are σ(½·logit q), a strong favourite–longshot distortion; the
     model recovers q and beats the market with a CI above 0, and is better calibrated."""
@@ -61,6 +63,7 @@ def test_distorted_market_shows_skill(distorted):
     assert overall["ece_model"] < overall["ece_market"]
 
 
+@pytest.mark.integration
 def test_walk_forward_predictions(distorted):
     ds, pred, report = distorted
     assert pred.columns == ["fold", *PRED_ID_COLUMNS, "model_prob"]
@@ -76,6 +79,7 @@ def test_walk_forward_predictions(distorted):
     assert set(report["by_family"]) == {"updown_1h"}
 
 
+@pytest.mark.unit
 def test_insufficient_data_is_refused():
     ds = world(0.0, days=1)  # 144 markets
     with pytest.raises(InsufficientDataError, match="have 144 resolved markets, need 200"):
@@ -98,6 +102,7 @@ def small() -> pl.DataFrame:
     return world(0.5, days=3, markets_per_hour=4, seed=2)
 
 
+@pytest.mark.unit
 def test_fit_is_deterministic_and_calibrated(small):
     train_events, calib_events = split_calibration(event_table(small))
     train = small.filter(pl.col("event_id").is_in(train_events))
@@ -117,6 +122,7 @@ def test_fit_is_deterministic_and_calibrated(small):
         fit_model(train.filter(pl.col("y") == 1), calib)
 
 
+@pytest.mark.unit
 def test_one_outcome_calibration_fold_leaves_the_booster_as_is(small):
     train_events, calib_events = split_calibration(event_table(small))
     train = small.filter(pl.col("event_id").is_in(train_events))
@@ -127,6 +133,7 @@ def test_one_outcome_calibration_fold_leaves_the_booster_as_is(small):
     assert np.allclose(model.predict(small), model.predict_uncalibrated(small))
 
 
+@pytest.mark.unit
 def test_model_scores_raw_indicator_rows(small):
     """Live rows (market_indicators columns only) score like their dataset rows."""
     model = train_final(small)
@@ -143,6 +150,7 @@ def test_model_scores_raw_indicator_rows(small):
     assert model.info["calib_from"] is not None
 
 
+@pytest.mark.unit
 def test_fit_platt():
     rng = np.random.default_rng(0)
     margin = rng.normal(0, 1.5, 40_000)
@@ -159,6 +167,7 @@ def test_fit_platt():
     assert np.isfinite([a, b]).all()
 
 
+@pytest.mark.unit
 def test_refusal_names_the_dataset_rule_that_removed_the_markets():
     indicators, resolutions, markets = synthetic_tables(days=2)
     # Every snapshot taken after its market settled: nothing left to learn from.
@@ -190,6 +199,7 @@ def test_refusal_names_the_dataset_rule_that_removed_the_markets():
     assert sum(n for _, n in losses) == 288
 
 
+@pytest.mark.unit
 def test_one_outcome_refusal_says_which_and_how_many():
     ds = world(0.0, days=2)
     all_no = ds.with_columns(pl.lit(0, dtype=pl.Int8).alias("y"))

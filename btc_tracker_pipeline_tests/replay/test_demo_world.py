@@ -14,6 +14,8 @@ from btc_tracker_pipeline.replay.demo_world import load_world, save_world, world
 from btc_tracker_pipeline.replay.shapes import epoch_s
 from btc_tracker_pipeline.replay.simulated import NOISE_LOGIT, SimulatedWorld
 
+pytestmark = pytest.mark.unit
+
 DEMO_DAYS = 1
 
 

@@ -33,6 +33,7 @@ def serving(spec: str) -> Iterator[tuple[ReplayServer, httpx.Client]]:
 # --- parsing -------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_parse_full_example() -> None:
     spec = FaultSpec.parse(
         "429=0.05,5xx=0.05,slow=0.02,malformed=0.02,retry_after=1,slow_s=12,down=clob,seed=3"
@@ -54,6 +55,7 @@ def test_parse_full_example() -> None:
     assert FaultSpec.parse("") == FaultSpec() and not FaultSpec().is_active
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -75,6 +77,7 @@ def test_parse_errors(text: str, message: str) -> None:
         FaultSpec.parse(text)
 
 
+@pytest.mark.unit
 def test_injector_is_deterministic_for_a_seed() -> None:
     spec = FaultSpec.parse("429=0.2,5xx=0.2,slow=0.1,malformed=0.1,seed=7")
     a, b = FaultInjector(spec), FaultInjector(spec)
@@ -92,6 +95,7 @@ def test_injector_is_deterministic_for_a_seed() -> None:
 # --- each fault kind through the server ----------------------------------------------
 
 
+@pytest.mark.integration
 def test_429_with_retry_after() -> None:
     with serving("429=1,retry_after=7") as (_, client):
         for path in (GAMMA, CLOB, BINANCE):
@@ -104,12 +108,14 @@ def test_429_with_retry_after() -> None:
         assert stats["faults"]["429"] == 3 and stats["total"] == 3
 
 
+@pytest.mark.integration
 def test_5xx_rotates() -> None:
     with serving("5xx=1") as (srv, client):
         assert [client.get(GAMMA).status_code for _ in range(6)] == [500, 502, 503] * 2
         assert srv.stats()["faults"]["5xx"] == 6
 
 
+@pytest.mark.integration
 def test_slow_then_normal_answer() -> None:
     with serving("slow=1,slow_s=0.3") as (srv, client):
         started = time.perf_counter()
@@ -119,6 +125,7 @@ def test_slow_then_normal_answer() -> None:
         assert srv.stats()["faults"]["slow"] == 1
 
 
+@pytest.mark.integration
 def test_malformed_is_truncated_json() -> None:
     with serving("malformed=1") as (srv, client):
         for path in (GAMMA, CLOB, BINANCE):
@@ -130,6 +137,7 @@ def test_malformed_is_truncated_json() -> None:
         assert srv.stats()["faults"]["malformed"] == 3
 
 
+@pytest.mark.integration
 def test_missing_drops_the_first_items_id() -> None:
     with serving("missing=1") as (srv, client):
         items = client.get(GAMMA).json()
@@ -139,6 +147,7 @@ def test_missing_drops_the_first_items_id() -> None:
         assert srv.stats()["faults"]["missing"] == 1
 
 
+@pytest.mark.integration
 def test_cursor_repeats_the_cursor_asked_for() -> None:
     with serving("cursor=1,only=gamma") as (srv, client):
         first = client.get("/gamma/markets/keyset?limit=2").json()
@@ -148,6 +157,7 @@ def test_cursor_repeats_the_cursor_asked_for() -> None:
         assert srv.stats()["faults"]["cursor"] == 1
 
 
+@pytest.mark.integration
 def test_down_clob_only() -> None:
     with serving("down=clob") as (srv, client):
         assert client.get(CLOB).status_code == 503
@@ -159,6 +169,7 @@ def test_down_clob_only() -> None:
         assert stats["routes"]["/clob/prices-history"] == 1
 
 
+@pytest.mark.integration
 def test_only_restricts_random_faults() -> None:
     with serving("429=1,only=gamma+binance") as (_, client):
         assert client.get(GAMMA).status_code == 429
@@ -166,6 +177,7 @@ def test_only_restricts_random_faults() -> None:
         assert client.get(CLOB).status_code == 200
 
 
+@pytest.mark.integration
 def test_same_seed_same_faults_over_http() -> None:
     def statuses(seed: int) -> list[int]:
         with serving(f"429=0.25,5xx=0.25,malformed=0.2,seed={seed}") as (_, client):
@@ -177,6 +189,7 @@ def test_same_seed_same_faults_over_http() -> None:
     assert {429, 500, 502, 503, 200} <= set(first)
 
 
+@pytest.mark.integration
 def test_ccxt_sees_binance_down_and_throttled() -> None:
     with serving("down=binance") as (srv, _):
         exchange = ccxt.binance(

@@ -57,6 +57,7 @@ def worlds() -> tuple[SimulatedWorld, SimulatedWorld]:
     )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("start", "end", "limit"),
     [
@@ -79,6 +80,7 @@ def test_simulated_1m_klines_skip_outages_like_binance(worlds, start, end, limit
     assert not any(_in_gap(r[0]) for r in got)
 
 
+@pytest.mark.unit
 def test_simulated_coarse_klines_aggregate_what_the_outage_left(worlds) -> None:
     plain, gappy = worlds
     start = _ms(datetime(2026, 3, 7, 9, 45))
@@ -94,6 +96,7 @@ def test_simulated_coarse_klines_aggregate_what_the_outage_left(worlds) -> None:
     assert gappy.klines("1d", None, None, 10) != plain.klines("1d", None, None, 10)
 
 
+@pytest.mark.unit
 def test_outages_are_part_of_the_world_and_only_of_its_klines(worlds) -> None:
     plain, gappy = worlds
     assert "kline_gaps" not in plain.parameters()  # worlds without outages keep their id
@@ -108,6 +111,7 @@ def test_outages_are_part_of_the_world_and_only_of_its_klines(worlds) -> None:
         SimulatedWorld(seed=7, days=1, now=NOW, kline_gaps=[(NOW, NOW)])
 
 
+@pytest.mark.integration
 def test_client_pages_a_day_of_simulated_outages(worlds) -> None:
     plain, gappy = worlds
     start, end = DAY0 - timedelta(days=1), datetime(2026, 3, 10)
@@ -143,6 +147,7 @@ def _opens(rows: list[list[Any]]) -> list[str]:
     return [(datetime(1970, 1, 1) + timedelta(milliseconds=r[0])).strftime("%H:%M") for r in rows]
 
 
+@pytest.mark.unit
 def test_recorded_klines_answer_the_first_candles_at_or_after_start(recorded) -> None:
     assert _opens(recorded.klines("1m", (T0 + 1800) * 1000, None, 3)) == ["13:00", "13:01", "13:02"]
     assert _opens(recorded.klines("1m", (T0 - 86_400) * 1000, None, 2)) == ["12:00", "12:01"]
@@ -155,6 +160,7 @@ def test_recorded_klines_answer_the_first_candles_at_or_after_start(recorded) ->
     assert recorded.klines("1m", (T0 + 1800) * 1000, (T0 + 3540) * 1000, 10) == []
 
 
+@pytest.mark.unit
 def test_recorded_newest_klines_end_before_an_outage(recorded) -> None:
     end = (T0 + 2700) * 1000  # 12:45, in the outage
     assert _opens(recorded.klines("1m", None, end, 3)) == ["12:27", "12:28", "12:29"]
@@ -162,6 +168,7 @@ def test_recorded_newest_klines_end_before_an_outage(recorded) -> None:
     assert _opens(recorded.klines("1m", None, None, 2)) == ["13:58", "13:59"]
 
 
+@pytest.mark.integration
 def test_client_gets_every_recorded_candle_of_a_lookback_from_before_them(recorded) -> None:
     start = datetime(2026, 3, 10, 12, 0)  # a day before the first candle
     with ReplayServer(recorded) as server:
@@ -170,6 +177,7 @@ def test_client_gets_every_recorded_candle_of_a_lookback_from_before_them(record
     assert len(got) == 90 and _opens([[_ms(k.open_time)] for k in got])[29:31] == ["12:29", "13:00"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("step_s", "words"),
     [
@@ -190,6 +198,7 @@ def test_coarse_recorded_candles_are_refused_for_the_pipeline(tmp_path, step_s, 
     )
 
 
+@pytest.mark.unit
 def test_1m_recorded_candles_with_outages_suit_the_pipeline(recorded) -> None:
     assert recorded.kline_spacing_ms == 60_000
     recorded.check_for_pipeline()

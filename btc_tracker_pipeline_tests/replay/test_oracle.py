@@ -16,6 +16,8 @@ from btc_tracker_pipeline.replay.shapes import epoch_s, from_epoch_s
 from btc_tracker_pipeline.replay.simulated import NOISE_LOGIT, SimulatedWorld
 from btc_tracker_pipeline.replay.simulation.et_calendar import ET
 
+pytestmark = pytest.mark.unit
+
 NOW = datetime(2026, 3, 11, 15, 7)
 
 

@@ -15,6 +15,8 @@ from btc_tracker_pipeline.replay.recorded import RecordedDataError, RecordedWorl
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.replay.world import UnknownTokenError
 
+pytestmark = pytest.mark.unit
+
 T0 = 1_773_230_400  # 2026-03-11 12:00:00 UTC
 YES, NO, OTHER = "1" * 70, "2" * 70, "3" * 70
 

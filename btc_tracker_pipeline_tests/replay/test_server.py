@@ -21,6 +21,8 @@ from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.faults import FAULT_KINDS
 from btc_tracker_pipeline.replay.world import UnknownTokenError
 
+pytestmark = pytest.mark.integration
+
 NOW = datetime(2026, 3, 22, 8, 0)  # naive UTC, like every World datetime
 N_WINDOWS = 240  # 5-minute up/down markets, 60 closed + 180 open
 FIRST_WINDOW = NOW - timedelta(minutes=5 * 60)

@@ -18,6 +18,8 @@ from btc_tracker_pipeline.replay.simulated import MAX_NOISE, NOISE_LOGIT, Simula
 from btc_tracker_pipeline.replay.simulation.et_calendar import ET
 from btc_tracker_pipeline.replay.world import UnknownTokenError
 
+pytestmark = pytest.mark.unit
+
 NOW = datetime(2026, 3, 11, 15, 7)
 PG_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\+00$")
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")

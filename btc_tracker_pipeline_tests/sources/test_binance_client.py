@@ -21,6 +21,8 @@ from btc_tracker_pipeline.sources.errors import (
 )
 from btc_tracker_pipeline_tests.sources.loopback import Reply, Request, Server, routes, serve
 
+pytestmark = pytest.mark.unit
+
 API = "/binance/api/v3"
 T0 = datetime(2026, 3, 1, 0, 0)
 

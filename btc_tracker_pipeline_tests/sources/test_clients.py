@@ -22,6 +22,8 @@ from btc_tracker_pipeline.sources.http import HttpSettings, JsonHttp, make_clien
 from btc_tracker_pipeline.sources.models import PricePoint
 from btc_tracker_pipeline_tests.sources.loopback import Reply, Request, routes, serve
 
+pytestmark = pytest.mark.unit
+
 SETTINGS = HttpSettings(timeout_s=2.0, max_attempts=3, backoff_initial_s=0.01)
 
 

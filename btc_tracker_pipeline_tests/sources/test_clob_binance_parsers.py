@@ -28,6 +28,8 @@ from btc_tracker_pipeline.sources.clob import (
 )
 from btc_tracker_pipeline.sources.models import BookLevel, PricePoint
 
+pytestmark = pytest.mark.unit
+
 UP_TOKEN_5M = "94242206871221370391055736153305071391564432448684801902267396130896523340261"
 
 

@@ -19,6 +19,8 @@ from btc_tracker_pipeline.sources.gamma import (
     parse_timestamp,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def load(fixtures_dir: Path, name: str) -> Any:
     return json.loads((fixtures_dir / name).read_text())

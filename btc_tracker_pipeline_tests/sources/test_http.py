@@ -26,6 +26,8 @@ from btc_tracker_pipeline.sources.http import (
 )
 from btc_tracker_pipeline_tests.sources.loopback import App, Reply, Request, serve
 
+pytestmark = pytest.mark.unit
+
 
 class Sleeps(list[float]):
     """Records the waits tenacity asks for instead of waiting."""

@@ -18,6 +18,8 @@ from btc_tracker_pipeline.sources.clob import (
 from btc_tracker_pipeline.sources.errors import MalformedResponseError
 from btc_tracker_pipeline.sources.gamma import parse_event, parse_json_list, parse_market
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def market_5m(fixtures_dir: Path) -> dict[str, Any]:

@@ -13,8 +13,11 @@ from datetime import datetime, timedelta
 
 import duckdb
 import polars as pl
+import pytest
 
 from btc_tracker_pipeline.warehouse import TableWrite, open_warehouse, write_window
+
+pytestmark = pytest.mark.integration
 
 W0 = datetime(2026, 3, 1, 10, 0)
 W1 = W0 + timedelta(minutes=15)

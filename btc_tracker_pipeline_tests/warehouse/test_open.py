@@ -47,6 +47,7 @@ def users_and_orders(path: Path) -> Path:
 # --------------------------------------------------------------------------- not ours
 
 
+@pytest.mark.unit
 @MODES
 def test_a_duckdb_file_of_someone_else_is_refused_and_left_as_it_was(tmp_path, read_only):
     path = users_and_orders(tmp_path / "theirs.duckdb")
@@ -62,6 +63,7 @@ def test_a_duckdb_file_of_someone_else_is_refused_and_left_as_it_was(tmp_path, r
     assert tables(path) == ["orders", "users"]
 
 
+@pytest.mark.unit
 def test_a_long_list_of_their_tables_is_cut_short(tmp_path):
     path = tmp_path / "theirs.duckdb"
     with duckdb.connect(str(path)) as conn:
@@ -76,6 +78,7 @@ def test_a_long_list_of_their_tables_is_cut_short(tmp_path):
     assert tables(path) == [f"t{i}" for i in range(9)]
 
 
+@pytest.mark.unit
 def test_a_rails_style_schema_migrations_table_is_not_our_version(tmp_path):
     path = tmp_path / "rails.duckdb"
     with duckdb.connect(str(path)) as conn:
@@ -91,6 +94,7 @@ def test_a_rails_style_schema_migrations_table_is_not_our_version(tmp_path):
 # --------------------------------------------------------------------------- ours
 
 
+@pytest.mark.unit
 def test_an_empty_duckdb_file_becomes_a_warehouse(tmp_path):
     path = tmp_path / "empty.duckdb"
     duckdb.connect(str(path)).close()
@@ -103,6 +107,7 @@ def test_an_empty_duckdb_file_becomes_a_warehouse(tmp_path):
     assert set(tables(path)) == table_names()
 
 
+@pytest.mark.unit
 def test_a_warehouse_with_a_table_the_user_added_still_opens(tmp_path):
     path = tmp_path / "w.duckdb"
     open_warehouse(path).close()
@@ -113,6 +118,7 @@ def test_a_warehouse_with_a_table_the_user_added_still_opens(tmp_path):
     assert "my_notes" in tables(path)
 
 
+@pytest.mark.unit
 def test_a_file_holding_only_our_tables_is_migrated(tmp_path):
     """Every table is one we create (a copy without its version table): ours."""
     path = tmp_path / "copy.duckdb"
@@ -122,6 +128,7 @@ def test_a_file_holding_only_our_tables_is_migrated(tmp_path):
     assert set(tables(path)) == table_names()
 
 
+@pytest.mark.unit
 def test_a_warehouse_of_a_newer_btc_tracker_is_still_refused(tmp_path):
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as conn:
@@ -131,6 +138,7 @@ def test_a_warehouse_of_a_newer_btc_tracker_is_still_refused(tmp_path):
         open_warehouse(path)
 
 
+@pytest.mark.unit
 def test_our_table_names_are_every_table_the_migrations_create():
     names = table_names()
     assert {"schema_migrations", "markets", "market_snapshots", "edge_report"} <= names
@@ -140,6 +148,7 @@ def test_our_table_names_are_every_table_the_migrations_create():
 # --------------------------------------------------------------------------- SQLite
 
 
+@pytest.mark.unit
 @MODES
 def test_a_sqlite_file_is_refused_at_once_without_fetching_an_extension(tmp_path, read_only):
     path = tmp_path / "app.db"
@@ -159,6 +168,7 @@ def test_a_sqlite_file_is_refused_at_once_without_fetching_an_extension(tmp_path
     assert path.read_bytes() == before
 
 
+@pytest.mark.unit
 @MODES
 def test_connections_never_install_or_load_extensions_on_their_own(tmp_path, read_only):
     """DuckDB fetches a known extension from the internet when a file or query needs one
@@ -192,6 +202,7 @@ DAMAGE = {
 }
 
 
+@pytest.mark.unit
 @MODES
 @pytest.mark.parametrize("damage", DAMAGE)
 def test_a_damaged_file_is_one_line_naming_it(tmp_path, damage, read_only):
@@ -210,6 +221,7 @@ def test_a_damaged_file_is_one_line_naming_it(tmp_path, damage, read_only):
 # --------------------------------------------------------------------------- no folder
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("under", ["a-file", "a-file/sub"])
 def test_a_new_warehouse_under_a_file_is_one_line(tmp_path, under):
     (tmp_path / "a-file").write_text("not a folder")
@@ -231,6 +243,7 @@ def read_only_disk(tmp_path) -> Iterator[Path]:
         yield mount_point
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["warehouse.duckdb", "data/warehouse.duckdb"])
 def test_a_new_warehouse_in_a_read_only_folder_is_one_line(read_only_disk, name):
     path = read_only_disk / name

@@ -26,6 +26,8 @@ from btc_tracker_pipeline.warehouse.schema import (
     migrate,
 )
 
+pytestmark = pytest.mark.unit
+
 W0 = datetime(2026, 3, 1, 10, 0)
 W1 = W0 + timedelta(minutes=15)
 W2 = W1 + timedelta(minutes=15)
