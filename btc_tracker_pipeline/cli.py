@@ -205,9 +205,11 @@ def _window_keys(last_window_start: datetime, days: float) -> list[str]:
 
 
 def _print_summary(path: Path) -> None:
-    from btc_tracker_pipeline.summary import summarize
+    from btc_tracker_pipeline.queries import warehouse_summary
+    from btc_tracker_pipeline.warehouse import warehouse
 
-    s = summarize(path)
+    with warehouse(path, read_only=True) as conn:
+        s = warehouse_summary(conn)
     table = Table(title=f"warehouse {path}", show_header=True)
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -229,7 +231,7 @@ def _print_summary(path: Path) -> None:
 
 def _announce_stop(name: str) -> None:
     console.print(
-        f"[yellow]{name}: finishing the window being written, then stopping "
+        f"[yellow]{name}: finishing the write in progress, then stopping "
         "(press Ctrl+C again to stop at once)[/]"
     )
 

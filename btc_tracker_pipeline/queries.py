@@ -260,6 +260,58 @@ def warehouse_stats(conn: duckdb.DuckDBPyConnection, path: Path) -> WarehouseSta
     )
 
 
+@dataclass(frozen=True)
+class WarehouseSummary:
+    """What a command prints after writing: counts per table and the covered windows."""
+
+    windows: int
+    first_window: str | None
+    last_window: str | None
+    markets: int
+    tracked_rows: int
+    snapshot_rows: int
+    spot_klines: int
+    spot_windows: int
+    runs_by_status: dict[str, int]
+    families: dict[str, int]
+    labels_by_status: dict[str, int]
+    indicator_rows: int
+    mean_quality: float | None
+
+
+def warehouse_summary(conn: duckdb.DuckDBPyConnection) -> WarehouseSummary:
+    """Counts per table and the covered window range (what ``collect``, ``backfill`` and
+    ``demo`` print when they finish; ``warehouse_stats`` is the fuller picture)."""
+
+    def one(sql: str) -> tuple:
+        return conn.execute(sql).fetchone() or ()
+
+    snapshots, _, windows, first, last = one(
+        "SELECT count(*), count(DISTINCT market_id), count(DISTINCT window_start), "
+        "min(window_start), max(window_start) FROM market_snapshots"
+    )
+    families = conn.execute(
+        "SELECT family, count(DISTINCT market_id) FROM tracked_markets "
+        "GROUP BY family ORDER BY family"
+    ).fetchall()
+    indicator_rows, mean_quality = one("SELECT count(*), avg(quality_score) FROM market_indicators")
+    return WarehouseSummary(
+        windows=int(windows),
+        first_window=f"{first:%Y-%m-%d %H:%M}" if first else None,
+        last_window=f"{last:%Y-%m-%d %H:%M}" if last else None,
+        markets=int(one("SELECT count(DISTINCT market_id) FROM tracked_markets")[0]),
+        tracked_rows=int(one("SELECT count(*) FROM tracked_markets")[0]),
+        snapshot_rows=int(snapshots),
+        spot_klines=int(one("SELECT count(*) FROM btc_spot_prices")[0]),
+        spot_windows=int(one("SELECT count(*) FROM btc_spot_windows")[0]),
+        runs_by_status=_counts(conn, "status", "collection_runs"),
+        families={str(k): int(v) for k, v in families},
+        labels_by_status=_counts(conn, "status", "market_resolutions"),
+        indicator_rows=int(indicator_rows),
+        mean_quality=float(mean_quality) if mean_quality is not None else None,
+    )
+
+
 # --------------------------------------------------------------------------- history
 
 
