@@ -2,10 +2,13 @@
 
 Every partitioned asset is a short shell around it::
 
-    run = WindowRun.start(context, "market_snapshots", warehouse, clock, meter=...)
-    with run.api_calls():          # an API failure: a failed collection_runs row per window
-        frames = core(run.windows, ...)
-    return run.finish([TableWrite(...)], Tally(...), metadata={...})
+    with WindowRun.start(context, "market_snapshots", warehouse, clock.now()) as run:
+        with run.api_calls():      # an API failure: a failed collection_runs row per window
+            frames = core(run.windows, ...)
+        return run.finish([TableWrite(...)], Tally(...), metadata={...})
+
+Inside the ``with`` the warehouse stays open: the asset's reads, the backfill caches and
+the final write share one connection (one open and one checkpoint per asset and run).
 
 ``finish`` writes every window of the run in ONE transaction (each window's rows replaced
 exactly, keys checked, the ``collection_runs`` rows in the same commit, a window with no
@@ -69,6 +72,7 @@ class WindowRun:
     started_at: datetime
     meter: Callable[[], tuple[int, int]] | None = None
     _before: tuple[int, int] = (0, 0)
+    _hold: contextlib.AbstractContextManager[None] | None = None
 
     @classmethod
     def start(
@@ -99,6 +103,16 @@ class WindowRun:
         run._before = meter() if meter else (0, 0)
         run.check_stop()
         return run
+
+    def __enter__(self) -> WindowRun:
+        """Hold the warehouse open while the asset works on the run (its reads, caches
+        and the final write share one connection)."""
+        self._hold = self.warehouse.held()
+        self._hold.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._hold.__exit__(*exc)
 
     @property
     def start_at(self) -> datetime:

@@ -101,9 +101,34 @@ class WarehouseResource(dg.ConfigurableResource):
     path: str = DEFAULT_WAREHOUSE
     lock_wait_s: float = 120.0
 
+    _held: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep the warehouse open for the block (an asset's work on its run): every
+        ``connect`` inside is a cursor on that one connection, so it costs no reopen and
+        no checkpoint; the block's end checkpoints once and frees the file for readers."""
+        if self._held is not None:
+            yield
+            return
+        self._held = open_warehouse(self.path, wait_s=self.lock_wait_s)
+        try:
+            yield
+        finally:
+            conn, self._held = self._held, None
+            conn.close()
+
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open (and migrate) the warehouse; waits for another writer's lock."""
+        """Open (and migrate) the warehouse; waits for another writer's lock. Inside
+        ``held`` a cursor on the held connection."""
+        if self._held is not None:
+            cursor = self._held.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+            return
         conn = open_warehouse(self.path, read_only=read_only, wait_s=self.lock_wait_s)
         try:
             yield conn

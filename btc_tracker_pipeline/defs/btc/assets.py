@@ -27,30 +27,30 @@ def btc_spot_prices(
     a backfill run fetches only what earlier runs did not (``collect.kline_cache``).
     """
     client = binance.client()
-    run = WindowRun.start(
+    with WindowRun.start(
         context,
         "btc_spot_prices",
         warehouse,
         clock.now(),
         lambda: (client.requests, client.retries),
-    )
-    with run.api_calls():
-        spot = spot_for_run(
-            client,
-            run.windows,
-            live=run.live,
-            now=clock.now(),
-            connect=warehouse.connect,
-            warn=context.log.warning,
+    ) as run:
+        with run.api_calls():
+            spot = spot_for_run(
+                client,
+                run.windows,
+                live=run.live,
+                now=clock.now(),
+                connect=warehouse.connect,
+                warn=context.log.warning,
+            )
+        return run.finish(
+            [
+                TableWrite("btc_spot_windows", spot.stats, on_empty="keep"),
+                TableWrite("btc_spot_prices", spot.klines, on_empty="keep"),
+            ],
+            Tally(ok=spot.stats),
+            empty_error="Binance returned no 1-minute klines; kept existing rows",
+            all_empty=f"no BTC klines for {len(run.windows)} window(s) from "
+            f"{run.start_at:%Y-%m-%d %H:%M} UTC; existing rows were kept",
+            preview=spot.stats.tail(1) if not spot.stats.is_empty() else spot.klines.tail(8),
         )
-    return run.finish(
-        [
-            TableWrite("btc_spot_windows", spot.stats, on_empty="keep"),
-            TableWrite("btc_spot_prices", spot.klines, on_empty="keep"),
-        ],
-        Tally(ok=spot.stats),
-        empty_error="Binance returned no 1-minute klines; kept existing rows",
-        all_empty=f"no BTC klines for {len(run.windows)} window(s) from "
-        f"{run.start_at:%Y-%m-%d %H:%M} UTC; existing rows were kept",
-        preview=spot.stats.tail(1) if not spot.stats.is_empty() else spot.klines.tail(8),
-    )

@@ -124,34 +124,36 @@ def market_resolutions(
     label: a 5m/15m/4h window settled on Chainlink that Binance puts on the other side
     by a move of a few dollars is a ``close_call``, its move in ``label_check_detail``.
     """
-    run = WindowRun.start(
+    with WindowRun.start(
         context,
         "market_resolutions",
         warehouse,
         clock.now(),
         lambda: (polymarket.http.requests, polymarket.http.retries),
-    )
-    with run.api_calls():
-        markets, skipped = find_resolutions(
-            polymarket.gamma(), run.start_at, run.end_at, max_settle_lag=MAX_SETTLE_LAG
+    ) as run:
+        with run.api_calls():
+            markets, skipped = find_resolutions(
+                polymarket.gamma(), run.start_at, run.end_at, max_settle_lag=MAX_SETTLE_LAG
+            )
+        found = resolutions_range(markets, run.windows)
+        with warehouse.connect() as conn:
+            terms, klines = label_terms(conn, found["market_id"].unique().to_list())
+        checked = crosscheck(found, terms, klines)
+        verdict = checked.select(
+            "market_id",
+            pl.col("verdict").alias("label_check"),
+            pl.col("detail").alias("label_check_detail"),
         )
-    found = resolutions_range(markets, run.windows)
-    with warehouse.connect() as conn:
-        terms, klines = label_terms(conn, found["market_id"].unique().to_list())
-    checked = crosscheck(found, terms, klines)
-    verdict = checked.select(
-        "market_id",
-        pl.col("verdict").alias("label_check"),
-        pl.col("detail").alias("label_check_detail"),
-    )
-    labels = found.join(verdict, on="market_id", how="left", maintain_order="left").select(
-        list(LABEL_SCHEMA)
-    )
-    return run.finish(
-        # No settlement in a window is a real answer: the window is replaced by nothing.
-        [TableWrite("market_resolutions", labels, on_empty="replace")],
-        Tally(tried=labels, ok=labels.filter(pl.col("status") == "resolved"), run_errors=skipped),
-        preview=labels.select("market_id", "family", "status", "winner_outcome", "settled_at"),
-        metadata={"by_status": table_preview(labels.group_by("status").len().sort("status"))},
-        check_results=_label_checks(labels, checked),
-    )
+        labels = found.join(verdict, on="market_id", how="left", maintain_order="left").select(
+            list(LABEL_SCHEMA)
+        )
+        return run.finish(
+            # No settlement in a window is a real answer: the window is replaced by nothing.
+            [TableWrite("market_resolutions", labels, on_empty="replace")],
+            Tally(
+                tried=labels, ok=labels.filter(pl.col("status") == "resolved"), run_errors=skipped
+            ),
+            preview=labels.select("market_id", "family", "status", "winner_outcome", "settled_at"),
+            metadata={"by_status": table_preview(labels.group_by("status").len().sort("status"))},
+            check_results=_label_checks(labels, checked),
+        )

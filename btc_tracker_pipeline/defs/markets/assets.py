@@ -94,37 +94,44 @@ def tracked_markets(
     those markets' rows); history windows include markets that have closed since. One
     Gamma listing serves every window of a run.
     """
-    run = WindowRun.start(context, "tracked_markets", warehouse, clock.now(), _meter(polymarket))
-    with run.api_calls():
-        discovery = discover(
-            polymarket.gamma(),
-            run.start_at,
-            run.end_at,
-            include_closed=not run.live,
-            market_ids=config.market_ids,
-        )
-    unknown = [f"market {i}: not found on Gamma" for i in discovery.missing_ids]
-    frame = tracked_range(discovery.markets, run.windows, discovery.discovered_by)
-    return run.finish(
-        [
-            TableWrite(
-                "tracked_markets", frame, on_empty="keep", market_ids=replaced(discovery, config)
+    with WindowRun.start(
+        context, "tracked_markets", warehouse, clock.now(), _meter(polymarket)
+    ) as run:
+        with run.api_calls():
+            discovery = discover(
+                polymarket.gamma(),
+                run.start_at,
+                run.end_at,
+                include_closed=not run.live,
+                market_ids=config.market_ids,
             )
-        ],
-        Tally(tried=frame, ok=frame, run_errors=unknown + discovery.malformed),
-        upserts=[TableUpsert("markets", markets_frame(discovery.markets), "market_id")],
-        empty_error="no BTC market was open in this window; kept existing rows",
-        all_empty="; ".join([*unknown, f"no BTC markets found for {len(run.windows)} window(s)"])
-        + f" from {run.start_at:%Y-%m-%d %H:%M} UTC; existing rows were kept "
-        "(see collection_runs)",
-        preview=run.last_window(frame).select(
-            "market_id", "family", "strike", "expiry", "question"
-        ),
-        metadata=discovery_metadata(discovery, run.last_window(frame)),
-        checks=lambda conn: [
-            tracked_coverage_check(thin_windows(conn, run.start_at, run.end_at, quotes=False))
-        ],
-    )
+        unknown = [f"market {i}: not found on Gamma" for i in discovery.missing_ids]
+        frame = tracked_range(discovery.markets, run.windows, discovery.discovered_by)
+        return run.finish(
+            [
+                TableWrite(
+                    "tracked_markets",
+                    frame,
+                    on_empty="keep",
+                    market_ids=replaced(discovery, config),
+                )
+            ],
+            Tally(tried=frame, ok=frame, run_errors=unknown + discovery.malformed),
+            upserts=[TableUpsert("markets", markets_frame(discovery.markets), "market_id")],
+            empty_error="no BTC market was open in this window; kept existing rows",
+            all_empty="; ".join(
+                [*unknown, f"no BTC markets found for {len(run.windows)} window(s)"]
+            )
+            + f" from {run.start_at:%Y-%m-%d %H:%M} UTC; existing rows were kept "
+            "(see collection_runs)",
+            preview=run.last_window(frame).select(
+                "market_id", "family", "strike", "expiry", "question"
+            ),
+            metadata=discovery_metadata(discovery, run.last_window(frame)),
+            checks=lambda conn: [
+                tracked_coverage_check(thin_windows(conn, run.start_at, run.end_at, quotes=False))
+            ],
+        )
 
 
 def replaced(discovery: Discovery, config: MarketSelection) -> tuple[str, ...]:
@@ -209,47 +216,57 @@ def market_snapshots(
         max_age = config.max_age(polymarket)
     except environment.ConfigurationError as exc:
         raise dg.Failure(str(exc)) from exc
-    run = WindowRun.start(context, "market_snapshots", warehouse, clock.now(), _meter(polymarket))
-    with warehouse.connect() as conn:
-        tracked = of_chosen(
-            window_rows(conn, "tracked_markets", run.start_at, run.end_at), run.chosen
+    with WindowRun.start(
+        context, "market_snapshots", warehouse, clock.now(), _meter(polymarket)
+    ) as run:
+        with warehouse.connect() as conn:
+            tracked = of_chosen(
+                window_rows(conn, "tracked_markets", run.start_at, run.end_at), run.chosen
+            )
+        if tracked.is_empty():
+            raise dg.Failure(
+                "tracked_markets has no rows for these windows: materialize tracked_markets first"
+            )
+        quotes = quotes_for_run(
+            polymarket.gamma(),
+            polymarket.clob(),
+            tracked,
+            run.windows,
+            live=run.live,
+            clock=clock.now,
+            max_age=max_age,
+            connect=warehouse.connect,
+            warn=context.log.warning,
         )
-    if tracked.is_empty():
-        raise dg.Failure(
-            "tracked_markets has no rows for these windows: materialize tracked_markets first"
+        snapshots = quotes.snapshots
+        return run.finish(
+            [TableWrite("market_snapshots", snapshots, on_empty="keep", market_ids=run.chosen)],
+            Tally(
+                tried=tracked,
+                ok=snapshots,
+                errors=missing_quote_errors(tracked, snapshots, quotes.errors, max_age),
+            ),
+            all_empty=f"no quotes for any of {tracked['market_id'].n_unique()} tracked markets; "
+            "existing rows were kept (see collection_runs for the reasons)",
+            preview=run.last_window(snapshots).select(
+                "market_id",
+                "yes_price",
+                "best_bid",
+                "best_ask",
+                "quote_ts",
+                "quote_age_s",
+                "source",
+            ),
+            metadata={
+                "markets_tracked": dg.MetadataValue.int(tracked["market_id"].n_unique()),
+                "markets_failed": dg.MetadataValue.int(len(quotes.errors)),
+                "tokens_from_cache": dg.MetadataValue.int(quotes.from_cache),
+                "max_quote_age_min": dg.MetadataValue.float(max_age.total_seconds() / 60),
+            },
+            check_results=snapshot_checks(
+                snapshots, quote_coverage(tracked, snapshots, run.windows)
+            ),
         )
-    quotes = quotes_for_run(
-        polymarket.gamma(),
-        polymarket.clob(),
-        tracked,
-        run.windows,
-        live=run.live,
-        clock=clock.now,
-        max_age=max_age,
-        connect=warehouse.connect,
-        warn=context.log.warning,
-    )
-    snapshots = quotes.snapshots
-    return run.finish(
-        [TableWrite("market_snapshots", snapshots, on_empty="keep", market_ids=run.chosen)],
-        Tally(
-            tried=tracked,
-            ok=snapshots,
-            errors=missing_quote_errors(tracked, snapshots, quotes.errors, max_age),
-        ),
-        all_empty=f"no quotes for any of {tracked['market_id'].n_unique()} tracked markets; "
-        "existing rows were kept (see collection_runs for the reasons)",
-        preview=run.last_window(snapshots).select(
-            "market_id", "yes_price", "best_bid", "best_ask", "quote_ts", "quote_age_s", "source"
-        ),
-        metadata={
-            "markets_tracked": dg.MetadataValue.int(tracked["market_id"].n_unique()),
-            "markets_failed": dg.MetadataValue.int(len(quotes.errors)),
-            "tokens_from_cache": dg.MetadataValue.int(quotes.from_cache),
-            "max_quote_age_min": dg.MetadataValue.float(max_age.total_seconds() / 60),
-        },
-        check_results=snapshot_checks(snapshots, quote_coverage(tracked, snapshots, run.windows)),
-    )
 
 
 def quote_coverage(

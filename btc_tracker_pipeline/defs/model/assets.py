@@ -453,46 +453,46 @@ def edge_report(
     (use paper_trades for honest backtests). Without a model every row is PASS (no_model).
     A run for chosen markets replaces only their rows.
     """
-    run = WindowRun.start(context, "edge_report", warehouse, clock.now())
-    model, card, version, last_seen = newest_model(Path(model_store.models_dir), context.log)
-    # Trades only where the model's walk-forward test proved skill (none for an old card).
-    proven = proven_families(card)
-    with warehouse.connect() as conn:
-        rows = of_chosen(edge_inputs(conn, run.start_at, run.end_at), run.chosen)
-    rows = with_model_probabilities(rows, model, card)
-    settings = EDGE_CONFIG.model_copy(update={"min_edge": config.min_edge})
-    report = compute_edge_report(rows.select(REPORT_INPUTS), settings, proven).with_columns(
-        (pl.col("window_start") + _WINDOW).alias("window_end"),
-        pl.lit(version, dtype=pl.String).alias("model_version"),
-        (
-            pl.lit(last_seen is not None)
-            & (pl.col("window_start") + _WINDOW <= pl.lit(last_seen, dtype=pl.Datetime("us")))
-        ).alias("in_sample"),
-    )
-    last = run.last_window(report)
-    return run.finish(
-        [TableWrite("edge_report", report, on_empty="keep", market_ids=run.chosen)],
-        Tally(tried=rows, ok=report),
-        preview=last.select(
-            "market_id",
-            "family",
-            "market_prob",
-            "model_prob",
-            "side",
-            "net_edge",
-            "recommendation",
-        ),
-        metadata={
-            "model_version": str(version),
-            "recommendations": table_preview(
-                report.group_by("recommendation").len().sort("recommendation")
+    with WindowRun.start(context, "edge_report", warehouse, clock.now()) as run:
+        model, card, version, last_seen = newest_model(Path(model_store.models_dir), context.log)
+        # Trades only where the model's walk-forward test proved skill (none for an old card).
+        proven = proven_families(card)
+        with warehouse.connect() as conn:
+            rows = of_chosen(edge_inputs(conn, run.start_at, run.end_at), run.chosen)
+        rows = with_model_probabilities(rows, model, card)
+        settings = EDGE_CONFIG.model_copy(update={"min_edge": config.min_edge})
+        report = compute_edge_report(rows.select(REPORT_INPUTS), settings, proven).with_columns(
+            (pl.col("window_start") + _WINDOW).alias("window_end"),
+            pl.lit(version, dtype=pl.String).alias("model_version"),
+            (
+                pl.lit(last_seen is not None)
+                & (pl.col("window_start") + _WINDOW <= pl.lit(last_seen, dtype=pl.Datetime("us")))
+            ).alias("in_sample"),
+        )
+        last = run.last_window(report)
+        return run.finish(
+            [TableWrite("edge_report", report, on_empty="keep", market_ids=run.chosen)],
+            Tally(tried=rows, ok=report),
+            preview=last.select(
+                "market_id",
+                "family",
+                "market_prob",
+                "model_prob",
+                "side",
+                "net_edge",
+                "recommendation",
             ),
-            "spreads": table_preview(spread_summary(report, "spread_used"), rows=5),
-            "top_opportunities": dg.MetadataValue.md(top_opportunities_markdown(last)),
-            "proven_families": dg.MetadataValue.json(sorted(proven)),
-            "skill_gate": dg.MetadataValue.md(skill_gate_markdown(card, report)),
-        },
-    )
+            metadata={
+                "model_version": str(version),
+                "recommendations": table_preview(
+                    report.group_by("recommendation").len().sort("recommendation")
+                ),
+                "spreads": table_preview(spread_summary(report, "spread_used"), rows=5),
+                "top_opportunities": dg.MetadataValue.md(top_opportunities_markdown(last)),
+                "proven_families": dg.MetadataValue.json(sorted(proven)),
+                "skill_gate": dg.MetadataValue.md(skill_gate_markdown(card, report)),
+            },
+        )
 
 
 def skill_gate_markdown(card: dict | None, report: pl.DataFrame) -> str:
