@@ -52,6 +52,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+import duckdb
 import numpy as np
 import polars as pl
 
@@ -61,6 +62,7 @@ from btc_tracker_pipeline.features.structural import (
     VOL_WINDOW,
     structural_columns,
 )
+from btc_tracker_pipeline.warehouse.read import klines_between, touch_history, window_rows
 from btc_tracker_pipeline.warehouse.tables import polars_schema
 
 WINDOW = timedelta(minutes=15)
@@ -391,3 +393,26 @@ def compute_indicators(
     )
     rows = add_quality(structural_columns(rows, bars, touch_history))
     return rows.select([pl.col(name).cast(dtype) for name, dtype in INDICATOR_SCHEMA.items()])
+
+
+def indicators_for_run(
+    conn: duckdb.DuckDBPyConnection, windows: Sequence[tuple[datetime, datetime]]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Read what the run's windows need from the warehouse (snapshots of the run and of
+    the LOOKBACK_WINDOWS before it, tracked terms, spot, KLINE_LOOKBACK of klines, the
+    barriers' older extremes) and compute their ``market_indicators`` rows; returns
+    (indicators, the run's snapshots)."""
+    start, end = windows[0][0], windows[-1][1]
+    kline_start = start - KLINE_LOOKBACK
+    snapshots = window_rows(
+        conn, "market_snapshots", start - LOOKBACK_WINDOWS * WINDOW, end, ordered=True
+    )
+    indicators = compute_indicators(
+        snapshots,
+        window_rows(conn, "tracked_markets", start, end, ordered=True),
+        window_rows(conn, "btc_spot_windows", start, end),
+        klines_between(conn, kline_start, end),
+        [ws for ws, _ in windows],
+        touch_history(conn, start, end, kline_start),
+    )
+    return indicators, snapshots.filter(pl.col("window_start") >= start)

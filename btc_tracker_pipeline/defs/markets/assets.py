@@ -14,7 +14,7 @@ from btc_tracker_pipeline.collect.discovery import (
     markets_frame,
     tracked_range,
 )
-from btc_tracker_pipeline.collect.fetch import quotes_for_run
+from btc_tracker_pipeline.collect.fetch import Quotes, quotes_for_run
 from btc_tracker_pipeline.collect.snapshots import missing_quote_errors
 from btc_tracker_pipeline.defs.engine import Tally, WindowRun, table_preview
 from btc_tracker_pipeline.defs.resources import (
@@ -248,25 +248,36 @@ def market_snapshots(
             ),
             all_empty=f"no quotes for any of {tracked['market_id'].n_unique()} tracked markets; "
             "existing rows were kept (see collection_runs for the reasons)",
-            preview=run.last_window(snapshots).select(
-                "market_id",
-                "yes_price",
-                "best_bid",
-                "best_ask",
-                "quote_ts",
-                "quote_age_s",
-                "source",
-            ),
-            metadata={
-                "markets_tracked": dg.MetadataValue.int(tracked["market_id"].n_unique()),
-                "markets_failed": dg.MetadataValue.int(len(quotes.errors)),
-                "tokens_from_cache": dg.MetadataValue.int(quotes.from_cache),
-                "max_quote_age_min": dg.MetadataValue.float(max_age.total_seconds() / 60),
-            },
+            preview=run.last_window(snapshots).select(SNAPSHOT_PREVIEW),
+            metadata=quote_metadata(tracked, quotes, max_age),
             check_results=snapshot_checks(
                 snapshots, quote_coverage(tracked, snapshots, run.windows)
             ),
         )
+
+
+# The columns of a snapshots preview in the UI.
+SNAPSHOT_PREVIEW = (
+    "market_id",
+    "yes_price",
+    "best_bid",
+    "best_ask",
+    "quote_ts",
+    "quote_age_s",
+    "source",
+)
+
+
+def quote_metadata(
+    tracked: pl.DataFrame, quotes: Quotes, max_age: timedelta
+) -> dict[str, dg.MetadataValue]:
+    """Markets tracked and failed, tokens a backfill read from its cache, the age limit."""
+    return {
+        "markets_tracked": dg.MetadataValue.int(tracked["market_id"].n_unique()),
+        "markets_failed": dg.MetadataValue.int(len(quotes.errors)),
+        "tokens_from_cache": dg.MetadataValue.int(quotes.from_cache),
+        "max_quote_age_min": dg.MetadataValue.float(max_age.total_seconds() / 60),
+    }
 
 
 def quote_coverage(
