@@ -351,7 +351,10 @@ def own_script(version: Version, tmp: Path, script: str, result: str, *options: 
     if not bench.exists():
         shutil.copytree(version.tree / "bench", bench, ignore=shutil.ignore_patterns("results"))
     cmd = [sys.executable, str(bench / script), *options]
-    done = subprocess.run(cmd, cwd=version.tree, env=version_env(version.tree), check=False)
+    with (bench / f"{result}.log").open("ab") as out:
+        done = subprocess.run(
+            cmd, cwd=version.tree, env=version_env(version.tree), stdout=out, check=False
+        )
     path = bench / "results" / f"{result}.md"
     if not path.exists():
         raise RuntimeError(f"{version.label}'s own {script} exited {done.returncode}, no {path}")
@@ -464,7 +467,7 @@ def measure_backfill(
                 start=args.now.isoformat(),
                 ticks=args.ticks,
             )
-    shutil.rmtree(folder, ignore_errors=True)
+    answer["warehouse"] = str(folder / "history" / "warehouse.duckdb")  # compared, deleted
     return answer
 
 
@@ -792,6 +795,56 @@ def compare_row(
 HEADERS = ["measure", "old", "new", "new ÷ old", "target (new ÷ old)"]
 
 
+def column_digests(warehouse: Path) -> dict[str, dict[str, str]]:
+    """Per table, per column: the sum of DuckDB's hash of every value (order-free)."""
+    import duckdb
+
+    columns: dict[str, list[str]] = {}
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        for table, column in conn.execute(
+            "SELECT c.table_name, c.column_name FROM information_schema.columns c "
+            "JOIN information_schema.tables t USING (table_schema, table_name) "
+            "WHERE c.table_schema = 'main' AND t.table_type = 'BASE TABLE' "
+            "ORDER BY c.table_name, c.ordinal_position"
+        ).fetchall():
+            columns.setdefault(table, []).append(column)
+        digests = {}
+        for table, names in columns.items():
+            sums = ", ".join(f'sum(hash("{c}"))::VARCHAR' for c in names)
+            values = conn.execute(f'SELECT {sums} FROM "{table}"').fetchone()
+            digests[table] = dict(zip(names, values, strict=True))
+    return digests
+
+
+def compare_warehouses(sides: dict[str, dict | None]) -> None:
+    """Per table, the columns both versions have whose values differ (``content`` in each
+    side's answer), then delete the warehouses."""
+    paths = {
+        tag: Path(side["warehouse"])
+        for tag, side in sides.items()
+        if side and side.get("warehouse")
+    }
+    try:
+        if set(paths) != {"old", "new"}:
+            return
+        old, new = (column_digests(paths[tag]) for tag in ("old", "new"))
+        content = {}
+        for table in set(old) & set(new):
+            common = [c for c in old[table] if c in new[table]]
+            content[table] = {
+                "differ": [c for c in common if old[table][c] != new[table][c]],
+                "common": len(common),
+                "only_old": [c for c in old[table] if c not in new[table]],
+                "only_new": [c for c in new[table] if c not in old[table]],
+            }
+        for side in sides.values():
+            if side:
+                side["content"] = content
+    finally:
+        for path in paths.values():
+            shutil.rmtree(path.parent.parent, ignore_errors=True)
+
+
 def backfill_tables(old: dict | None, new: dict | None, days: int) -> list[ResultTable]:
     """Throughput and requests; rows per table; the flat-cost ticks."""
 
@@ -828,7 +881,7 @@ def backfill_tables(old: dict | None, new: dict | None, days: int) -> list[Resul
             if least:
                 rows.append(
                     [
-                        f"  {tag} ÷ minimum whole range ({least:,})",
+                        f"  {tag} ÷ minimum whole range ({least:,.0f})",
                         *([f"{route(side, name) / least:.3f}", ""] if tag == "old" else []),
                         *(["", f"{route(side, name) / least:.3f}"] if tag == "new" else []),
                         "",
@@ -855,11 +908,24 @@ def backfill_tables(old: dict | None, new: dict | None, days: int) -> list[Resul
     for table in sorted(set(old_rows) | set(new_rows)):
         a, b = old_rows.get(table), new_rows.get(table)
         same = "yes" if a == b else ("—" if a is None or b is None else f"no ({b - a:+,})")
-        row_rows.append([table, fmt(a, 0), fmt(b, 0), same])
+        diff = dig(new, "content", table) or dig(old, "content", table)
+        if diff is None:
+            values = ""
+        elif diff["differ"]:
+            values = f"{len(diff['differ'])} of {diff['common']} differ: " + ", ".join(
+                diff["differ"]
+            )
+        else:
+            values = f"all {diff['common']} equal"
+        row_rows.append([table, fmt(a, 0), fmt(b, 0), same, values])
+    same_world = get(old, "world") == get(new, "world") and str(get(new, "world")).startswith(
+        "simulated-"
+    )
     tables.append(
         ResultTable(
-            "Rows per table after the backfill (same world: they should match)",
-            ["table", "old", "new", "same"],
+            "Rows per table after the backfill "
+            + ("(same world: they should match)" if same_world else "(not the same world)"),
+            ["table", "old", "new", "same count", "columns in both (sum of value hashes)"],
             row_rows,
         )
     )
@@ -1110,6 +1176,7 @@ def main() -> None:
                 lambda v: measure_backfill(v, world_tree, tmp, args, loads),
                 errors,
             )
+            compare_warehouses(results["backfill"])
             tables += backfill_tables(
                 results["backfill"]["old"], results["backfill"]["new"], args.days
             )
@@ -1214,7 +1281,11 @@ def report_notes(
         "the process running the pipeline (all its threads); the server's is its own. "
         "The minimums are request_minimums.py's whole-range minimums (one prices-history "
         "call per YES token per 15 days of needed history, one klines page per 1,000 "
-        "minutes of the range plus 24 h); target ≤ 1.1×.",
+        "minutes of the range plus 24 h); target ≤ 1.1×. Rows: `same count` compares the "
+        "counts; the last column compares, per column both versions have, the sum of DuckDB's "
+        "hash of every value (order-free; run ids and times in collection_runs, "
+        "`fetched_at` and `applied_at` differ by nature, any other differing column is a "
+        "different row content).",
         "Live tick in process: tick_latency.py's worlds (10 markets: 1 strike per ladder, "
         "up/down listed 1 h ahead; 1,000: 220 strikes, 24 h), clock a minute past the "
         "window end; a warm-up tick, then the median of the measured ticks; `tick wall s` "
