@@ -24,13 +24,19 @@ parameters (the same ``World.identity``, listed in the notes).
   RUN_SUCCESS (waits for the next quarter hour, per version: slow).
 * ``--days-only N``: an N-day backfill of the head only, and a year extrapolated.
 
-Full run (long: see bench/results/engine_speed.md for the last one's timings):
+Full run, on a quiet machine (about 1 h if the head meets its targets, 2 h if it runs at
+d9a4aad's speed: the old 30-day backfill alone is ~15-20 min, ``--daemon`` waits up to
+15 min per version for a quarter hour):
 
     nohup .venv/bin/python bench/engine_speed.py --days 30 --days-only 90 --daemon \\
         > /tmp/engine_speed.log 2>&1 &
 
-Development size: ``--quick`` (1 day, 10 markets, 1 tick, 1 collect).
-Writes bench/results/engine_speed.md.
+``--head PATH_OR_REF`` measures another tree (a worktree of the engine branch, or a ref);
+``--world base`` serves the old tree's world instead of the head's; ``--own-scripts``
+drives both versions with their own backfill_30d.py and tick_latency.py. Development
+size: ``--quick`` (1 day, 10 markets, 1 tick, 1 collect: ~3.5 min; with ``--daemon``
+and ``--days 0 --markets``, the daemon alone at 10 markets: ~30 min, mostly waiting).
+Writes bench/results/engine_speed.md (``--json PATH``: every measurement as JSON too).
 """
 
 from __future__ import annotations
@@ -634,6 +640,10 @@ query($selector: ScheduleSelector!) {
       tickId status timestamp endTimestamp runIds error { message } } } }
   }
 }"""
+RUN_EVENTS = """
+query($id: ID!) { runOrError(runId: $id) { __typename
+  ... on Run { eventConnection(limit: 1000) { events { __typename
+    ... on MessageEvent { timestamp eventType } } } } } }"""
 RUN_TIMES = """
 query($id: ID!) { runOrError(runId: $id) { __typename
   ... on Run { runId status creationTime startTime endTime tags { key value } } } }"""
@@ -726,9 +736,14 @@ def measure_daemon(
             if run["status"] != "SUCCESS":
                 raise RuntimeError(f"run {run_id} {run['status']}:\n{tail(dev_log)}")
             report = server.report()
+            events = gql.query(RUN_EVENTS, id=run_id)["runOrError"]["eventConnection"]["events"]
         finally:
             gql.close()
             stop_process_group(proc)
+    first: dict[str, float] = {}
+    for event in events:
+        if event.get("eventType") and event.get("timestamp"):
+            first.setdefault(event["eventType"], float(event["timestamp"]) / 1000)
     import duckdb
 
     with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as conn:
@@ -743,6 +758,7 @@ def measure_daemon(
         "created_ts": run["creationTime"],
         "start_ts": run["startTime"],
         "success_ts": run["endTime"],
+        "events_ts": first,
         "open_markets": markets_n,
         "server_busy_s": report["busy_s"],
         "requests": sum(report["routes"].values()),
@@ -1050,10 +1066,20 @@ def live_tables(
 
 
 def daemon_table(daemon: dict[str, dict | None], markets: int) -> ResultTable:
-    def row(label: str, fn: Callable[[dict], float], target: str = "") -> list[str]:
-        values = {tag: fn(d) if d else None for tag, d in daemon.items()}
+    def event(d: dict, name: str, since: str) -> float:
+        return d["events_ts"][name] - d[f"{since}_ts"]
+
+    def row(
+        label: str, fn: Callable[[dict], float], target: str = "", digits: int = 2
+    ) -> list[str]:
+        values = {}
+        for tag, d in daemon.items():
+            try:
+                values[tag] = fn(d) if d else None
+            except (KeyError, TypeError):  # an event this version's run did not log
+                values[tag] = None
         old, new = values.get("old"), values.get("new")
-        return [label, fmt(old), fmt(new), ratio(new, old), met(new, target)]
+        return [label, fmt(old, digits), fmt(new, digits), ratio(new, old), met(new, target)]
 
     return ResultTable(
         f"Daemon tick under `dagster dev` at {markets:,} markets (natural quarter-hour tick)",
@@ -1063,14 +1089,24 @@ def daemon_table(daemon: dict[str, dict | None], markets: int) -> ResultTable:
             row("tick → tick done (run submitted) s", lambda d: d["tick_end_ts"] - d["tick_ts"]),
             row("tick → run created s", lambda d: d["created_ts"] - d["tick_ts"]),
             row("run created → RUN_START s", lambda d: d["start_ts"] - d["created_ts"]),
+            row(
+                "  created → RUN_DEQUEUED (queue) s", lambda d: event(d, "RUN_DEQUEUED", "created")
+            ),
+            row(
+                "  RUN_DEQUEUED → RUN_START (worker process, code load) s",
+                lambda d: d["start_ts"] - d["events_ts"]["RUN_DEQUEUED"],
+            ),
             row("RUN_START → RUN_SUCCESS s", lambda d: d["success_ts"] - d["start_ts"]),
-            row("open markets", lambda d: d["open_markets"]),
+            row("  RUN_START → first STEP_START s", lambda d: event(d, "STEP_START", "start")),
+            row("open markets", lambda d: d["open_markets"], digits=0),
             row("replay server busy s", lambda d: d["server_busy_s"]),
         ],
     )
 
 
-def only_new_table(new: dict, days: int) -> ResultTable:
+def only_new_table(new: dict, days: int, shorter: dict | None, shorter_days: int) -> ResultTable:
+    """The head-only backfill, a year extrapolated, and its rate against the shorter
+    backfill's (does throughput fall as history grows?)."""
     rate = new["windows"] / new["wall_s"]
     cpu_rate = new["windows"] / new["cpu_s"] if new["cpu_s"] else None
     ph, least = (
@@ -1082,13 +1118,17 @@ def only_new_table(new: dict, days: int) -> ResultTable:
         ["runs failed", str(new["runs_failed"])],
         ["wall s", fmt(new["wall_s"], 1)],
         ["windows per second", fmt(rate)],
+        [
+            f"windows per second ÷ the {shorter_days}-day backfill's",
+            ratio(rate, shorter["windows"] / shorter["wall_s"]) if shorter else "",
+        ],
         ["pipeline process CPU s", fmt(new["cpu_s"], 1)],
         ["replay server CPU s", fmt(new["server_cpu_s"], 1)],
         ["warehouse MB", fmt(new["warehouse_mb"], 1)],
         ["prices-history requests ÷ minimum whole range", ratio(ph, least)],
         ["a year (35,040 windows) at this rate, h", fmt(WINDOWS_PER_YEAR / rate / 3600)],
         [
-            "a year at this CPU rate (a quiet machine), h",
+            "a year at the pipeline's CPU rate (no waiting at all), h",
             fmt(WINDOWS_PER_YEAR / cpu_rate / 3600) if cpu_rate else "",
         ],
     ]
@@ -1208,7 +1248,8 @@ def main() -> None:
             )
             results["days_only"] = only
             if only["new"]:
-                tables.append(only_new_table(only["new"], args.days_only))
+                shorter = dig(results, "backfill", "new")
+                tables.append(only_new_table(only["new"], args.days_only, shorter, args.days))
         for table in tables:
             console.print(table.rich())
         notes = report_notes(versions, world_tree, results, loads, errors, args)
@@ -1235,7 +1276,7 @@ def main() -> None:
     sys.exit(1 if errors else 0)
 
 
-def worlds(results: dict[str, Any]) -> list[str]:
+def worlds(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
     """Each measurement's world identity per version (the same world must serve both)."""
     lines = []
 
@@ -1252,6 +1293,8 @@ def worlds(results: dict[str, Any]) -> list[str]:
         add(f"{markets} markets", sides, "ticks", "world")
     if "daemon" in results:
         add("daemon", results["daemon"], "world")
+    if "days_only" in results:
+        add(f"{args.days_only}-day backfill", results["days_only"], "world")
     return lines
 
 
@@ -1274,32 +1317,38 @@ def report_notes(
         f"Replay server: bench/world_server.py in its own process, built from the "
         f"{'new' if world_tree == new.tree else 'old'} tree, seed {args.seed}, a fresh server "
         "(same parameters, so the same world) per version and measurement. World "
-        "identities: " + "; ".join(worlds(results)) + ".",
-        "Backfill: `run_windows` over the days before "
-        f"{args.now:%Y-%m-%d %H:%M} UTC, one Dagster run per day, all families (default "
-        "strikes), as `btc-tracker backfill`. `pipeline process CPU s` is the CPU time of "
-        "the process running the pipeline (all its threads); the server's is its own. "
-        "The minimums are request_minimums.py's whole-range minimums (one prices-history "
-        "call per YES token per 15 days of needed history, one klines page per 1,000 "
-        "minutes of the range plus 24 h); target ≤ 1.1×. Rows: `same count` compares the "
-        "counts; the last column compares, per column both versions have, the sum of DuckDB's "
-        "hash of every value (order-free; run ids and times in collection_runs, "
-        "`fetched_at` and `applied_at` differ by nature, any other differing column is a "
-        "different row content).",
-        "Live tick in process: tick_latency.py's worlds (10 markets: 1 strike per ladder, "
-        "up/down listed 1 h ahead; 1,000: 220 strikes, 24 h), clock a minute past the "
-        "window end; a warm-up tick, then the median of the measured ticks; `tick wall s` "
-        "is `run_windows([key])` without loading the code location (live_tick.py). The "
-        "flat-cost ticks run on the default world after the backfill, and on an empty "
-        "warehouse against the same server.",
-        "`btc-tracker collect`: a new Python process per window (`python -c` that points "
-        "the assets' clock at a minute past the window end with replay.clock.assets_clock, "
-        "then calls btc_tracker_pipeline.cli.main for `collect --partition KEY`; it prints the "
-        "package it imported, checked against its tree), timed "
-        "from spawn to exit, its CPU from its rusage; a temporary DAGSTER_HOME with the "
-        "version's dagster.yaml and one warehouse, the first process (which creates it) "
-        "reported apart.",
+        "identities: " + "; ".join(worlds(results, args)) + ".",
     ]
+    if args.days or args.days_only:
+        notes.append(
+            "Backfill: `run_windows` over the days before "
+            f"{args.now:%Y-%m-%d %H:%M} UTC, one Dagster run per day, all families (default "
+            "strikes), as `btc-tracker backfill`. `pipeline process CPU s` is the CPU time of "
+            "the process running the pipeline (all its threads); the server's is its own. "
+            "The minimums are request_minimums.py's whole-range minimums (one prices-history "
+            "call per YES token per 15 days of needed history, one klines page per 1,000 "
+            "minutes of the range plus 24 h); target ≤ 1.1×. Rows: `same count` compares the "
+            "counts; the last column compares, per column both versions have, the sum of DuckDB's "
+            "hash of every value (order-free; run ids and times in collection_runs, "
+            "`fetched_at` and `applied_at` differ by nature, any other differing column is a "
+            "different row content). Flat-cost ticks: on the default world (seed "
+            f"{args.seed}, ~170 open markets), live ticks after the backfill on its warehouse "
+            "and on an empty one, against the same server (a warm-up, then the median)."
+        )
+    if args.markets:
+        notes += [
+            "Live tick in process: tick_latency.py's worlds (10 markets: 1 strike per ladder, "
+            "up/down listed 1 h ahead; 1,000: 220 strikes, 24 h), clock a minute past the "
+            "window end; a warm-up tick, then the median of the measured ticks; `tick wall s` "
+            "is `run_windows([key])` without loading the code location (live_tick.py).",
+            "`btc-tracker collect`: a new Python process per window (`python -c` that points "
+            "the assets' clock at a minute past the window end with replay.clock.assets_clock, "
+            "then calls btc_tracker_pipeline.cli.main for `collect --partition KEY`; it prints the "
+            "package it imported, checked against its tree), timed "
+            "from spawn to exit, its CPU from its rusage; a temporary DAGSTER_HOME with the "
+            "version's dagster.yaml and one warehouse, the first process (which creates it) "
+            "reported apart.",
+        ]
     for version in versions:
         if version.probe_error:
             why = (
@@ -1319,7 +1368,11 @@ def report_notes(
             "dagster.yaml), the world following the wall clock; after the code location "
             "loads, the next quarter-hour tick of collect_job_schedule (on by default) is "
             "waited for; tick = the tick's scheduled time (the daemon evaluates schedules "
-            "at each minute boundary), RUN_SUCCESS = the run's end time (GraphQL)."
+            "at each minute boundary), RUN_SUCCESS = the run's end time (GraphQL), the "
+            "steps between from the run's event log: created → RUN_DEQUEUED is the queued "
+            "run coordinator, RUN_DEQUEUED → RUN_START the run worker process starting and "
+            "loading the code location. The world is not warmed before the tick: its "
+            "server's busy time is listed."
         )
     cores = os.cpu_count() or 1
     notes.append(
