@@ -811,30 +811,38 @@ def compare_row(
 HEADERS = ["measure", "old", "new", "new ÷ old", "target (new ÷ old)"]
 
 
+FLOATING = ("DOUBLE", "FLOAT", "REAL")
+
+
 def column_digests(warehouse: Path) -> dict[str, dict[str, str]]:
-    """Per table, per column: the sum of DuckDB's hash of every value (order-free)."""
+    """Per table, per column: the sum of DuckDB's hash of every value (order-free);
+    floating values as float32 (~7 significant digits), so that the last bits of a sum
+    taken in another order do not count as another value."""
     import duckdb
 
-    columns: dict[str, list[str]] = {}
+    columns: dict[str, list[tuple[str, str]]] = {}
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        for table, column in conn.execute(
-            "SELECT c.table_name, c.column_name FROM information_schema.columns c "
+        for table, column, dtype in conn.execute(
+            "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
             "JOIN information_schema.tables t USING (table_schema, table_name) "
             "WHERE c.table_schema = 'main' AND t.table_type = 'BASE TABLE' "
             "ORDER BY c.table_name, c.ordinal_position"
         ).fetchall():
-            columns.setdefault(table, []).append(column)
+            columns.setdefault(table, []).append((column, dtype))
         digests = {}
         for table, names in columns.items():
-            sums = ", ".join(f'sum(hash("{c}"))::VARCHAR' for c in names)
+            sums = ", ".join(
+                f'sum(hash("{c}"{"::FLOAT" if dtype in FLOATING else ""}))::VARCHAR'
+                for c, dtype in names
+            )
             values = conn.execute(f'SELECT {sums} FROM "{table}"').fetchone()
-            digests[table] = dict(zip(names, values, strict=True))
+            digests[table] = dict(zip((c for c, _ in names), values, strict=True))
     return digests
 
 
-def compare_warehouses(sides: dict[str, dict | None]) -> None:
+def compare_warehouses(sides: dict[str, dict | None], keep: Path | None) -> None:
     """Per table, the columns both versions have whose values differ (``content`` in each
-    side's answer), then delete the warehouses."""
+    side's answer), then delete the warehouses (or move them into ``keep``)."""
     paths = {
         tag: Path(side["warehouse"])
         for tag, side in sides.items()
@@ -857,7 +865,11 @@ def compare_warehouses(sides: dict[str, dict | None]) -> None:
             if side:
                 side["content"] = content
     finally:
-        for path in paths.values():
+        for tag, path in paths.items():
+            if keep and path.exists():
+                keep.mkdir(parents=True, exist_ok=True)
+                shutil.move(path, keep / f"{tag}.duckdb")
+                sides[tag]["warehouse"] = str(keep / f"{tag}.duckdb")  # type: ignore[index]
             shutil.rmtree(path.parent.parent, ignore_errors=True)
 
 
@@ -1173,6 +1185,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument(
+        "--keep", action="store_true", help="keep both backfilled warehouses (path printed)"
+    )
+    parser.add_argument(
         "--own-scripts",
         action="store_true",
         help="measure backfills and in-process ticks with each version's own bench scripts "
@@ -1216,7 +1231,10 @@ def main() -> None:
                 lambda v: measure_backfill(v, world_tree, tmp, args, loads),
                 errors,
             )
-            compare_warehouses(results["backfill"])
+            keep = Path(tempfile.mkdtemp(prefix="engine-speed-kept-")) if args.keep else None
+            compare_warehouses(results["backfill"], keep)
+            if keep:
+                log.print(f"backfilled warehouses kept in {keep}")
             tables += backfill_tables(
                 results["backfill"]["old"], results["backfill"]["new"], args.days
             )
@@ -1329,8 +1347,10 @@ def report_notes(
             "call per YES token per 15 days of needed history, one klines page per 1,000 "
             "minutes of the range plus 24 h); target ≤ 1.1×. Rows: `same count` compares the "
             "counts; the last column compares, per column both versions have, the sum of DuckDB's "
-            "hash of every value (order-free; run ids and times in collection_runs, "
-            "`fetched_at` and `applied_at` differ by nature, any other differing column is a "
+            "hash of every value (order-free; floating values to float32, ~7 significant "
+            "digits; run ids and times in collection_runs, "
+            "`fetched_at`, `applied_at` and the caches' `source` (the server's URL, a new "
+            "port per server) differ by nature, any other differing column is a "
             "different row content). Flat-cost ticks: on the default world (seed "
             f"{args.seed}, ~170 open markets), live ticks after the backfill on its warehouse "
             "and on an empty one, against the same server (a warm-up, then the median)."
