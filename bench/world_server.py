@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -93,7 +94,9 @@ def main() -> None:
     server.start()
     now = state["now"] or datetime.now(UTC).replace(tzinfo=None)
     print(
-        json.dumps({"url": server.url, "world": server.world_id, "pid": _pid(), "now": str(now)}),
+        json.dumps(
+            {"url": server.url, "world": server.world_id, "pid": os.getpid(), "now": str(now)}
+        ),
         flush=True,
     )
     stopped = threading.Event()
@@ -109,12 +112,6 @@ def main() -> None:
         pass
     finally:
         server.stop()
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
 
 
 if __name__ == "__main__":
