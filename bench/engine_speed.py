@@ -1102,11 +1102,11 @@ def daemon_table(daemon: dict[str, dict | None], markets: int) -> ResultTable:
             row("tick → run created s", lambda d: d["created_ts"] - d["tick_ts"]),
             row("run created → RUN_START s", lambda d: d["start_ts"] - d["created_ts"]),
             row(
-                "  created → RUN_DEQUEUED (queue) s", lambda d: event(d, "RUN_DEQUEUED", "created")
+                "  created → RUN_STARTING (queue) s", lambda d: event(d, "RUN_STARTING", "created")
             ),
             row(
-                "  RUN_DEQUEUED → RUN_START (worker process, code load) s",
-                lambda d: d["start_ts"] - d["events_ts"]["RUN_DEQUEUED"],
+                "  RUN_STARTING → RUN_START (worker process, code load) s",
+                lambda d: d["start_ts"] - d["events_ts"]["RUN_STARTING"],
             ),
             row("RUN_START → RUN_SUCCESS s", lambda d: d["success_ts"] - d["start_ts"]),
             row("  RUN_START → first STEP_START s", lambda d: event(d, "STEP_START", "start")),
@@ -1389,8 +1389,8 @@ def report_notes(
             "loads, the next quarter-hour tick of collect_job_schedule (on by default) is "
             "waited for; tick = the tick's scheduled time (the daemon evaluates schedules "
             "at each minute boundary), RUN_SUCCESS = the run's end time (GraphQL), the "
-            "steps between from the run's event log: created → RUN_DEQUEUED is the queued "
-            "run coordinator, RUN_DEQUEUED → RUN_START the run worker process starting and "
+            "steps between from the run's event log: created → RUN_STARTING is the queued "
+            "run coordinator, RUN_STARTING → RUN_START the run worker process starting and "
             "loading the code location. The world is not warmed before the tick: its "
             "server's busy time is listed."
         )
