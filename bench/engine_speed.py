@@ -1280,7 +1280,7 @@ def main() -> None:
             first = tables[0]
             path = write_results(
                 "engine_speed",
-                first.title,
+                f"Engine speed, new ({new.name}) against old ({old.name}). {first.title}",
                 first.headers,
                 first.rows,
                 notes,
