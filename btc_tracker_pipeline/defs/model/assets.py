@@ -387,7 +387,13 @@ def newest_model(
 ) -> tuple[Any, dict | None, str | None, datetime | None]:
     """The newest saved model, its card, version and last training snapshot; all None
     (and a warning in the run's log) when there is none or it cannot be read."""
-    # XGBoost loads only here, when a report runs (not with the code location).
+    if not models_dir.is_dir() or not any(p.is_dir() for p in models_dir.iterdir()):
+        # Before the first training a tick need not load XGBoost (~1 s) to learn that.
+        log.warning(
+            f"edge_report without a model: no model in {models_dir} yet: run price_model first"
+        )
+        return None, None, None, None
+    # XGBoost loads only here, when a report runs with a model (not with the code location).
     from btc_tracker_pipeline.model.artifact import ModelArtifactError, load_latest, model_dirs
 
     try:
