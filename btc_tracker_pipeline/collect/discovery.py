@@ -114,24 +114,45 @@ def _listing(
 
 
 def tracked_frame(
-    markets: Iterable[GammaMarket],
-    window_start: datetime,
-    window_end: datetime,
-    discovered_by: str,
-    *,
-    every: bool = False,
+    markets: Iterable[GammaMarket], window_start: datetime, window_end: datetime, discovered_by: str
 ) -> pl.DataFrame:
-    """``tracked_markets`` rows for one window: the markets open during it, with their
-    terms (``every``: all of ``markets``, open or not)."""
+    """``tracked_markets`` rows for one window: the markets open during it, with their terms."""
+    return tracked_range(list(markets), [(window_start, window_end)], discovered_by)
+
+
+def tracked_range(
+    markets: Sequence[GammaMarket],
+    windows: Sequence[tuple[datetime, datetime]],
+    discovered_by: str,
+) -> pl.DataFrame:
+    """``tracked_markets`` rows for every window of a run: each market in each window it
+    was open during (``open_during``, as a polars filter), its terms parsed once."""
+    if not markets:
+        return pl.DataFrame(schema=TRACKED_SCHEMA)
+    spans = pl.DataFrame(
+        {"ws": [ws for ws, _ in windows], "we": [we for _, we in windows]},
+        schema={"ws": pl.Datetime("us"), "we": pl.Datetime("us")},
+    )
+    return (
+        spans.join(_market_rows(markets, discovered_by), how="cross")
+        .filter(
+            (pl.col("start_date").is_null() | (pl.col("start_date") < pl.col("we")))
+            & (pl.col("end_date").is_null() | (pl.col("end_date") > pl.col("ws")))
+            & (pl.col("closed_time").is_null() | (pl.col("closed_time") > pl.col("ws")))
+        )
+        .rename({"ws": "window_start", "we": "window_end"})
+        .select(list(TRACKED_SCHEMA))
+    )
+
+
+def _market_rows(markets: Sequence[GammaMarket], discovered_by: str) -> pl.DataFrame:
+    """One row per market: its ``tracked_markets`` columns but the window, and the end and
+    close times ``open_during`` reads."""
     rows = []
     for m in markets:
-        if not every and not open_during(m, window_start, window_end):
-            continue
         terms = parse_market_terms(m)
         rows.append(
             {
-                "window_start": window_start,
-                "window_end": window_end,
                 "market_id": m.id,
                 "slug": m.slug,
                 "question": m.question,
@@ -158,44 +179,14 @@ def tracked_frame(
                 "neg_risk": m.neg_risk,
                 "neg_risk_market_id": m.neg_risk_market_id,
                 "twap_settled": settles_on_twap(m),
+                "end_date": m.end_date,
+                "closed_time": m.closed_time,
             }
         )
-    return pl.DataFrame(rows, schema=TRACKED_SCHEMA)
-
-
-def tracked_range(
-    markets: Sequence[GammaMarket],
-    windows: Sequence[tuple[datetime, datetime]],
-    discovered_by: str,
-) -> pl.DataFrame:
-    """``tracked_markets`` rows for every window of a run: each market in each window it
-    was open during (``open_during``), its terms parsed once."""
-    if not markets:
-        return pl.DataFrame(schema=TRACKED_SCHEMA)
-    one_window = tracked_frame(markets, windows[0][0], windows[0][1], discovered_by, every=True)
-    bounds = pl.DataFrame(
-        {
-            "end_date": [m.end_date for m in markets],
-            "closed_time": [m.closed_time for m in markets],
-        },
-        schema={"end_date": pl.Datetime("us"), "closed_time": pl.Datetime("us")},
-    )
-    spans = pl.DataFrame(
-        {"ws": [ws for ws, _ in windows], "we": [we for _, we in windows]},
-        schema={"ws": pl.Datetime("us"), "we": pl.Datetime("us")},
-    )
-    return (
-        spans.join(
-            pl.concat([one_window.drop("window_start", "window_end"), bounds], how="horizontal"),
-            how="cross",
-        )
-        .filter(
-            (pl.col("start_date").is_null() | (pl.col("start_date") < pl.col("we")))
-            & (pl.col("end_date").is_null() | (pl.col("end_date") > pl.col("ws")))
-            & (pl.col("closed_time").is_null() | (pl.col("closed_time") > pl.col("ws")))
-        )
-        .rename({"ws": "window_start", "we": "window_end"})
-        .select(list(TRACKED_SCHEMA))
+    schema = {k: v for k, v in TRACKED_SCHEMA.items() if k not in ("window_start", "window_end")}
+    return pl.DataFrame(
+        rows,
+        schema=schema | {"end_date": pl.Datetime("us"), "closed_time": pl.Datetime("us")},
     )
 
 

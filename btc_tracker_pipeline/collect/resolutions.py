@@ -157,14 +157,9 @@ def resolutions_frame(
     markets: Iterable[GammaMarket], window_start: datetime, window_end: datetime
 ) -> pl.DataFrame:
     """``market_resolutions`` rows (RESOLUTION_SCHEMA) of the closed markets among
-    ``markets`` whose settle time is in [window_start, window_end), by market id."""
-    chosen = {
-        m.id: m for m in markets if m.closed and settled_in_window(m, window_start, window_end)
-    }
-    rows = [
-        resolution_row(chosen[i], window_start, window_end) for i in sorted(chosen, key=_id_key)
-    ]
-    return pl.DataFrame(rows, schema=RESOLUTION_SCHEMA)
+    ``markets`` whose settle time is in [window_start, window_end), by market id
+    (``resolutions_range`` for one window)."""
+    return resolutions_range(markets, [(window_start, window_end)])
 
 
 def resolutions_range(

@@ -34,16 +34,6 @@ def is_live(window_end: datetime, now: datetime, max_lag: timedelta = LIVE_MAX_L
     return timedelta(0) <= now - window_end <= max_lag
 
 
-def run_status(tried: int, ok: int, errors: list[str]) -> str:
-    """A window's status: ``ok`` (all it tried landed, no error), ``partial`` (something
-    failed, something landed) or ``failed`` (errors and nothing landed)."""
-    if not errors and ok >= tried:
-        return "ok"
-    if ok > 0 or (tried == 0 and not errors):
-        return "partial"
-    return "failed" if errors else "partial"
-
-
 @dataclass
 class RunRecord:
     """Accumulates one ``collection_runs`` row while an asset works on a window."""
@@ -62,29 +52,32 @@ class RunRecord:
     @property
     def status(self) -> str:
         """``ok``, ``partial`` (something failed, something landed) or ``failed``."""
-        return run_status(self.markets_tried, self.markets_ok, self.errors)
+        if not self.errors and self.markets_ok >= self.markets_tried:
+            return "ok"
+        if self.markets_ok > 0 or (self.markets_tried == 0 and not self.errors):
+            return "partial"
+        return "failed" if self.errors else "partial"
+
+    def row(self, finished_at: datetime) -> dict[str, object]:
+        """The ``collection_runs`` row as a dict (a run of many windows builds one frame
+        from the rows of its windows)."""
+        return {
+            "run_id": uuid.uuid4().hex,
+            "dagster_run_id": self.dagster_run_id,
+            "asset": self.asset,
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "started_at": self.started_at,
+            "finished_at": finished_at,
+            "duration_s": (finished_at - self.started_at).total_seconds(),
+            "markets_tried": self.markets_tried,
+            "markets_ok": self.markets_ok,
+            "requests": self.requests,
+            "retries": self.retries,
+            "status": self.status,
+            "errors": json.dumps(self.errors[:200]),
+        }
 
     def frame(self, finished_at: datetime | None = None) -> pl.DataFrame:
         """The row, ready for ``warehouse.append_rows``."""
-        finished = finished_at or utcnow()
-        return pl.DataFrame(
-            [
-                {
-                    "run_id": uuid.uuid4().hex,
-                    "dagster_run_id": self.dagster_run_id,
-                    "asset": self.asset,
-                    "window_start": self.window_start,
-                    "window_end": self.window_end,
-                    "started_at": self.started_at,
-                    "finished_at": finished,
-                    "duration_s": (finished - self.started_at).total_seconds(),
-                    "markets_tried": self.markets_tried,
-                    "markets_ok": self.markets_ok,
-                    "requests": self.requests,
-                    "retries": self.retries,
-                    "status": self.status,
-                    "errors": json.dumps(self.errors[:200]),
-                }
-            ],
-            schema=RUNS_SCHEMA,
-        )
+        return pl.DataFrame([self.row(finished_at or utcnow())], schema=RUNS_SCHEMA)

@@ -187,34 +187,13 @@ def history_snapshot_frame(
     window_start: datetime,
     window_end: datetime,
 ) -> pl.DataFrame:
-    """Snapshot rows for one window from prices-history (``tracked``: that window's rows)."""
-    rows = []
-    for market_id, token in tracked.select("market_id", "yes_token_id").iter_rows():
-        point = histories.quote(token, window_end)
-        if point is None:
-            continue
-        rows.append(
-            {
-                "window_start": window_start,
-                "window_end": window_end,
-                "market_id": market_id,
-                "yes_token_id": token,
-                "snapshot_ts": window_end,
-                "quote_ts": from_unix(point.t),
-                "yes_price": point.p,
-                "no_price": 1.0 - point.p,
-                "best_bid": None,
-                "best_ask": None,
-                "spread": None,
-                "last_trade_price": None,
-                "volume": None,
-                "volume_24h": None,
-                "liquidity": None,
-                "source": "history",
-                "quote_age_s": float(to_unix(window_end) - point.t),
-            }
-        )
-    return pl.DataFrame(rows, schema=SNAPSHOT_SCHEMA)
+    """Snapshot rows for one window from prices-history (``tracked``: that window's rows)
+    (``history_snapshots`` for one window)."""
+    one_window = tracked.select("market_id", "yes_token_id").with_columns(
+        pl.lit(window_start, dtype=pl.Datetime("us")).alias("window_start"),
+        pl.lit(window_end, dtype=pl.Datetime("us")).alias("window_end"),
+    )
+    return history_snapshots(one_window, histories)
 
 
 def history_snapshots(tracked: pl.DataFrame, histories: Histories) -> pl.DataFrame:

@@ -20,8 +20,6 @@ windows and scope).
 from __future__ import annotations
 
 import contextlib
-import json
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,12 +30,12 @@ import duckdb
 import polars as pl
 
 from btc_tracker_pipeline import stopping
-from btc_tracker_pipeline.collect.runs import RUNS_SCHEMA, is_live, run_status, utcnow
+from btc_tracker_pipeline.collect.runs import RUNS_SCHEMA, RunRecord, is_live, utcnow
 from btc_tracker_pipeline.defs.shared import chosen_markets, naive_utc, selection_metadata
 from btc_tracker_pipeline.partitions import windows_between
 from btc_tracker_pipeline.sources.errors import ApiError
 from btc_tracker_pipeline.warehouse import TableAppend, TableUpsert, TableWrite, write_windows
-from btc_tracker_pipeline.warehouse.write import append_rows
+from btc_tracker_pipeline.warehouse.write import append_rows, windows_without_rows
 
 Window = tuple[datetime, datetime]
 # Rows shown in an asset's preview table in the UI.
@@ -153,10 +151,7 @@ class WindowRun:
             yield
         except ApiError as exc:
             reason = f"{exc.__class__.__name__}: {exc}"
-            errors = pl.DataFrame(
-                {"window_start": [ws for ws, _ in self.windows], "error": reason},
-                schema={"window_start": pl.Datetime("us"), "error": pl.String},
-            )
+            errors = window_errors([ws for ws, _ in self.windows], reason)
             nothing = errors.clear()  # nothing tried, nothing landed: status "failed"
             tally = Tally(tried=nothing, ok=nothing, errors=errors)
             with self.warehouse.connect() as conn:
@@ -187,12 +182,9 @@ class WindowRun:
         warehouse after the commit (checks that read what the run wrote).
         """
         main = writes[0].frame
-        empty = self._empty_windows(main)
+        empty = windows_without_rows(main, [ws for ws, _ in self.windows])
         if empty_error is not None and empty:
-            extra = pl.DataFrame(
-                {"window_start": empty, "error": empty_error},
-                schema={"window_start": pl.Datetime("us"), "error": pl.String},
-            )
+            extra = window_errors(empty, empty_error)
             tally.errors = extra if tally.errors is None else pl.concat([tally.errors, extra])
         self.check_stop()
         with self.warehouse.connect() as conn:
@@ -238,8 +230,7 @@ class WindowRun:
         """One ``collection_runs`` row per window of the run (the API requests and
         retries, and the run's own errors, are on the first window's row)."""
         finished = utcnow()
-        tried = _per_window(tally.tried, len(self.windows))
-        ok = _per_window(tally.ok, len(self.windows))
+        tried, ok = _per_window(tally.tried), _per_window(tally.ok)
         errors: dict[datetime, list[str]] = {}
         if tally.errors is not None and not tally.errors.is_empty():
             grouped = tally.errors.group_by("window_start", maintain_order=True).agg("error")
@@ -248,37 +239,33 @@ class WindowRun:
         if self.meter is not None:
             now_requests, now_retries = self.meter()
             requests, retries = now_requests - self._before[0], now_retries - self._before[1]
-        rows = []
-        for i, (ws, we) in enumerate(self.windows):
-            window_errors = (list(tally.run_errors) if i == 0 else []) + errors.get(ws, [])
-            n_tried = tried.get(ws, 0) if tried is not None else 1
-            n_ok = ok.get(ws, 0) if ok is not None else 1
-            rows.append(
-                {
-                    "run_id": uuid.uuid4().hex,
-                    "dagster_run_id": self.context.run_id,
-                    "asset": self.asset,
-                    "window_start": ws,
-                    "window_end": we,
-                    "started_at": self.started_at,
-                    "finished_at": finished,
-                    "duration_s": (finished - self.started_at).total_seconds(),
-                    "markets_tried": n_tried,
-                    "markets_ok": n_ok,
-                    "requests": requests if i == 0 else 0,
-                    "retries": retries if i == 0 else 0,
-                    "status": run_status(n_tried, n_ok, window_errors),
-                    "errors": json.dumps(window_errors[:200]),
-                }
+        records = [
+            RunRecord(
+                self.asset,
+                ws,
+                we,
+                self.context.run_id,
+                self.started_at,
+                markets_tried=tried.get(ws, 0) if tried is not None else 1,
+                markets_ok=ok.get(ws, 0) if ok is not None else 1,
+                requests=requests if i == 0 else 0,
+                retries=retries if i == 0 else 0,
+                errors=(list(tally.run_errors) if i == 0 else []) + errors.get(ws, []),
             )
-        return pl.DataFrame(rows, schema=RUNS_SCHEMA)
-
-    def _empty_windows(self, frame: pl.DataFrame) -> list[datetime]:
-        present = set(frame["window_start"].unique().to_list()) if frame.height else set()
-        return [ws for ws, _ in self.windows if ws not in present]
+            for i, (ws, we) in enumerate(self.windows)
+        ]
+        return pl.DataFrame([r.row(finished) for r in records], schema=RUNS_SCHEMA)
 
 
-def _per_window(frame: pl.DataFrame | None, n: int) -> dict[datetime, int] | None:
+def window_errors(starts: Sequence[datetime], message: str) -> pl.DataFrame:
+    """A (window_start, error) frame: ``message`` for each of ``starts``."""
+    return pl.DataFrame(
+        {"window_start": list(starts), "error": message},
+        schema={"window_start": pl.Datetime("us"), "error": pl.String},
+    )
+
+
+def _per_window(frame: pl.DataFrame | None) -> dict[datetime, int] | None:
     """Rows per ``window_start`` of ``frame`` (None: one per window)."""
     if frame is None:
         return None

@@ -110,8 +110,7 @@ def write_windows(
     for w in writes:
         _check_keys(w, range_start, range_end)
         if w.on_empty == "fail":
-            present = set(w.frame[w.window_column].unique().to_list()) if w.frame.height else set()
-            missing = [ws for ws in starts if ws not in present]
+            missing = windows_without_rows(w.frame, starts, w.window_column)
             if missing:
                 raise EmptyWindowError(
                     f"{w.table}: no rows for window {missing[0]:%Y-%m-%d %H:%M}"
@@ -123,7 +122,10 @@ def write_windows(
         for u in upserts:
             _upsert(conn, u.table, u.frame, u.key)
         for w in writes:
-            replaced = starts if w.on_empty == "replace" else _windows_with_rows(w, starts)
+            replaced = starts
+            if w.on_empty != "replace":
+                without = set(windows_without_rows(w.frame, starts, w.window_column))
+                replaced = [ws for ws in starts if ws not in without]
             if not replaced:
                 results.append(WriteResult(w.table, 0, 0, kept_existing=True))
                 continue
@@ -136,12 +138,12 @@ def write_windows(
     return results
 
 
-def _windows_with_rows(w: TableWrite, starts: Sequence[datetime]) -> list[datetime]:
-    """The windows ``w`` has rows for (the others keep their rows under "keep")."""
-    if w.frame.is_empty():
-        return []
-    present = set(w.frame[w.window_column].unique().to_list())
-    return [ws for ws in starts if ws in present]
+def windows_without_rows(
+    frame: pl.DataFrame, starts: Sequence[datetime], column: str = "window_start"
+) -> list[datetime]:
+    """The window ``starts`` that ``frame`` has no row for (by its ``column``)."""
+    present = set(frame[column].unique().to_list()) if frame.height else set()
+    return [ws for ws in starts if ws not in present]
 
 
 def _delete_windows(
