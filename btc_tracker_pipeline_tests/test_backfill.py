@@ -137,6 +137,9 @@ def test_checks_are_recorded_for_the_ui(backfill):
         "coverage": True,
         "label_integrity": True,
         "labels_match_klines": True,
+        "minutes_within_market_life": True,
+        "path_prices_in_unit_interval": True,
+        "path_coverage": True,
     }
 
 

@@ -20,12 +20,18 @@ pytestmark = pytest.mark.integration
 
 def test_every_table_matches_the_digest_before_the_engine(tmp_path):
     edge_runs: list[tuple] = []
+    paths: list[tuple] = []
 
     def inspect(conn: duckdb.DuckDBPyConnection) -> None:
         edge_runs.extend(
             conn.execute(
                 "SELECT window_start, count(*), min(status) FROM collection_runs "
                 "WHERE asset = 'edge_report' GROUP BY window_start ORDER BY window_start"
+            ).fetchall()
+        )
+        paths.extend(
+            conn.execute(
+                "SELECT family, count(*), count(price) FROM market_paths GROUP BY ALL ORDER BY 1"
             ).fetchall()
         )
 
@@ -35,6 +41,8 @@ def test_every_table_matches_the_digest_before_the_engine(tmp_path):
     assert len(edge_runs) == 96
     assert sum(n for _, n, _ in edge_runs) == 96 + 8
     assert {status for _, _, status in edge_runs} == {"ok"}
+    # New with minute paths: every minute of the day for each up/down family, priced.
+    assert paths == [("updown_15m", 96 * 15, 96 * 15), ("updown_1h", 96 * 15, 96 * 15)]
     golden = td.load_golden()
     assert sorted(digests) == sorted(golden)
     differing = {t: (digests[t], golden[t]) for t in golden if digests[t] != golden[t]}

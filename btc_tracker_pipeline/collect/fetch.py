@@ -15,6 +15,7 @@ import polars as pl
 
 from btc_tracker_pipeline.collect.history_cache import Connect, backfill_histories, history_needs
 from btc_tracker_pipeline.collect.kline_cache import backfill_klines
+from btc_tracker_pipeline.collect.paths import path_errors, path_minutes, path_rows
 from btc_tracker_pipeline.collect.snapshots import (
     fetch_histories,
     history_snapshots,
@@ -75,6 +76,56 @@ def quotes_for_run(
         spans = {t: (n.lo, n.hi) for t, n in needs.items()}
         histories = fetch_histories(clob, spans, max_age=max_age)
     return Quotes(history_snapshots(tracked, histories), dict(histories.errors), from_cache)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """A run's path rows, the (window_start, market_id) pairs due a path, the fetch
+    errors as (window_start, error) rows, the tokens and how many a backfill read from
+    its cache."""
+
+    rows: pl.DataFrame
+    due: pl.DataFrame
+    errors: pl.DataFrame
+    tokens: int
+    from_cache: int = 0
+
+
+def paths_for_run(
+    clob: ClobClient,
+    tracked: pl.DataFrame,
+    klines: pl.DataFrame,
+    windows: Sequence[Window],
+    *,
+    live: bool,
+    clock: Callable[[], datetime],
+    max_age: timedelta,
+    families: Sequence[str],
+    connect: Connect,
+    warn: Callable[[str], None],
+) -> Paths:
+    """The minute paths of the run's ``tracked`` markets of ``families``
+    (``collect.paths``): one 1-minute prices-history request per token for the window
+    that just ended; a backfill run reads the tokens ``market_snapshots`` already fetched
+    from the history cache and fetches (and caches) only the others."""
+    minutes = path_minutes(tracked, families)
+    range_start, range_end = windows[0][0], windows[-1][1]
+    needs = {
+        token: need
+        for token, need in history_needs(tracked, range_start, range_end, max_age, families).items()
+        if need.minutes is not None
+    }
+    from_cache = 0
+    if len(windows) > 1:
+        histories, from_cache = backfill_histories(
+            clob, needs, connect, (range_start, range_end), clock(), warn, max_age
+        )
+    else:
+        spans = {t: (n.lo, n.hi) for t, n in needs.items()}
+        histories = fetch_histories(clob, spans, max_age=max_age)
+    rows = path_rows(minutes, histories, klines, "live" if live else "history")
+    due = minutes.select("window_start", "market_id").unique(maintain_order=True)
+    return Paths(rows, due, path_errors(minutes, histories), len(needs), from_cache)
 
 
 @dataclass(frozen=True)

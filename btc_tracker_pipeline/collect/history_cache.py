@@ -7,7 +7,12 @@ its history as the same ≤15-day requests bring (docs/apis.md §2.1) — up to 
 
 - ``history_spans``: the token's fetched span [span_start, span_end];
 - ``history_quotes``: the ``quote_at`` point at every quarter-hour window end that span
-  decides exactly as a fetch by any later run would (no row there: no quote).
+  decides exactly as a fetch by any later run would (no row there: no quote), and for a
+  token with a minute path (``collect.paths``) at every minute of its path the span
+  decides, between the span's ``minutes_start`` and ``minutes_end``.
+
+So ``market_snapshots`` fetches an up/down token once and ``market_paths`` in the same
+backfill run reads the token's minutes from the cache instead of fetching it again.
 
 A later run whose whole need (``history_span``) lies in a span reads those quotes and
 fetches nothing for the token. Only successful fetches are stored, in one transaction of
@@ -23,7 +28,7 @@ source also names the limit (``cache_source``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -31,6 +36,7 @@ from typing import NamedTuple
 import duckdb
 import polars as pl
 
+from btc_tracker_pipeline.collect.paths import MINUTE, PATH_FAMILIES, path_minutes
 from btc_tracker_pipeline.collect.snapshots import (
     MAX_QUOTE_AGE,
     SETTLE_AFTER_EXPIRY,
@@ -60,12 +66,19 @@ log = logging.getLogger(__name__)
 
 
 class HistoryNeed(NamedTuple):
-    """The history one run needs for a token (``history_span``) and the token's life."""
+    """The history one run needs for a token (``history_span``), the token's life, the
+    minutes [first, last] of its path in the run, and its whole path window
+    [reference_start, expiry) (both None: no path, quarter hours only).
+
+    A fetch caches the quote at every minute of the path window it decides, so a later
+    run finds a market listed ahead already fetched for its minutes."""
 
     lo: datetime
     hi: datetime
     start_date: datetime | None
     expiry: datetime | None
+    minutes: tuple[datetime, datetime] | None = None
+    path_window: tuple[datetime, datetime] | None = None
 
 
 def cache_source(source: str, max_age: timedelta) -> str:
@@ -81,9 +94,32 @@ def history_needs(
     range_start: datetime,
     range_end: datetime,
     max_age: timedelta = MAX_QUOTE_AGE,
+    path_families: Sequence[str] = PATH_FAMILIES,
 ) -> dict[str, HistoryNeed]:
     """Per YES token of ``tracked`` (a run's tracked_markets rows): the history it needs
-    to quote its windows with staleness limit ``max_age``."""
+    to quote its windows with staleness limit ``max_age``, and for the markets of
+    ``path_families`` the minutes of their paths (``collect.paths.path_minutes``)."""
+    path_range: dict[str, tuple[datetime, datetime]] = {}
+    path_window: dict[str, tuple[datetime, datetime]] = {}
+    if "family" in tracked.columns:
+        minutes = path_minutes(tracked, path_families)
+        path_range = {
+            token: (first, last)
+            for token, first, last in minutes.group_by("yes_token_id")
+            .agg(pl.col("minute_ts").min(), pl.col("minute_ts").max().alias("last"))
+            .iter_rows()
+        }
+        path_window = {
+            token: (start, end)
+            for token, start, end in tracked.filter(
+                pl.col("family").is_in(list(path_families))
+                & pl.col("reference_start").is_not_null()
+                & pl.col("expiry").is_not_null()
+            )
+            .group_by("yes_token_id")
+            .agg(pl.col("reference_start").min(), pl.col("expiry").max())
+            .iter_rows()
+        }
     needs: dict[str, HistoryNeed] = {}
     for token, start_date, expiry in (
         tracked.group_by("yes_token_id")
@@ -92,7 +128,9 @@ def history_needs(
     ):
         span = history_span(start_date, expiry, range_start, range_end, max_age)
         if token and span:
-            needs[token] = HistoryNeed(*span, start_date, expiry)
+            needs[token] = HistoryNeed(
+                *span, start_date, expiry, path_range.get(token), path_window.get(token)
+            )
     return needs
 
 
@@ -131,6 +169,35 @@ def decided_window_ends(
     return quarter_hours(first, last)
 
 
+def decided_minutes(
+    need: HistoryNeed, span_end: datetime, max_age: timedelta = MAX_QUOTE_AGE
+) -> tuple[datetime, datetime] | None:
+    """The part [first, last] of ``need``'s path window whose minute quotes points
+    fetched over [need.lo, span_end] decide (the same bounds as
+    ``decided_window_ends``); None if none."""
+    if need.path_window is None:
+        return None
+    listed = need.start_date is not None and need.lo <= need.start_date
+    first = max(need.path_window[0], need.lo if listed else need.lo + max_age)
+    settled = need.expiry is not None and span_end >= need.expiry + SETTLE_AFTER_EXPIRY
+    last = min(
+        need.path_window[1] - timedelta(microseconds=1),
+        span_end + max_age if settled else span_end,
+    )
+    return (first, last) if first <= last else None
+
+
+def every_minute(first: datetime, last: datetime) -> list[datetime]:
+    """Every whole minute in [first, last]."""
+    at = first.replace(second=0, microsecond=0)
+    at = at if at >= first else at + MINUTE
+    out = []
+    while at <= last:
+        out.append(at)
+        at += MINUTE
+    return out
+
+
 def cache_frames(
     source: str,
     points: Mapping[str, list[PricePoint]],
@@ -147,12 +214,16 @@ def cache_frames(
         span_end = min(ends[token], now - CACHE_MIN_AGE)
         if span_end <= need.lo:
             continue
-        spans.append((source, token, need.lo, span_end, now))
+        minutes = decided_minutes(need, span_end, max_age)
+        spans.append((source, token, need.lo, span_end, now, *(minutes or (None, None))))
         times = [p.t for p in token_points]
-        for window_end in decided_window_ends(need, span_end, max_age):
-            point = newest_point(token_points, times, window_end, max_age)
+        at = set(decided_window_ends(need, span_end, max_age))
+        if minutes is not None:
+            at.update(every_minute(*minutes))
+        for moment in sorted(at):
+            point = newest_point(token_points, times, moment, max_age)
             if point is not None:
-                quotes.append((source, token, window_end, point.t, point.p))
+                quotes.append((source, token, moment, point.t, point.p))
     return (
         pl.DataFrame(spans, schema=SPAN_SCHEMA, orient="row"),
         pl.DataFrame(quotes, schema=QUOTE_SCHEMA, orient="row"),
@@ -166,14 +237,20 @@ def read_cached(
     range_start: datetime,
     range_end: datetime,
 ) -> dict[str, list[PricePoint]]:
-    """For each token whose need a span of ``source`` covers: its cached quotes at the
-    window ends in (range_start, range_end], as points (``quote_at`` on them gives the
-    quote)."""
+    """For each token whose need a span of ``source`` covers (its path minutes too, when
+    it has any): its cached quotes at the times in [range_start, range_end], as points
+    (``quote_at`` on them gives the quote at any window end or path minute)."""
     if not needs:
         return {}
     wanted = pl.DataFrame(
-        [(t, n.lo, n.hi) for t, n in needs.items()],
-        schema={"yes_token_id": pl.String(), "lo": pl.Datetime("us"), "hi": pl.Datetime("us")},
+        [(t, n.lo, n.hi, *(n.minutes or (None, None))) for t, n in needs.items()],
+        schema={
+            "yes_token_id": pl.String(),
+            "lo": pl.Datetime("us"),
+            "hi": pl.Datetime("us"),
+            "minutes_lo": pl.Datetime("us"),
+            "minutes_hi": pl.Datetime("us"),
+        },
         orient="row",
     )
     with registered(conn, wanted) as name:
@@ -183,11 +260,13 @@ def read_cached(
                 SELECT DISTINCT n.yes_token_id FROM {name} n JOIN history_spans s
                 ON s.source = $source AND s.yes_token_id = n.yes_token_id
                     AND s.span_start <= n.lo AND s.span_end >= n.hi
+                    AND (n.minutes_lo IS NULL OR (s.minutes_start <= n.minutes_lo
+                        AND s.minutes_end >= n.minutes_hi))
             )
             SELECT DISTINCT c.yes_token_id, q.quote_t, q.price FROM covered c
             LEFT JOIN history_quotes q ON q.source = $source
                 AND q.yes_token_id = c.yes_token_id
-                AND q.window_end > $range_start AND q.window_end <= $range_end
+                AND q.window_end >= $range_start AND q.window_end <= $range_end
             ORDER BY 1, 2
             """,
             {"source": source, "range_start": range_start, "range_end": range_end},

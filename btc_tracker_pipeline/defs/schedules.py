@@ -9,6 +9,7 @@ from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.features.assets import market_indicators
 from btc_tracker_pipeline.defs.labels.assets import market_resolutions
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
+from btc_tracker_pipeline.defs.markets.paths import market_paths
 from btc_tracker_pipeline.defs.model.assets import edge_report, paper_trades, price_model
 
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
@@ -18,6 +19,7 @@ COLLECT_ASSETS = (
     tracked_markets,
     market_snapshots,
     btc_spot_prices,
+    market_paths,
     market_resolutions,
     market_indicators,
     edge_report,
@@ -27,7 +29,8 @@ COLLECT_ASSET_NAMES = tuple(asset.key.path[-1] for asset in COLLECT_ASSETS)
 collect_job = dg.define_asset_job(
     "collect_job",
     selection=list(COLLECT_ASSETS),
-    description="One 15-minute tick: markets, quotes, BTC spot, settlements, indicators, edges.",
+    description="One 15-minute tick: markets, quotes, BTC spot, minute paths, settlements, "
+    "indicators, edges.",
     # Runs launched by the daemon or the UI execute their steps in one process: every
     # step writes DuckDB through the one-slot pool, so separate step processes buy no
     # parallelism and cost ~10 s of start-up each. (Run config, not executor_def: an

@@ -18,7 +18,7 @@ import duckdb
 
 from btc_tracker_pipeline.warehouse.tables import TABLES, window_keys
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # The tables written window by window (``warehouse.write_window``) and their keys, from
 # the declarations. Since migration 5 the keys are checked when a window is written, not
@@ -469,6 +469,32 @@ MIGRATIONS: list[tuple[int, list[str | Callable[[duckdb.DuckDBPyConnection], Non
             "ALTER TABLE paper_trades ADD COLUMN book_liquidity DOUBLE",
             "ALTER TABLE paper_trades ADD COLUMN liquidity_source VARCHAR",
             "ALTER TABLE model_predictions ADD COLUMN oracle_prob DOUBLE",
+        ],
+    ),
+    (
+        10,
+        [
+            # Minute paths of up/down markets (collect.paths), and the minutes the
+            # prices-history cache holds a quote for every minute of a token.
+            """
+            CREATE TABLE market_paths (
+                window_start TIMESTAMP NOT NULL,
+                window_end TIMESTAMP NOT NULL,
+                market_id VARCHAR NOT NULL,
+                minute_ts TIMESTAMP NOT NULL,
+                family VARCHAR,
+                yes_token_id VARCHAR,
+                offset_min INTEGER NOT NULL,
+                minutes_left DOUBLE,
+                price DOUBLE,
+                quote_ts TIMESTAMP,
+                quote_age_s DOUBLE,
+                btc_close DOUBLE,
+                source VARCHAR NOT NULL
+            )
+            """,
+            "ALTER TABLE history_spans ADD COLUMN minutes_start TIMESTAMP",
+            "ALTER TABLE history_spans ADD COLUMN minutes_end TIMESTAMP",
         ],
     ),
 ]

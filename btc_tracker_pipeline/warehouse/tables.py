@@ -310,6 +310,29 @@ _DECLARED: tuple[Table, ...] = (
         window="window_start",
     ),
     Table(
+        "market_paths",
+        (
+            *_WINDOW_MARKET,
+            # One row per (market, minute) of the window inside the market's own window
+            # [reference_start, expiry): minute_ts = reference_start + offset_min minutes.
+            _required("minute_ts", TIMESTAMP),
+            _c("family", STRING),
+            _c("yes_token_id", STRING),
+            _required("offset_min", INT32),
+            _c("minutes_left", DOUBLE),
+            # The YES price as of minute_ts: the newest prices-history point at or before it
+            # no older than the quote age limit (None: no such point).
+            _c("price", DOUBLE),
+            _c("quote_ts", TIMESTAMP),
+            _c("quote_age_s", DOUBLE),
+            # BTC/USDT: the close of the 1-minute candle ending at minute_ts (spot as of it).
+            _c("btc_close", DOUBLE),
+            _required("source", STRING),
+        ),
+        key=("window_start", "market_id", "minute_ts"),
+        window="window_start",
+    ),
+    Table(
         "btc_spot_prices",
         (
             _required("window_start", TIMESTAMP),
@@ -415,6 +438,10 @@ _DECLARED: tuple[Table, ...] = (
             _required("span_start", TIMESTAMP),
             _required("span_end", TIMESTAMP),
             _required("fetched_at", TIMESTAMP),
+            # Migration 10: where history_quotes also holds the quote at every minute (for
+            # market_paths); None: at quarter hours only.
+            _c("minutes_start", TIMESTAMP),
+            _c("minutes_end", TIMESTAMP),
         ),
     ),
     Table(
