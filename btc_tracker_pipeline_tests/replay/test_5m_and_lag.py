@@ -293,3 +293,62 @@ def test_lag_is_a_parameter_of_the_world(plain: SimulatedWorld) -> None:
 def test_invalid_lag_is_refused(lag_s: Any) -> None:
     with pytest.raises(ValueError, match=r"lag_s must be a finite number in \[0, 3600\]"):
         SimulatedWorld(seed=7, days=1, now=NOW, lag_s=lag_s)
+
+
+# --- the command line ----------------------------------------------------------------
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("command", "value", "says"),
+    [
+        ("replay", "-1", "not in [0, 3600]"),
+        ("demo", "-1", "not in [0, 3600]"),
+        ("replay", "3601", "not in [0, 3600]"),
+        ("demo", "nan", "not a finite number"),
+    ],
+)
+def test_a_bad_lag_is_a_one_line_usage_error(command, value, says, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from btc_tracker_pipeline.cli import app
+
+    monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    result = CliRunner().invoke(app, [command, "--lag-s", value])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert 1 <= len(lines) <= 2, result.output
+    assert lines[0].startswith("error: Invalid value for '--lag-s'") and says in lines[0]
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing started
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("command", ["demo", "replay"])
+def test_demo_and_replay_take_the_lag_and_the_5m_markets(command) -> None:
+    from typer.testing import CliRunner
+
+    from btc_tracker_pipeline import cli
+
+    result = CliRunner().invoke(cli.app, [command, "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.replace("│", " ").split())  # the help box wraps
+    assert "--lag-s" in text and "0: none" in text and "--updown-5m" in text
+    assert "--no-updown-5m" in text and "(288 a day)" in text
+    assert cli.MAX_LAG_S == MAX_LAG_S and cli.LAG_RANGE(MAX_LAG_S) == MAX_LAG_S
+
+
+@pytest.mark.unit
+def test_the_cli_builds_the_world_it_is_asked_for() -> None:
+    from btc_tracker_pipeline.cli import _build_world, world_line
+
+    w = _build_world(7, 1.0, NOW, 0.0, 0.0, None, 11, lag_s=LAG_S, updown_5m=True)
+    assert w.lag_s == LAG_S and w.updown_5m
+    assert any(_is_5m(m) for m in w.gamma_markets())
+    plain = _build_world(7, 1.0, NOW, 0.0, 0.0, None, 11)
+    assert plain.lag_s == 0.0 and not plain.updown_5m
+    assert world_line(0.0, 0.0, 90.0) == (
+        "world: bias 0, noise 0, lag 90 s (distorted: the market is beatable)"
+    )
+    assert world_line(0.0, 0.0, 0.0) == world_line(0.0, 0.0)
+    assert world_line(0.0, 0.0, 0.0).startswith("world: efficient")
