@@ -56,8 +56,8 @@ app = typer.Typer(
 console = PipeConsole()
 err_console = PipeConsole(stderr=True)
 
-# replay.simulated's MAX_STRIKES, bias and noise ranges, repeated so `--help` does not
-# import numpy (test_cli_output checks that they agree).
+# replay.simulated's MAX_STRIKES, bias, noise and lag ranges, repeated so `--help` does
+# not import numpy (test_cli_output checks that they agree).
 MAX_STRIKES = 4000
 BIAS_RANGE = interval(-1.0, 1.0)
 MAX_NOISE = 2.0
@@ -66,6 +66,13 @@ NOISE_HELP = (
     "Persistent logit noise of the market mid around the fair value "
     "(0 = none; 0.12 = the old default world)."
 )
+MAX_LAG_S = 3600.0
+LAG_RANGE = interval(0.0, MAX_LAG_S, include_low=True, include_high=True)
+LAG_HELP = (
+    "Seconds the market price follows its fair value late "
+    "(a known effect on short up/down markets); 0: none"
+)
+UPDOWN_5M_HELP = "List Polymarket's 5-minute up/down markets too (288 a day)"
 MIN_EDGE_RANGE = interval(0.0, 1.0, include_low=True)
 
 
@@ -112,6 +119,8 @@ def _build_world(
     noise: float,
     data: Path | None,
     strikes: int,
+    lag_s: float = 0.0,
+    updown_5m: bool = False,
 ):
     from btc_tracker_pipeline.replay.recorded import RecordedDataError, RecordedWorld
     from btc_tracker_pipeline.replay.simulated import SimulatedWorld
@@ -124,7 +133,14 @@ def _build_world(
         except RecordedDataError as exc:
             raise _fail(str(exc)) from exc
     return SimulatedWorld(
-        seed=seed, days=days, now=now, bias=bias, noise=noise, strikes_per_ladder=strikes
+        seed=seed,
+        days=days,
+        now=now,
+        bias=bias,
+        noise=noise,
+        strikes_per_ladder=strikes,
+        lag_s=lag_s,
+        updown_5m=updown_5m,
     )
 
 
@@ -145,6 +161,10 @@ def replay(
         ),
     ] = 0.0,
     noise: Annotated[float, typer.Option(callback=NOISE_RANGE, help=NOISE_HELP)] = 0.0,
+    lag_s: Annotated[float, typer.Option(callback=LAG_RANGE, help=LAG_HELP)] = 0.0,
+    updown_5m: Annotated[
+        bool, typer.Option("--updown-5m/--no-updown-5m", help=UPDOWN_5M_HELP)
+    ] = False,
     data: Annotated[
         Path | None, typer.Option(help="Serve recorded history from this directory instead.")
     ] = None,
@@ -169,7 +189,7 @@ def replay(
     world_now = _parse_now(now)
     if data is None:
         _check_days(days, floor_to_window(world_now or datetime.now(UTC)))
-    world = _build_world(seed, days, world_now, bias, noise, data, strikes)
+    world = _build_world(seed, days, world_now, bias, noise, data, strikes, lag_s, updown_5m)
     server = ReplayServer(world, port=port, faults=spec)
     url = server.url if hasattr(server, "url") else f"http://127.0.0.1:{port}"
     console.print(f"replay server on [bold]{url}[/] (world now: {world.now():%Y-%m-%d %H:%M} UTC)")
@@ -449,6 +469,10 @@ def demo(
         ),
     ] = 0.0,
     noise: Annotated[float, typer.Option(callback=NOISE_RANGE, help=NOISE_HELP)] = 0.0,
+    lag_s: Annotated[float, typer.Option(callback=LAG_RANGE, help=LAG_HELP)] = 0.0,
+    updown_5m: Annotated[
+        bool, typer.Option("--updown-5m/--no-updown-5m", help=UPDOWN_5M_HELP)
+    ] = False,
     port: Annotated[int, typer.Option(**PORT, help="Replay server port (0 = any free port).")] = 0,
     now: Annotated[
         str | None,
@@ -459,7 +483,7 @@ def demo(
     """Run the pipeline offline: a replay server, `days` of windows through Dagster, then
     the model (walk-forward evaluated), paper trading and the newest window's edge report.
 
-    Default world (--bias 0 --noise 0): efficient, any skill shown there would be a leak.
+    Default world (--bias 0 --noise 0 --lag-s 0): efficient, any skill shown would be a leak.
 
     Example: btc-tracker demo --days 4
     """
@@ -471,7 +495,9 @@ def demo(
     _prepare()
     _check_models_folder()
     with _one_line_errors(verbose):
-        failures, trained = _demo_runs(seed, days, bias, noise, port, verbose, world_now)
+        failures, trained = _demo_runs(
+            seed, days, bias, noise, port, verbose, world_now, lag_s=lag_s, updown_5m=updown_5m
+        )
         _print_summary(environment.warehouse_path())
         if trained:
             _print_model_card()
@@ -484,14 +510,16 @@ def demo(
         raise typer.Exit(1)
 
 
-def world_line(bias: float, noise: float) -> str:
-    """The demo's one line saying which world it collects: efficient or beatable."""
-    if bias == 0 and noise == 0:
+def world_line(bias: float, noise: float, lag_s: float = 0.0) -> str:
+    """The demo's one line saying which world it collects: efficient or beatable (any
+    bias, noise or lag)."""
+    if bias == 0 and noise == 0 and lag_s == 0:
         return (
             "world: efficient (bias 0, noise 0): no model can beat this market; "
             "any skill shown would be a leak"
         )
-    return f"world: bias {bias:g}, noise {noise:g} (distorted: the market is beatable)"
+    lag = f", lag {lag_s:g} s" if lag_s else ""
+    return f"world: bias {bias:g}, noise {noise:g}{lag} (distorted: the market is beatable)"
 
 
 def _demo_runs(
@@ -502,6 +530,9 @@ def _demo_runs(
     port: int,
     verbose: bool,
     world_now: datetime | None = None,
+    *,
+    lag_s: float = 0.0,
+    updown_5m: bool = False,
 ) -> tuple[int, bool]:
     """The demo's runs against its replay server: (failed runs, whether a model was trained).
 
@@ -511,14 +542,22 @@ def _demo_runs(
     from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
     now = (world_now or datetime.now(UTC).replace(tzinfo=None)).replace(second=0, microsecond=0)
-    world = SimulatedWorld(seed=seed, days=days + 2, now=now, bias=bias, noise=noise)
+    world = SimulatedWorld(
+        seed=seed,
+        days=days + 2,
+        now=now,
+        bias=bias,
+        noise=noise,
+        lag_s=lag_s,
+        updown_5m=updown_5m,
+    )
     save_world(world, environment.warehouse_path())  # what `ui --replay` serves
     with ReplayServer(world, port=port) as server:
         environment.point_at_replay(server.url)
         console.print(
             f"replay server (seed {seed}) on {server.url}; world clock {now:%Y-%m-%d %H:%M} UTC"
         )
-        console.print(world_line(bias, noise), markup=False, highlight=False)
+        console.print(world_line(bias, noise, lag_s), markup=False, highlight=False)
         last = floor_to_window(now) - WINDOW
         keys = _window_keys(last, days)
         console.print(f"collecting {len(keys)} windows {keys[0]} … {keys[-1]} through Dagster")
@@ -928,7 +967,7 @@ def _ui_world(seed: int | None):
         if world is not None:
             return world, (
                 f"the demo's world (seed {world.seed}, bias {world.bias:g}, noise "
-                f"{world.noise:g}, from "
+                f"{world.noise:g}, {f'lag {world.lag_s:g} s, ' if world.lag_s else ''}from "
                 f"{world.start:%Y-%m-%d} UTC; {world.identity()}, {world_file(warehouse).name})"
             )
     world = SimulatedWorld(seed=7 if seed is None else seed, days=7)

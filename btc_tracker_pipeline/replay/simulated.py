@@ -13,36 +13,40 @@ same arguments give byte-identical answers. The pieces (modules of
 * Markets (``market_catalogue``, ``event_builders``), four families (docs/apis.md
   §1.8), all listed in events tagged bitcoin (235), crypto (21) and crypto-prices
   (1312): 15-minute and hourly up/down (listed ``updown_lead`` ahead, 24 h by
-  default), daily "above K" ladders (listed 48 h before 12:00 ET), weekly "reach K" /
-  "dip to K" (listed 48 h before Monday 00:00 ET) and monthly ones ("Will Bitcoin
-  reach $X in March?", listed 3 days before the 1st, 00:00 ET). A reach/dip market
-  closes YES soon after the candle that touched its strike, one that never touched
-  closes NO about an hour after its endDate. Some markets take the other real shapes
-  Gamma serves (title-only windows, TWAP settlement, rules-only strikes, neg-risk
-  ladders).
-* Settlement feeds (``settlement``, docs/apis.md §3.8): 15-minute up/down markets
-  settle on a simulated Chainlink BTC/USD print a few dollars off the Binance klines
-  (see ``chainlink_price``); hourly up/down, "above" and barrier markets settle on the
-  klines themselves.
-* Prices (``fair_value``, ``quotes``): fair probability from the path, distorted
-  towards 0.5 by ``bias`` and noised deterministically in logit space by ``noise``,
-  then quoted on the 0.01 tick with a 1–5¢ spread. ``bias`` and ``noise`` are
-  independent knobs: with both 0 (the default) the mid is the fair value up to the
-  tick, an efficient market no model can beat; either one makes the market beatable
-  by a model that recovers the fair value from the same path (``NOISE_LOGIT`` = 0.12
-  is the level every world had before ``noise`` was a knob). ``fair_probabilities``
-  gives the fair value each quote was priced from (the oracle evaluations compare
-  against).
+  default; with ``updown_5m`` the 5-minute ones too, 288 a day as on Polymarket,
+  worded and settled like the 15-minute ones), daily "above K" ladders (listed 48 h
+  before 12:00 ET), weekly "reach K" / "dip to K" (listed 48 h before Monday 00:00 ET)
+  and monthly ones ("Will Bitcoin reach $X in March?", listed 3 days before the 1st,
+  00:00 ET). A reach/dip market closes YES soon after the candle that touched its
+  strike, one that never touched closes NO about an hour after its endDate. Some
+  markets take the other real shapes Gamma serves (title-only windows, TWAP
+  settlement, rules-only strikes, neg-risk ladders).
+* Settlement feeds (``settlement``, docs/apis.md §3.8): 5- and 15-minute up/down
+  markets settle on a simulated Chainlink BTC/USD print a few dollars off the Binance
+  klines (see ``chainlink_price``); hourly up/down, "above" and barrier markets settle
+  on the klines themselves.
+* Prices (``fair_value``, ``quotes``): fair probability from the path, followed
+  ``lag_s`` seconds late, distorted towards 0.5 by ``bias`` and noised
+  deterministically in logit space by ``noise``, then quoted on the 0.01 tick with a
+  1–5¢ spread. ``lag_s``, ``bias`` and ``noise`` are independent knobs: with all
+  three 0 (the default) the mid is the fair value up to the tick, an efficient market
+  no model can beat; any one of them makes the market beatable by a model that
+  recovers the fair value from the same path (``NOISE_LOGIT`` = 0.12 is the level
+  every world had before ``noise`` was a knob). ``fair_probabilities`` gives the fair
+  value at the minute asked, never lagged (what the oracle evaluations compare
+  against): with a lag it is ahead of the price.
 * Answers (``gamma_answers``, ``clob_answers``, ``binance_answers``): the world in the
   real APIs' shapes. Prices-history is one point a minute, or with
   ``sparse_history_step`` one point per step for reach/dip markets.
 
 Synthetic identifiers (stable for a seed, independent of ``now``): market ids are
 ``family * 10**9 + local`` (15m: 1, hourly: 2, above: 3, reach: 4, dip: 5, monthly
-reach: 11, monthly dip: 12; local = window start / 900 or / 3600, or day-, week- or
-month-index * 10**5 + strike / 10), event ids use families 6–9 and 13 the same way;
+reach: 11, monthly dip: 12, 5m: 14; local = window start / 300, / 900 or / 3600, or
+day-, week- or month-index * 10**5 + strike / 10), event ids use families 6–9, 13 and
+15 (5m) the same way;
 token ids, conditionId and questionID are SHA-256 of ``(seed, market key, role)``
-(tokens as ~77-digit decimals). Series ids other than 15m's real 10192 are made up.
+(tokens as ~77-digit decimals). Series ids other than 15m's real 10192 and 5m's real
+10684 are made up.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ NOISE_LOGIT = 0.12
 MAX_NOISE = 2.0  # a noise sd of 2 in logit space already swamps any fair value
 MAX_STRIKES = 4000
 MAX_UPDOWN_LEAD = timedelta(days=7)
+MAX_LAG_S = 3600.0  # an hour late is already a market that ignores its news
 
 
 class SimulatedWorld:
@@ -91,8 +96,16 @@ class SimulatedWorld:
             the (biased) fair value, in [0, ``MAX_NOISE``]: 0.64 of its variance
             persistent over a 15-minute bucket, 0.36 per minute. 0 (the default)
             quotes the fair value up to the tick; ``NOISE_LOGIT`` (0.12) is the old
-            default world. Bias 0 and noise 0 is an efficient market; any other
+            default world. Bias 0, noise 0 and lag 0 is an efficient market; any other
             setting is beatable by a model that recovers the fair value.
+        lag_s: seconds the market price follows its fair value late, in [0,
+            ``MAX_LAG_S``] (a known effect on short up/down markets): the quote at
+            minute m is priced from the fair value at m − lag_s / 60 (blended in logit
+            space between whole minutes; the path start's before it), then biased and
+            noised. The oracle (``fair_probabilities``) stays the value at m. 0 (the
+            default): no lag.
+        updown_5m: also list Polymarket's 5-minute up/down markets, 288 a day (off by
+            default: the worlds without them stay as they were).
         sigma_annual: volatility of the path, also the one the fair prices use.
         strikes_per_ladder: markets per "above" ladder and per weekly hit event.
         updown_lead: how long before its window an up/down market is listed (a shorter
@@ -120,6 +133,8 @@ class SimulatedWorld:
         kline_gaps: Sequence[tuple[datetime, datetime]] = (),
         sparse_history_step: timedelta | None = None,
         noise: float = 0.0,
+        lag_s: float = 0.0,
+        updown_5m: bool = False,
     ) -> None:
         if seed < 0:
             raise ValueError("seed must be >= 0")
@@ -129,6 +144,10 @@ class SimulatedWorld:
             raise ValueError("bias must be in (-1, 1)")
         if not _number_in(noise, 0.0, MAX_NOISE):
             raise ValueError(f"noise must be a finite number in [0, {MAX_NOISE:g}], not {noise!r}")
+        if not _number_in(lag_s, 0.0, MAX_LAG_S):
+            raise ValueError(f"lag_s must be a finite number in [0, {MAX_LAG_S:g}], not {lag_s!r}")
+        if not isinstance(updown_5m, bool):
+            raise ValueError(f"updown_5m must be True or False, not {updown_5m!r}")
         if sigma_annual <= 0:
             raise ValueError("sigma_annual must be > 0")
         if not 1 <= strikes_per_ladder <= MAX_STRIKES:
@@ -143,6 +162,8 @@ class SimulatedWorld:
         self.seed = seed
         self.bias = bias
         self.noise = float(noise)
+        self.lag_s = float(lag_s)
+        self.updown_5m = updown_5m
         self.sigma_annual = sigma_annual
         self.strikes_per_ladder = strikes_per_ladder
         self.updown_lead = updown_lead
@@ -159,10 +180,12 @@ class SimulatedWorld:
         self._path = path = BtcPath(seed, sigma_annual)
         self._settlement = settlement = Settlement(seed, path, timeline.origin_min)
         self._catalogue = catalogue = MarketCatalogue(
-            seed, timeline, path, strikes_per_ladder, updown_lead
+            seed, timeline, path, strikes_per_ladder, updown_lead, updown_5m
         )
         self._fair_values = FairValues(path, settlement, sigma_annual)
-        self._quoter = quoter = Quoter(self._fair_values, bias, self.noise, timeline.origin_min)
+        self._quoter = quoter = Quoter(
+            self._fair_values, bias, self.noise, timeline.origin_min, self.lag_s
+        )
         self._gamma = GammaAnswers(timeline, path, catalogue, quoter, settlement)
         self._clob = ClobAnswers(timeline, path, catalogue, quoter, settlement, sparse_history_step)
         self._binance = BinanceAnswers(seed, timeline, path, self.kline_gaps)
@@ -190,6 +213,8 @@ class SimulatedWorld:
                 if self.sparse_history_step is not None
                 else {}
             ),
+            **({"lag_s": self.lag_s} if self.lag_s else {}),
+            **({"updown_5m": True} if self.updown_5m else {}),
         }
 
     @classmethod
@@ -220,6 +245,8 @@ class SimulatedWorld:
                 if p.get("sparse_history_step_s") is not None
                 else None
             ),
+            lag_s=float(p.get("lag_s", 0.0)),
+            updown_5m=bool(p.get("updown_5m", False)),
         )
 
     def identity(self) -> str:
@@ -343,7 +370,8 @@ class SimulatedWorld:
         """The oracle: for each row (``market_ids[i]``, ``at[i]``, naive UTC), the fair
         probability of outcome 0 (Up / Yes) at the path minute ``floor(at[i])``, as the
         world priced it: the value the quotes distort by ``bias`` and ``noise`` into the
-        served mid (0 or 1 once the outcome is known). NaN for a market id the world does
+        served mid (0 or 1 once the outcome is known); with ``lag_s`` the mid follows it
+        late, this is the value at the minute itself. NaN for a market id the world does
         not know, or a time before the path start or before the market is listed (no
         quote existed then; this keeps each row independent of the others).
 

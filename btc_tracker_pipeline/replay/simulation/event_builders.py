@@ -1,8 +1,10 @@
 """The events of each family, as the catalogue lists them (docs/apis.md §1.8): titles,
 slugs, rules, windows, strikes and closing times.
 
-* 15-minute and hourly up/down: one market per window, Up when the window's end price
-  is at least its start price (see ``settlement``).
+* 5-minute (with ``updown_5m``), 15-minute and hourly up/down: one market per window,
+  Up when the window's end price is at least its start price (see ``settlement``). The
+  5-minute windows are worded, shaped and settled like the 15-minute ones
+  ("Bitcoin Up or Down - March 22, 3:50AM-3:55AM ET", ``btc-updown-5m-<start>``).
 * Daily "above K" ladders settling at 12:00 ET, strikes around the spot at listing.
 * Weekly "reach K" / "dip to K" events (Monday 00:00 ET to the next Monday) and
   monthly ones ("Will Bitcoin reach $X in March?"): reach strikes above the spot at
@@ -11,7 +13,7 @@ slugs, rules, windows, strikes and closing times.
   history stops there; one that never touched closes NO about an hour after its
   endDate (docs/apis.md §3.8). Touches count from max(period start, path start).
 
-Real shapes, on some markets (docs/apis.md §1.6, §3.8): about 1 in 10 15-minute windows
+Real shapes, on some markets (docs/apis.md §1.6, §3.8): about 1 in 10 5- or 15-minute windows
 has only its title to say what it is (a title slug, no ``eventStartTime``); 1 in 4
 settles on Chainlink's 60-second TWAP (``cryptoMarketConfig`` and the TWAP stream as
 resolution source); 1 in 5 "above" ladders names its strikes only in the rules
@@ -48,7 +50,10 @@ from btc_tracker_pipeline.replay.simulation.market_terms import (
     MONTH,
     REACH,
     UD1H,
+    UD5,
     UD15,
+    UPDOWN,
+    UPDOWN_SECONDS,
     SimEvent,
 )
 from btc_tracker_pipeline.replay.simulation.market_wording import (
@@ -56,6 +61,7 @@ from btc_tracker_pipeline.replay.simulation.market_wording import (
     ABOVE_RULES_STRIKE,
     MONTH_HIT_DESCRIPTION,
     TWAP_CONFIG,
+    TWAP_CONFIG_5M,
     TWAP_SOURCE,
     UPDOWN_15M_DESCRIPTION,
     UPDOWN_HOURLY_DESCRIPTION,
@@ -69,6 +75,12 @@ TOUCH_CLOSE_MIN = timedelta(minutes=5)
 TOUCH_CLOSE_SPREAD_S = 90 * 60
 # Round strike spacings, widest first.
 STRIKE_STEPS = (2000, 1000, 500, 250, 100, 50, 20, 10)
+# Id prefixes (``prefix * 10**9 + local``) of the up/down markets and events: the
+# 5-minute family's are past every other family's, so no id is shared.
+UPDOWN_MARKET_PREFIX = {UD15: 1, UD1H: 2, UD5: 14}
+UPDOWN_EVENT_PREFIX = {UD15: 6, UD1H: 7, UD5: 15}
+# Each up/down market's volume scale (a 5-minute window trades less than a 15-minute one).
+UPDOWN_VOLUME = {UD5: 8_000.0, UD15: 20_000.0, UD1H: 60_000.0}
 # Day and week 0 of the ids of daily and weekly events.
 DAY0 = date(2020, 1, 1)
 MONDAY0 = date(2020, 1, 6)
@@ -105,7 +117,7 @@ class EventBuilder:
         """The event of ``family`` at ``cursor`` (an up/down window start in epoch
         seconds, or the day, Monday or first of the month it is about), listed at
         ``listed``."""
-        if family in (UD15, UD1H):
+        if family in UPDOWN:
             return self._updown(family, cursor, key, listed)
         if family == ABOVE:
             return self._above(cursor, key, listed)
@@ -116,23 +128,25 @@ class EventBuilder:
     def _updown(self, family: int, t0: int, key: str, listed: datetime) -> SimEvent:
         title_only, crypto = False, None
         start = shapes.from_epoch_s(t0)
-        span = timedelta(minutes=15 if family == UD15 else 60)
-        end = start + span
+        seconds = UPDOWN_SECONDS[family]
+        end = start + timedelta(seconds=seconds)
         local = to_et(start)
         day = f"{MONTHS[local.month - 1]} {local.day}"
-        if family == UD15:
+        local_id = t0 // seconds
+        if family in (UD5, UD15):
             title = (
                 f"Bitcoin Up or Down - {day}, {clock12(local, True)}-{clock12(to_et(end), True)} ET"
             )
-            slug = f"btc-updown-15m-{t0}"
-            local_id, source = t0 // 900, shapes.CHAINLINK_SOURCE
+            slug = f"btc-updown-{seconds // 60}m-{t0}"
+            source = shapes.CHAINLINK_SOURCE
             description = UPDOWN_15M_DESCRIPTION
             title_only = self._factory.shape(key, 1) < TITLE_ONLY_SHARE
             if title_only:
                 # "bitcoin-up-or-down-march-11-1100am-1115am-et": nothing but the title
                 slug = re.sub(r"[^a-z0-9]+", "-", title.lower().replace(":", "")).strip("-")
             if self._factory.shape(key, 2) < TWAP_SHARE:
-                source, crypto = TWAP_SOURCE, TWAP_CONFIG
+                source = TWAP_SOURCE
+                crypto = TWAP_CONFIG_5M if family == UD5 else TWAP_CONFIG
         else:
             title = f"Bitcoin Up or Down - {day}, {clock12(local, False)} ET"
             hour = clock12(local, False).lower()
@@ -141,14 +155,14 @@ class EventBuilder:
             slug = (
                 f"bitcoin-up-or-down-{day.lower().replace(' ', '-')}-{local.year}-{hour}-et{fold}"
             )
-            local_id, source = t0 // 3600, shapes.BINANCE_SOURCE
+            source = shapes.BINANCE_SOURCE
             description = UPDOWN_HOURLY_DESCRIPTION
         closed_at = self._factory.closing(key, end, timedelta(minutes=2))
         market = self._factory.market(
             family=family,
             key=key,
             event_key=key,
-            market_id=str((1 + family) * 10**9 + local_id),
+            market_id=str(UPDOWN_MARKET_PREFIX[family] * 10**9 + local_id),
             question=title,
             slug=slug,
             description=description,
@@ -158,14 +172,14 @@ class EventBuilder:
             start=start,
             end=end,
             closed_at=closed_at,
-            volume_scale=20_000.0 if family == UD15 else 60_000.0,
+            volume_scale=UPDOWN_VOLUME[family],
             title_only=title_only,
             crypto_config=crypto,
         )
         return self._factory.event(
             family=family,
             key=key,
-            event_id=str((6 + family) * 10**9 + local_id),
+            event_id=str(UPDOWN_EVENT_PREFIX[family] * 10**9 + local_id),
             slug=slug,
             title=title,
             description=description,

@@ -14,7 +14,14 @@ import math
 import numpy as np
 
 from btc_tracker_pipeline.replay.simulation.btc_path import MINUTES_PER_YEAR, BtcPath
-from btc_tracker_pipeline.replay.simulation.market_terms import ABOVE, DIP, REACH, UD1H, UD15
+from btc_tracker_pipeline.replay.simulation.market_terms import (
+    ABOVE,
+    DIP,
+    REACH,
+    UD1H,
+    UD5,
+    UD15,
+)
 from btc_tracker_pipeline.replay.simulation.settlement import Settlement
 
 _ERFC = np.frompyfunc(math.erfc, 1, 1)
@@ -82,7 +89,7 @@ class FairValues:
         sig = self._sigma_annual
         spot = p[m]
         fair = np.full(len(m), 0.5)
-        ud = (fam == UD15) | (fam == UD1H)
+        ud = (fam == UD15) | (fam == UD1H) | (fam == UD5)
         if ud.any():
             mm, t0, t1 = m[ud], start[ud], end[ud]
             tau = np.maximum(t1 - mm, 1e-3) / MINUTES_PER_YEAR

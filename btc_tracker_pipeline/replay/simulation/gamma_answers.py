@@ -22,7 +22,7 @@ from btc_tracker_pipeline.replay.shapes import EventState, MarketState
 from btc_tracker_pipeline.replay.simulation.btc_path import BtcPath
 from btc_tracker_pipeline.replay.simulation.keyed_random import unit
 from btc_tracker_pipeline.replay.simulation.market_catalogue import MarketCatalogue
-from btc_tracker_pipeline.replay.simulation.market_terms import UD1H, UD15, SimEvent, SimMarket
+from btc_tracker_pipeline.replay.simulation.market_terms import UPDOWN, SimEvent, SimMarket
 from btc_tracker_pipeline.replay.simulation.quotes import TICKS, Quoter
 from btc_tracker_pipeline.replay.simulation.settlement import Settlement
 from btc_tracker_pipeline.replay.simulation.timeline import Timeline
@@ -95,7 +95,7 @@ class GammaAnswers:
                 accepting_orders=False,
                 closed_time=market.closed_at,
                 uma_status="resolved" if market.uma_present else None,
-                uma_statuses=() if market.family in (UD15, UD1H) else ("proposed",),
+                uma_statuses=() if market.family in UPDOWN else ("proposed",),
                 **common,
             )
         now_dt = self._timeline.at(now_min)
@@ -114,7 +114,7 @@ class GammaAnswers:
         self, event: SimEvent, states: Sequence[MarketState], now_min: int
     ) -> EventState:
         metadata = None
-        if event.family in (UD15, UD1H):
+        if event.family in UPDOWN:
             market = event.markets[0]
             if now_min >= market.start_min:
                 metadata = {"priceToBeat": float(self._path.p[market.start_min])}

@@ -1,7 +1,8 @@
 """Which events a simulated world has listed, and finding their markets.
 
 Each family lists on its own schedule: up/down windows ``updown_lead`` ahead (24 h by
-default), daily "above" ladders 48 h before 12:00 ET, weekly barriers 48 h before
+default; the 5-minute ones, every 5 minutes aligned to the epoch, only with
+``updown_5m``), daily "above" ladders 48 h before 12:00 ET, weekly barriers 48 h before
 Monday 00:00 ET and monthly ones 3 days before the 1st, 00:00 ET, each within a
 minute after that. An event that would have been listed before the path starts is
 listed at the path start. Events are built as the clock reaches their listing, and
@@ -32,11 +33,17 @@ from btc_tracker_pipeline.replay.simulation.market_terms import (
     MONTH,
     REACH,
     UD1H,
+    UD5,
     UD15,
+    UPDOWN,
+    UPDOWN_SECONDS,
     SimEvent,
     SimMarket,
 )
 from btc_tracker_pipeline.replay.simulation.timeline import Timeline
+
+# Up/down event keys (the keys every identifier and draw of an event is hashed from).
+UPDOWN_KEYS = {UD5: "5m", UD15: "15m", UD1H: "1h"}
 
 
 class MarketCatalogue:
@@ -49,6 +56,7 @@ class MarketCatalogue:
         path: the world's BTC path (strikes are set from the spot at listing).
         strikes_per_ladder: markets per "above" ladder and per barrier event.
         updown_lead: how long before its window an up/down market is listed.
+        updown_5m: whether the 5-minute up/down family is listed at all.
     """
 
     def __init__(
@@ -58,6 +66,7 @@ class MarketCatalogue:
         path: BtcPath,
         strikes_per_ladder: int,
         updown_lead: timedelta,
+        updown_5m: bool = False,
     ) -> None:
         self._seed = seed
         self._timeline = timeline
@@ -68,6 +77,8 @@ class MarketCatalogue:
         self.by_token: dict[str, tuple[SimMarket, int]] = {}
         self.by_condition: dict[str, SimMarket] = {}
         self.by_id: dict[str, SimMarket] = {}
+        # The 5-minute family comes last: the other families' events are built as before.
+        self._families = (UD15, UD1H, ABOVE, REACH, MONTH) + ((UD5,) if updown_5m else ())
         self._cursors = self._initial_cursors()
 
     def listed(self, now_min: int) -> list[SimEvent]:
@@ -90,6 +101,7 @@ class MarketCatalogue:
         while month_bounds(month)[1] <= origin + timedelta(days=1):
             month = next_month(month)
         return {
+            UD5: -(-t0 // 300) * 300,
             UD15: -(-t0 // 900) * 900,
             UD1H: -(-t0 // 3600) * 3600,
             ABOVE: first_day,
@@ -99,8 +111,8 @@ class MarketCatalogue:
 
     def _listing(self, family: int, cursor: Any) -> tuple[str, datetime]:
         """Key and listing time of the next event of a family (cheap, no path needed)."""
-        if family in (UD15, UD1H):
-            key = f"{'15m' if family == UD15 else '1h'}:{cursor}"
+        if family in UPDOWN:
+            key = f"{UPDOWN_KEYS[family]}:{cursor}"
             natural = shapes.from_epoch_s(cursor) - self._updown_lead
         elif family == ABOVE:
             key = f"above:{cursor.isoformat()}"
@@ -123,7 +135,7 @@ class MarketCatalogue:
         """Build every event listed at or before ``now_min`` (incrementally)."""
         limit = self._timeline.at(now_min)
         added = False
-        for family in (UD15, UD1H, ABOVE, REACH, MONTH):
+        for family in self._families:
             while True:
                 cursor = self._cursors[family]
                 key, listed = self._listing(family, cursor)
@@ -138,9 +150,9 @@ class MarketCatalogue:
 
     @staticmethod
     def _advance(family: int, cursor: Any) -> Any:
+        if family in UPDOWN:
+            return cursor + UPDOWN_SECONDS[family]
         return {
-            UD15: lambda c: c + 900,
-            UD1H: lambda c: c + 3600,
             ABOVE: lambda c: c + timedelta(days=1),
             REACH: lambda c: c + timedelta(days=7),
             MONTH: next_month,

@@ -18,8 +18,7 @@ from btc_tracker_pipeline.replay.simulation.keyed_random import digest, hash64, 
 from btc_tracker_pipeline.replay.simulation.market_terms import (
     DIP,
     REACH,
-    UD1H,
-    UD15,
+    UPDOWN,
     SimEvent,
     SimMarket,
 )
@@ -102,10 +101,10 @@ class MarketFactory:
             created_at=listed - timedelta(seconds=70),
             accepting_orders_at=listed - timedelta(seconds=67),
             end_date=end,
-            event_start=start if family in (UD15, UD1H) and not title_only else None,
+            event_start=start if family in UPDOWN and not title_only else None,
             group_item_title=group_title,
             group_item_threshold=str(threshold),
-            automatically_resolved=family in (UD15, UD1H),
+            automatically_resolved=family in UPDOWN,
             neg_risk_market_id=neg_risk_market_id,
             crypto_config=crypto_config,
             **self._identity(key),
@@ -162,7 +161,7 @@ class MarketFactory:
             series=series,
             series_slug=series["slug"],
             start_time=start_time,
-            show_market_images=family in (UD15, UD1H),
+            show_market_images=family in UPDOWN,
             neg_risk=neg_risk,
         )
         return SimEvent(

@@ -12,6 +12,10 @@ from btc_tracker_pipeline.replay.shapes import EventStatic, MarketStatic
 # Market families: 15-minute and hourly up/down, daily "above K", barrier reach / dip.
 UD15, UD1H, ABOVE, REACH, DIP = 0, 1, 2, 3, 4
 MONTH = 5  # catalogue of monthly "What price will Bitcoin hit in <Month>?" events
+UD5 = 6  # 5-minute up/down (only in worlds built with ``updown_5m``)
+# The up/down families, shortest window first, and their window lengths in seconds.
+UPDOWN = (UD5, UD15, UD1H)
+UPDOWN_SECONDS = {UD5: 300, UD15: 900, UD1H: 3600}
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from btc_tracker_pipeline.replay import shapes
-from btc_tracker_pipeline.replay.simulation.market_terms import ABOVE, MONTH, REACH, UD1H, UD15
+from btc_tracker_pipeline.replay.simulation.market_terms import (
+    ABOVE,
+    MONTH,
+    REACH,
+    UD1H,
+    UD5,
+    UD15,
+)
 
 UPDOWN_15M_DESCRIPTION = (
     'This market will resolve to "Up" if the Bitcoin price at the end of the time range '
@@ -42,7 +49,7 @@ ABOVE_RULES_STRIKE = ABOVE_DESCRIPTION.replace(
     'final "Close" price of {strike}.01 or higher',
 )
 TWAP_SOURCE = "https://data.chain.link/streams/btc-usd-twap-60s-streams"
-# docs/apis.md §1.6 (5m); the world's TWAP windows are 15-minute ones.
+# docs/apis.md §1.6 (5m): the TWAP configuration of a 15-minute and a 5-minute window.
 TWAP_CONFIG: dict[str, Any] = {
     "id": "btc-15m-twap-60",
     "asset": "btc",
@@ -50,6 +57,7 @@ TWAP_CONFIG: dict[str, Any] = {
     "twapEnabled": True,
     "twapLookbackSeconds": 60,
 }
+TWAP_CONFIG_5M: dict[str, Any] = TWAP_CONFIG | {"id": "btc-5m-twap-60", "duration": "5m"}
 WEEK_HIT_DESCRIPTION = (
     'This market will immediately resolve to "Yes" if any Binance 1 minute candle for '
     "BTC/USDT between Monday 12:00 AM ET and Sunday 11:59 PM ET of the week specified in the "
@@ -69,6 +77,9 @@ MONTH_HIT_DESCRIPTION = (
 )
 
 SERIES = {
+    UD5: shapes.series_object(
+        "10684", "btc-up-or-down-5m", "BTC Up or Down 5m", "5m", "2025-11-21T21:46:22.201Z"
+    ),
     UD15: shapes.series_object(
         "10192", "btc-up-or-down-15m", "BTC Up or Down 15m", "15m", "2025-09-30T16:23:17.404Z"
     ),
@@ -102,6 +113,7 @@ SERIES = {
     ),
 }
 TAG_IDS = {
+    UD5: ("235", "21", "1312", "101757"),
     UD15: ("235", "21", "1312", "101757"),
     UD1H: ("235", "21", "1312", "101757"),
     ABOVE: ("235", "102264", "102516", "21", "1312", "101757"),

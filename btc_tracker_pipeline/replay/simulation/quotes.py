@@ -1,11 +1,16 @@
-"""The simulated markets' quotes: the fair value distorted by ``bias`` and ``noise``,
-then quoted on the 0.01 tick with a 1–5¢ spread.
+"""The simulated markets' quotes: the fair value, ``lag_s`` seconds late, distorted by
+``bias`` and ``noise``, then quoted on the 0.01 tick with a 1–5¢ spread.
 
-``bias`` pulls prices towards 0.5 in logit space (longshots overpriced); ``noise`` adds
-a deterministic logit noise, 0.64 of its variance persistent over a 15-minute bucket
-and 0.36 per minute. With both 0 (the default) the mid is the fair value up to the
-tick: an efficient market no model can beat. Spreads are wider near 0.5 and in thin
-markets (live up/down books average 2–3¢, mostly wider than 2¢, like recorded ones).
+``lag_s`` makes the price follow its fair value late, as short up/down markets do: the
+price at minute m is priced from the fair value at m − lag_s / 60 (for a fractional
+minute, blended in logit space between the two whole minutes around it, linearly;
+clamped to the path start), while ``fair`` stays the value at m. ``bias`` pulls prices
+towards 0.5 in logit space (longshots overpriced); ``noise`` adds a deterministic logit
+noise, 0.64 of its variance persistent over a 15-minute bucket and 0.36 per minute.
+The three are independent. With all three 0 (the default) the mid is the fair value up
+to the tick: bias 0, noise 0 and lag 0 is an efficient market no model can beat.
+Spreads are wider near 0.5 and in thin markets (live up/down books average 2–3¢,
+mostly wider than 2¢, like recorded ones).
 Every quote is a function of (``seed``, market, minute).
 """
 
@@ -52,23 +57,33 @@ class Quoter:
         bias: favourite-longshot distortion, ``logit(p) = (1 - bias) logit(p_fair) + noise``.
         noise: standard deviation of the logit noise (0: none).
         origin_min: minutes from the Unix epoch to the path start.
+        lag_s: seconds the price follows its fair value late (0: none).
     """
 
-    def __init__(self, fair_values: FairValues, bias: float, noise: float, origin_min: int) -> None:
+    def __init__(
+        self,
+        fair_values: FairValues,
+        bias: float,
+        noise: float,
+        origin_min: int,
+        lag_s: float = 0.0,
+    ) -> None:
         self._fair_values = fair_values
         self._bias = bias
         self._noise = noise
         self._origin_min = origin_min
+        self._lag_min = lag_s / 60.0
 
     def quotes(self, markets: Sequence[SimMarket], minutes: np.ndarray) -> dict[str, np.ndarray]:
         """Quotes of outcome 0 for ``markets[i]`` at path minutes ``minutes[i, :]``.
 
-        p_fair → logit(p) = (1 - bias) logit(p_fair) + noise(seed, market, minute)
-        (``noise`` times a unit-variance draw, none when ``noise`` is 0)
+        p_fair at m − lag → logit(p) = (1 - bias) logit(p_fair) + noise(seed, market,
+        minute) (``noise`` times a unit-variance draw, none when ``noise`` is 0)
         → clip to [0.005, 0.995] → bid/ask on the 0.01 tick around it, ``spread_ticks``
         apart. ``mid`` is (bid + ask) / 2, e.g. 0.555 or 0.005;
         ``bid == 0`` means an empty bid side, ``ask == 100`` an empty ask side.
-        Returns arrays of shape ``minutes.shape``: fair, mid, bid, ask (ticks), last.
+        Returns arrays of shape ``minutes.shape``: fair (at m, never lagged), mid, bid,
+        ask (ticks), last.
         """
         shape = minutes.shape
         k = shape[1]
@@ -96,8 +111,12 @@ class Quoter:
                     + 0.8 * (unit_array(keys, absolute // 15, 11) - 0.5)
                 )
             )
-        clipped = np.clip(fair, 1e-6, 1.0 - 1e-6)
-        logit = (1.0 - self._bias) * np.log(clipped / (1.0 - clipped)) + noise
+        if self._lag_min > 0.0:
+            priced = self._lagged_logit(fam, start, end, strike, m)
+        else:
+            clipped = np.clip(fair, 1e-6, 1.0 - 1e-6)
+            priced = np.log(clipped / (1.0 - clipped))
+        logit = (1.0 - self._bias) * priced + noise
         price = np.clip(1.0 / (1.0 + np.exp(-logit)), P_MIN, P_MAX)
         thin = per_row([unit(mk.key_hash, 0, 3) < THIN_SHARE for mk in markets], np.float64)
         spread = spread_ticks(price, thin, keys, absolute)
@@ -113,3 +132,31 @@ class Quoter:
             "last": last,
         }
         return {name: values.reshape(shape) for name, values in out.items()}
+
+    def _lagged_logit(
+        self,
+        fam: np.ndarray,
+        start: np.ndarray,
+        end: np.ndarray,
+        strike: np.ndarray,
+        m: np.ndarray,
+    ) -> np.ndarray:
+        """logit of the fair value at minute ``m − lag``: between the whole minutes
+        around it, ``(1 − w) logit(p[⌊t⌋]) + w logit(p[⌈t⌉])`` with ``w = t − ⌊t⌋``;
+        before the path start, the value at minute 0."""
+        t = np.maximum(m - self._lag_min, 0.0)
+        low = np.floor(t)
+        weight = t - low
+        low_min = low.astype(np.int64)
+
+        def logit_at(rows: np.ndarray | slice, minutes: np.ndarray) -> np.ndarray:
+            p = self._fair_values.of(fam[rows], start[rows], end[rows], strike[rows], minutes)
+            p = np.clip(p, 1e-6, 1.0 - 1e-6)
+            return np.log(p / (1.0 - p))
+
+        out = logit_at(slice(None), low_min)
+        rows = np.flatnonzero(weight > 0.0)
+        if len(rows):
+            w = weight[rows]
+            out[rows] = (1.0 - w) * out[rows] + w * logit_at(rows, low_min[rows] + 1)
+        return out

@@ -1,6 +1,6 @@
 """How the simulated markets settle on the path (docs/apis.md §3.8).
 
-15-minute up/down markets settle on a "Chainlink" BTC/USD print: the path price times
+15-minute and 5-minute up/down markets settle on a "Chainlink" BTC/USD print: the path price times
 ``1 + CHAINLINK_NOISE_BPS · z`` with ``z`` a standard normal clipped at ±2.5, drawn
 per minute. It is a few dollars off the Binance klines, so about 1–2 % of these
 markets settle on the side opposite to the klines, always on a move of a few dollars.
@@ -13,7 +13,14 @@ import numpy as np
 
 from btc_tracker_pipeline.replay.simulation.btc_path import BtcPath
 from btc_tracker_pipeline.replay.simulation.keyed_random import hash64, normal_array
-from btc_tracker_pipeline.replay.simulation.market_terms import ABOVE, REACH, UD1H, UD15, SimMarket
+from btc_tracker_pipeline.replay.simulation.market_terms import (
+    ABOVE,
+    REACH,
+    UD5,
+    UD15,
+    UPDOWN,
+    SimMarket,
+)
 
 # Chainlink BTC/USD vs Binance BTC/USDT at one instant: 1 bp (~$9 at $85k) per print,
 # clipped at 2.5 bp, so a settled side differs from the klines only on a move under 5 bp.
@@ -43,10 +50,10 @@ class Settlement:
 
     def updown_up(self, fam: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
         """Whether each up/down window settled Up: end >= start on its settlement feed,
-        the Chainlink print for 15-minute windows, the Binance path for hourly ones."""
+        the Chainlink print for 5- and 15-minute windows, the Binance path for hourly ones."""
         p = self._path.p
         binance = p[end] >= p[start]
-        chainlink = fam == UD15
+        chainlink = (fam == UD15) | (fam == UD5)
         if not chainlink.any():
             return binance
         cl_up = self.chainlink(end[chainlink]) >= self.chainlink(start[chainlink])
@@ -57,7 +64,7 @@ class Settlement:
     def winner(self, market: SimMarket) -> int:
         """Index of the winning outcome by the market's rule on the simulated path."""
         p, k = self._path.p, market.strike
-        if market.family in (UD15, UD1H):
+        if market.family in UPDOWN:
             fam, start, end = (
                 np.array([v]) for v in (market.family, market.start_min, market.end_min)
             )
