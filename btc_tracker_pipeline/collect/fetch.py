@@ -15,7 +15,12 @@ import polars as pl
 
 from btc_tracker_pipeline.collect.history_cache import Connect, backfill_histories, history_needs
 from btc_tracker_pipeline.collect.kline_cache import backfill_klines
-from btc_tracker_pipeline.collect.paths import path_errors, path_minutes, path_rows
+from btc_tracker_pipeline.collect.paths import (
+    path_candidates,
+    path_errors,
+    path_minutes,
+    path_rows,
+)
 from btc_tracker_pipeline.collect.snapshots import (
     fetch_histories,
     history_snapshots,
@@ -28,6 +33,7 @@ from btc_tracker_pipeline.sources.errors import ApiError
 from btc_tracker_pipeline.sources.gamma import GammaClient
 
 Window = tuple[datetime, datetime]
+MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -104,10 +110,12 @@ def paths_for_run(
     connect: Connect,
     warn: Callable[[str], None],
 ) -> Paths:
-    """The minute paths of the run's ``tracked`` markets of ``families``
-    (``collect.paths``): one 1-minute prices-history request per token for the window
-    that just ended; a backfill run reads the tokens ``market_snapshots`` already fetched
-    from the history cache and fetches (and caches) only the others."""
+    """The minute paths of the markets of ``families`` in ``tracked`` (the run's and the
+    previous window's ``tracked_markets`` rows; ``collect.paths.path_candidates``): one
+    1-minute prices-history request per token for the window that just ended; a
+    backfill run reads the tokens ``market_snapshots`` already fetched from the history
+    cache and fetches (and caches) only the others."""
+    tracked = path_candidates(tracked.filter(pl.col("family").is_in(list(families))), windows)
     minutes = path_minutes(tracked, families)
     range_start, range_end = windows[0][0], windows[-1][1]
     needs = {
@@ -126,6 +134,32 @@ def paths_for_run(
     rows = path_rows(minutes, histories, klines, "live" if live else "history")
     due = minutes.select("window_start", "market_id").unique(maintain_order=True)
     return Paths(rows, due, path_errors(minutes, histories), len(needs), from_cache)
+
+
+def path_klines(
+    client: BinanceClient,
+    stored: pl.DataFrame,
+    lo: datetime,
+    hi: datetime,
+    warn: Callable[[str], None],
+) -> pl.DataFrame:
+    """The 1-minute klines opening in [lo, hi) a run's paths need: those the warehouse
+    has (``stored``: open_time, close, …), and the missing minutes fetched from Binance in
+    one request. The candle before a run's first window belongs to the window before,
+    which a first run or an out-of-order backfill run has not written; without the fetch
+    a minute's BTC close would depend on the order runs ran in. A failed fetch leaves
+    those minutes without a close (warned)."""
+    minutes = pl.datetime_range(lo, hi, "1m", closed="left", time_unit="us", eager=True)
+    missing = minutes.filter(~minutes.is_in(stored["open_time"].implode()))
+    if missing.is_empty():
+        return stored
+    try:
+        fetched = klines_frame(client.klines(missing.min(), missing.max() + MINUTE, "1m"))
+    except ApiError as exc:
+        warn(f"BTC closes of {len(missing)} minute(s) missing ({exc.__class__.__name__}: {exc})")
+        return stored
+    found = fetched.filter(pl.col("open_time").is_in(missing.implode())).select(stored.columns)
+    return pl.concat([stored, found.cast(stored.schema)]).sort("open_time")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ Only data at or before ``minute_ts`` is in a row, so a row can be used as of its
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -40,6 +40,38 @@ MINUTE = timedelta(minutes=1)
 
 PATH_SCHEMA: dict[str, pl.DataType] = polars_schema("market_paths")
 _MINUTE_KEYS = ("window_start", "window_end", "market_id", "family", "yes_token_id")
+
+
+def path_candidates(
+    tracked: pl.DataFrame, windows: Sequence[tuple[datetime, datetime]]
+) -> pl.DataFrame:
+    """Every (window, market) of ``windows`` whose own window [reference_start, expiry)
+    overlaps it, for the markets of ``tracked`` (``tracked_markets`` rows of the run's
+    windows and of the window before them), as rows of the run's windows.
+
+    A live tick's ``tracked_markets`` lists the markets open at the tick: a 5-minute
+    market that closed inside the window just ended is not among them, but the tick
+    before listed it (up/down markets are created ahead), so its path is still taken.
+    """
+    terms = (
+        tracked.filter(pl.col("reference_start").is_not_null() & pl.col("expiry").is_not_null())
+        .sort("window_start")
+        .unique("market_id", keep="last", maintain_order=True)
+        .drop("window_start", "window_end")
+    )
+    frame = pl.DataFrame(
+        list(windows),
+        schema={"window_start": pl.Datetime("us"), "window_end": pl.Datetime("us")},
+        orient="row",
+    )
+    return (
+        frame.join(terms, how="cross")
+        .filter(
+            (pl.col("reference_start") < pl.col("window_end"))
+            & (pl.col("expiry") > pl.col("window_start"))
+        )
+        .sort("window_start", "market_id")
+    )
 
 
 def path_minutes(tracked: pl.DataFrame, families: Sequence[str] = PATH_FAMILIES) -> pl.DataFrame:

@@ -7,7 +7,7 @@ import polars as pl
 from pydantic import Field
 
 from btc_tracker_pipeline import environment
-from btc_tracker_pipeline.collect.fetch import Paths, paths_for_run
+from btc_tracker_pipeline.collect.fetch import Paths, path_klines, paths_for_run
 from btc_tracker_pipeline.collect.paths import PATH_FAMILIES
 from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.engine import Tally, WindowRun
@@ -17,12 +17,14 @@ from btc_tracker_pipeline.defs.markets.assets import (
     tracked_markets,
 )
 from btc_tracker_pipeline.defs.resources import (
+    BinanceResource,
     ClockResource,
     PolymarketResource,
     WarehouseResource,
 )
 from btc_tracker_pipeline.defs.shared import of_chosen, window_asset
 from btc_tracker_pipeline.features.market_terms import FAMILIES
+from btc_tracker_pipeline.partitions import WINDOW
 from btc_tracker_pipeline.warehouse import TableWrite
 from btc_tracker_pipeline.warehouse.read import klines_between, window_rows
 
@@ -80,6 +82,7 @@ def market_paths(
     context: dg.AssetExecutionContext,
     config: PathSettings,
     polymarket: PolymarketResource,
+    binance: BinanceResource,
     warehouse: WarehouseResource,
     clock: ClockResource,
 ) -> dg.MaterializeResult:
@@ -88,7 +91,8 @@ def market_paths(
 
     One row per (market, minute): minute_ts, offset_min since the market's open,
     minutes_left, price (the newest 1-minute prices-history point at or before the
-    minute, no older than max_quote_age_min), quote_ts, quote_age_s, btc_close. A
+    minute, no older than max_quote_age_min), quote_ts, quote_age_s, btc_close (from
+    btc_spot_prices; the minute before the run, if not stored, from Binance). A
     15-minute market has 15 rows in its window, a 5-minute one 5. One request per token
     for a tick; a backfill run reads what market_snapshots fetched from the history
     cache. A run for chosen markets replaces only their rows.
@@ -98,18 +102,27 @@ def market_paths(
         families = config.families()
     except environment.ConfigurationError as exc:
         raise dg.Failure(str(exc)) from exc
+    spot = binance.client()
     with WindowRun.start(
         context,
         "market_paths",
         warehouse,
         clock.now(),
-        lambda: (polymarket.http.requests, polymarket.http.retries),
+        lambda: (
+            polymarket.http.requests + spot.requests,
+            polymarket.http.retries + spot.retries,
+        ),
     ) as run:
+        first_minute = run.start_at - timedelta(minutes=1)
         with warehouse.connect() as conn:
+            # The window before too: a market that closed inside the window just ended is
+            # no longer in a live tick's tracked_markets (collect.paths.path_candidates).
             tracked = of_chosen(
-                window_rows(conn, "tracked_markets", run.start_at, run.end_at), run.chosen
+                window_rows(conn, "tracked_markets", run.start_at - WINDOW, run.end_at),
+                run.chosen,
             )
-            klines = klines_between(conn, run.start_at - timedelta(minutes=1), run.end_at)
+            stored = klines_between(conn, first_minute, run.end_at)
+        klines = path_klines(spot, stored, first_minute, run.end_at, context.log.warning)
         with run.api_calls():
             paths = paths_for_run(
                 polymarket.clob(),
