@@ -141,20 +141,29 @@ def path_klines(
     stored: pl.DataFrame,
     lo: datetime,
     hi: datetime,
+    *,
+    backfill: bool,
+    connect: Connect,
+    now: datetime,
     warn: Callable[[str], None],
 ) -> pl.DataFrame:
     """The 1-minute klines opening in [lo, hi) a run's paths need: those the warehouse
-    has (``stored``: open_time, close, …), and the missing minutes fetched from Binance in
-    one request. The candle before a run's first window belongs to the window before,
-    which a first run or an out-of-order backfill run has not written; without the fetch
-    a minute's BTC close would depend on the order runs ran in. A failed fetch leaves
-    those minutes without a close (warned)."""
+    has (``stored``: open_time, close, …), and the missing minutes from Binance (a
+    backfill run reads them from the kline cache ``btc_spot_prices`` filled, with its
+    24 h lookback; another run asks once). The candle before a run's first window
+    belongs to the window before, which a first run or an out-of-order backfill run has
+    not written; without this a minute's BTC close would depend on the order runs ran
+    in. A failed fetch leaves those minutes without a close (warned)."""
     minutes = pl.datetime_range(lo, hi, "1m", closed="left", time_unit="us", eager=True)
     missing = minutes.filter(~minutes.is_in(stored["open_time"].implode()))
     if missing.is_empty():
         return stored
+    first, end = missing.min(), missing.max() + MINUTE
     try:
-        fetched = klines_frame(client.klines(missing.min(), missing.max() + MINUTE, "1m"))
+        if backfill:
+            fetched = backfill_klines(client, first, end, connect, now, warn)
+        else:
+            fetched = klines_frame(client.klines(first, end, "1m"))
     except ApiError as exc:
         warn(f"BTC closes of {len(missing)} minute(s) missing ({exc.__class__.__name__}: {exc})")
         return stored

@@ -122,7 +122,16 @@ def market_paths(
                 run.chosen,
             )
             stored = klines_between(conn, first_minute, run.end_at)
-        klines = path_klines(spot, stored, first_minute, run.end_at, context.log.warning)
+        klines = path_klines(
+            spot,
+            stored,
+            first_minute,
+            run.end_at,
+            backfill=len(run.windows) > 1,
+            connect=warehouse.connect,
+            now=clock.now(),
+            warn=context.log.warning,
+        )
         with run.api_calls():
             paths = paths_for_run(
                 polymarket.clob(),
