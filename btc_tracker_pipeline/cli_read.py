@@ -92,6 +92,7 @@ EXPORT_TABLES = (
     "markets",
     "tracked_markets",
     "market_snapshots",
+    "market_paths",
     "btc_spot_prices",
     "btc_spot_windows",
     "market_resolutions",
