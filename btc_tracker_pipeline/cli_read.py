@@ -573,7 +573,7 @@ def path_figure(path: pl.DataFrame, info: queries.MarketInfo) -> Figure:
     minute = timedelta(minutes=1)
     x = path["minute_ts"].to_list()
     prices = path["price"].cast(float).to_numpy()
-    fig = Figure(figsize=(10, 5), dpi=100)
+    fig = Figure(figsize=(10, 5.5), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     # Each price holds for its minute: the last one is drawn to the end of its minute.
     ax.step(
@@ -583,7 +583,8 @@ def path_figure(path: pl.DataFrame, info: queries.MarketInfo) -> Figure:
         color="tab:blue",
         label="YES price",
     )
-    ax.plot(x, prices, linestyle="none", marker="o", markersize=4, color="tab:blue")
+    if len(x) <= 120:  # a marker per minute, up to two hours
+        ax.plot(x, prices, linestyle="none", marker="o", markersize=4, color="tab:blue")
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("YES price")
     ax.set_xlabel("minute (UTC)")
@@ -611,7 +612,14 @@ def path_figure(path: pl.DataFrame, info: queries.MarketInfo) -> Figure:
         ax.plot([], [], linestyle="none", label=f"winner: {info.winner_outcome}")
     handles, labels = ax.get_legend_handles_labels()
     more_handles, more_labels = spot.get_legend_handles_labels()
-    ax.legend(handles + more_handles, labels + more_labels, loc="upper left", fontsize="small")
+    fig.legend(
+        handles + more_handles,
+        labels + more_labels,
+        loc="outside lower center",
+        ncols=6,
+        fontsize="small",
+        frameon=False,
+    )
     outcome = (
         f"{info.resolution_status} {info.winner_outcome or ''}".strip()
         if info.resolution_status
@@ -623,7 +631,6 @@ def path_figure(path: pl.DataFrame, info: queries.MarketInfo) -> Figure:
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    fig.tight_layout()
     return fig
 
 

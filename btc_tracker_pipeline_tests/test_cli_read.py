@@ -432,7 +432,7 @@ def test_the_minute_path_chart_shows_the_price_to_beat_open_expiry_and_winner(bu
     assert info is not None and info.winner_outcome and info.expiry is not None
     fig = cli_read.path_figure(path, info)
     ax, spot = fig.axes
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     opened = path["minute_ts"][0]
     assert labels == [
         "YES price",
