@@ -38,6 +38,7 @@ from btc_tracker_pipeline.partitions import key_of, window_of
 if TYPE_CHECKING:  # the heavy imports (polars, duckdb, ccxt via sources) wait for a command
     import duckdb
     import polars as pl
+    from matplotlib.figure import Figure
 
     from btc_tracker_pipeline import queries
     from btc_tracker_pipeline.sources.gamma import GammaClient
@@ -92,6 +93,7 @@ EXPORT_TABLES = (
     "markets",
     "tracked_markets",
     "market_snapshots",
+    "market_paths",
     "btc_spot_prices",
     "btc_spot_windows",
     "market_resolutions",
@@ -558,6 +560,87 @@ def plot_history(frame: pl.DataFrame, info: queries.MarketInfo, out: Path) -> No
     fig.savefig(out, format="png")
 
 
+def path_figure(path: pl.DataFrame, info: queries.MarketInfo) -> Figure:
+    """The minute path: the YES price as of each minute (a step per minute, held to the
+    next) on [0, 1], the BTC 1-minute close on a second axis with a line at the open's
+    close (the price to beat), the open and the expiry marked when in the path's span,
+    the winner in the title and legend when resolved. Draws on a bare Figure."""
+    from datetime import timedelta
+
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+
+    minute = timedelta(minutes=1)
+    x = path["minute_ts"].to_list()
+    prices = path["price"].cast(float).to_numpy()
+    fig = Figure(figsize=(10, 5.5), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    # Each price holds for its minute: the last one is drawn to the end of its minute.
+    ax.step(
+        [*x, x[-1] + minute],
+        [*prices, prices[-1]],
+        where="post",
+        color="tab:blue",
+        label="YES price",
+    )
+    if len(x) <= 120:  # a marker per minute, up to two hours
+        ax.plot(x, prices, linestyle="none", marker="o", markersize=4, color="tab:blue")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("YES price")
+    ax.set_xlabel("minute (UTC)")
+    spot = ax.twinx()
+    spot.plot(
+        x,
+        path["btc_close"].cast(float).to_numpy(),
+        label="BTC 1-minute close",
+        color="tab:orange",
+        marker=".",
+    )
+    spot.set_ylabel("BTC/USDT")
+    open_btc = path["open_btc"][0]
+    if open_btc is not None:
+        spot.axhline(
+            open_btc, color="tab:gray", linestyle="--", label=f"price to beat {open_btc:,.2f}"
+        )
+    first, end = x[0], x[-1] + minute
+    opened = first - path["offset_min"][0] * minute
+    if first <= opened <= end:
+        ax.axvline(opened, color="tab:green", linestyle=":", label=f"open {opened:%H:%M}")
+    if info.expiry is not None and first <= info.expiry <= end:
+        ax.axvline(info.expiry, color="tab:red", linestyle=":", label=f"expiry {info.expiry:%H:%M}")
+    if info.winner_outcome:
+        ax.plot([], [], linestyle="none", label=f"winner: {info.winner_outcome}")
+    handles, labels = ax.get_legend_handles_labels()
+    more_handles, more_labels = spot.get_legend_handles_labels()
+    fig.legend(
+        handles + more_handles,
+        labels + more_labels,
+        loc="outside lower center",
+        ncols=6,
+        fontsize="small",
+        frameon=False,
+    )
+    outcome = (
+        f"{info.resolution_status} {info.winner_outcome or ''}".strip()
+        if info.resolution_status
+        else "not resolved yet"
+    )
+    ax.set_title(
+        f"{info.market_id}: {info.question or ''}\nminute path, {outcome}", fontsize="medium"
+    )
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    return fig
+
+
+def plot_path(path: pl.DataFrame, info: queries.MarketInfo, out: Path) -> None:
+    """Write :func:`path_figure` as a PNG titled (in its metadata) as a minute path."""
+    path_figure(path, info).savefig(
+        out, format="png", metadata={"Title": f"minute path of market {info.market_id}"}
+    )
+
+
 HISTORY_COLUMNS = [
     # (header, frame column, format)
     ("window", "window_start", "key"),
@@ -600,16 +683,51 @@ def _history_table(frame: pl.DataFrame) -> Table:
     return table
 
 
+def _path_table(path: pl.DataFrame) -> Table:
+    open_btc = path["open_btc"][0] if path.height else None
+    title = f"minute path: {path.height} minute(s)"
+    if open_btc is not None:
+        title += f", price to beat {open_btc:,.2f}"  # BTC at the open; short: no wrap
+    table = _table(
+        title,
+        [
+            ("minute UTC", "left", None),
+            ("offset", "right", None),
+            ("YES", "right", None),
+            ("quote age s", "right", None),
+            ("BTC close", "right", None),
+            ("move $", "right", None),
+        ],
+    )
+    for r in path.iter_rows(named=True):
+        table.add_row(
+            f"{r['minute_ts']:%H:%M}",
+            str(r["offset_min"]),
+            _fmt(r["price"], ".3f"),
+            _fmt(r["quote_age_s"], ".0f"),
+            _fmt(r["btc_close"], ",.2f"),
+            _fmt(r["btc_move"], "+,.2f"),
+        )
+    return table
+
+
 def history_command(
     market_id: Annotated[str, typer.Argument(help="Gamma market id (see btc-tracker markets).")],
     plot: Annotated[
         Path | None, typer.Option(help="Also write a PNG chart to this file (needs matplotlib).")
     ] = None,
     tail: Annotated[int, typer.Option(min=0, help="Only the newest N windows (0 = all).")] = 0,
+    minutes: Annotated[
+        int, typer.Option(min=0, help="Only the newest N minutes of the minute path (0 = all).")
+    ] = 0,
     json_output: JsonOption = False,
     wait: WaitOption = READ_WAIT_S,
 ) -> None:
-    """One market's snapshots window by window, beside BTC spot and its structural probability.
+    """One market's snapshots window by window, beside BTC spot and its structural probability;
+    then, for an up/down market, its minute path: the YES price every minute of its window
+    beside the BTC 1-minute close and its move since the open (the price to beat).
+
+    --plot draws the minute path when there is one, else the windows.
 
     Example: btc-tracker history 3225108200 --plot market.png
     """
@@ -627,10 +745,14 @@ def history_command(
                 "(run btc-tracker markets to find ids)"
             )
         frame = queries.market_history(conn, market_id, tail=tail or None)
+        path = queries.market_path(conn, market_id, tail=minutes or None)
     if out is not None:
-        if frame.is_empty():
-            raise _fail(f"market {market_id} has no snapshots to plot yet")
-        plot_history(frame, info, out)
+        if not path.is_empty():
+            plot_path(path, info, out)
+        elif frame.is_empty():
+            raise _fail(f"market {market_id} has no snapshots or minute path to plot yet")
+        else:
+            plot_history(frame, info, out)
     if json_output:
         _emit_json(
             {
@@ -638,11 +760,15 @@ def history_command(
                 "plot": str(out) if out else None,
                 "windows": frame.height,
                 "rows": frame.to_dicts(),
+                "open_btc": path["open_btc"][0] if path.height else None,
+                "path": path.drop("open_btc").to_dicts(),
             }
         )
         return
     console.print(_market_header(info), markup=False, highlight=False)
     console.print(_history_table(frame))
+    if not path.is_empty():
+        console.print(_path_table(path))
     if out is not None:
         console.print(f"chart written to {out}", soft_wrap=True)
 

@@ -377,6 +377,39 @@ def market_history(
     return frame.tail(tail) if tail else frame
 
 
+PATH_SQL = """
+WITH minutes AS (
+    SELECT * FROM market_paths WHERE market_id = ?
+    -- A minute in two windows: the row with a price, then the newest window's.
+    QUALIFY row_number() OVER (
+        PARTITION BY minute_ts ORDER BY price IS NULL, window_start DESC
+    ) = 1
+), opened AS (
+    SELECT *, max(btc_close) FILTER (WHERE offset_min = 0) OVER () AS open_btc FROM minutes
+)
+SELECT window_start, minute_ts, offset_min, minutes_left, price, quote_ts, quote_age_s,
+       btc_close, open_btc, btc_close - open_btc AS btc_move, source
+FROM opened
+ORDER BY minute_ts
+"""
+
+
+def market_path(
+    conn: duckdb.DuckDBPyConnection, market_id: str, tail: int | None = None
+) -> pl.DataFrame:
+    """The market's minute path (``market_paths``): one row per ``minute_ts``, oldest first,
+    with the YES price as of the minute and the BTC 1-minute close ending at it.
+
+    ``open_btc`` is the BTC close at the market's open (offset 0), the "price to beat" of
+    an up/down market (null when that minute is not in the warehouse); ``btc_move`` is
+    ``btc_close - open_btc``. A minute kept by two windows appears once. ``tail`` keeps
+    the newest minutes (``open_btc`` still comes from the open).
+    Example: ``market_path(conn, "1001969232", tail=5)``.
+    """
+    frame = conn.execute(PATH_SQL, [market_id]).pl()
+    return frame.tail(tail) if tail else frame
+
+
 # --------------------------------------------------------------------------- export
 
 
@@ -582,6 +615,7 @@ __all__ = [
     "find_markets",
     "market_history",
     "market_info",
+    "market_path",
     "quality_distribution",
     "recent_runs",
     "run_config",

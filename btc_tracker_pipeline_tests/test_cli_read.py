@@ -295,6 +295,179 @@ def test_history_plot_into_a_missing_folder_is_refused(built, tmp_path):
     assert "does not exist" in line
 
 
+# --------------------------------------------------------------------------- minute path
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def path_market(built: Built) -> str:
+    """A resolved 15-minute up/down market with all 15 minutes and the BTC price at its open."""
+    return str(
+        built.one(
+            "SELECT p.market_id FROM market_paths p JOIN market_resolutions r USING (market_id) "
+            "WHERE p.family = 'updown_15m' AND r.status = 'resolved' GROUP BY 1 "
+            "HAVING count(*) = 15 AND count(p.btc_close) = 15 ORDER BY 1 LIMIT 1"
+        )
+    )
+
+
+def market_without_path(built: Built) -> str:
+    """The market with the most snapshots and no minute path (not up/down)."""
+    return str(
+        built.one(
+            "SELECT market_id FROM market_snapshots WHERE market_id NOT IN "
+            "(SELECT market_id FROM market_paths) GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+        )
+    )
+
+
+def path_rows(built: Built, market_id: str) -> list[tuple]:
+    return built.sql(
+        "SELECT minute_ts, offset_min, price, quote_age_s, btc_close FROM market_paths "
+        "WHERE market_id = ? ORDER BY minute_ts",
+        market_id,
+    )
+
+
+def png_text(path: Path) -> dict[str, str]:
+    """A PNG's tEXt chunks (keyword → text), after checking its signature."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    chunks, at = {}, 8
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        if kind == b"tEXt":
+            key, _, text = body.partition(b"\0")
+            chunks[key.decode("latin-1")] = text.decode("latin-1")
+        at += 12 + length
+    return chunks
+
+
+@pytest.mark.integration
+def test_history_prints_the_minute_path_with_the_btc_move_since_the_open(built):
+    market_id = path_market(built)
+    rows = path_rows(built, market_id)
+    open_btc = rows[0][4]
+    assert len(rows) == 15 and rows[0][1] == 0
+    result = invoke("history", market_id)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    lines = [line.strip() for line in out.splitlines()]
+    title = f"minute path: 15 minute(s), price to beat {open_btc:,.2f}"
+    assert title in lines  # on one line
+    assert has_row(out, "window", "source")  # the window table is still printed first
+    assert out.index("window(s)") < out.index(title)
+    assert has_row(out, "minute UTC", "offset", "YES", "quote age s", "BTC close", "move $")
+    for minute, offset, price, age, btc in rows:
+        cells = (f"{minute:%H:%M}", offset, f"{price:.3f}", f"{age:.0f}", f"{btc:,.2f}")
+        assert has_row(out, *cells, f"{btc - open_btc:+,.2f}"), (cells, out)
+    assert has_row(out, f"{rows[0][0]:%H:%M}", 0, f"{rows[0][2]:.3f}", f"{rows[0][3]:.0f}")
+    assert has_row(out, f"{rows[0][4]:,.2f}", "+0.00")
+
+    newest = invoke("history", market_id, "--minutes", "3").stdout
+    assert f"minute path: 3 minute(s), price to beat {open_btc:,.2f}" in newest
+    shown = [r for r in rows if has_row(newest, f"{r[0]:%H:%M}", r[1], f"{r[2]:.3f}")]
+    assert shown == rows[-3:]
+    one_window = invoke("history", market_id, "--tail", "1").stdout  # --tail: windows only
+    assert "1 window(s)" in one_window and "minute path: 15 minute(s)" in one_window
+    plain = invoke("history", market_without_path(built)).stdout  # no path: windows only
+    assert "window(s)" in plain and "minute path" not in plain
+
+
+@pytest.mark.integration
+def test_history_json_lists_the_minute_path(built):
+    market_id = path_market(built)
+    rows = path_rows(built, market_id)
+    data = as_json(invoke("history", market_id, "--json"))
+    assert data["open_btc"] == rows[0][4]
+    got = [
+        (
+            datetime.fromisoformat(r["minute_ts"]),
+            r["offset_min"],
+            r["price"],
+            r["quote_age_s"],
+            r["btc_close"],
+        )
+        for r in data["path"]
+    ]
+    assert got == rows
+    assert [r["btc_move"] for r in data["path"]] == pytest.approx(
+        [btc - rows[0][4] for *_, btc in rows]
+    )
+    assert data["rows"]  # the windows are still there
+    newest = as_json(invoke("history", market_id, "--json", "--minutes", "3"))
+    assert [r["offset_min"] for r in newest["path"]] == [12, 13, 14]
+    assert newest["open_btc"] == rows[0][4] and newest["rows"] == data["rows"]
+    plain = as_json(invoke("history", market_without_path(built), "--json"))
+    assert plain["path"] == [] and plain["open_btc"] is None and plain["rows"]
+
+
+@pytest.mark.integration
+def test_history_plot_draws_the_minute_path_or_else_the_windows(built, tmp_path):
+    pytest.importorskip("matplotlib")
+    market_id = path_market(built)
+    out = tmp_path / "path.png"
+    result = invoke("history", market_id, "--plot", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"chart written to {out}" in result.stdout
+    assert png_text(out)["Title"] == f"minute path of market {market_id}"
+    assert out.stat().st_size > 10_000
+
+    plain = tmp_path / "windows.png"
+    result = invoke("history", market_without_path(built), "--plot", str(plain))
+    assert result.exit_code == 0, result.output
+    assert "Title" not in png_text(plain) and plain.stat().st_size > 10_000
+
+
+@pytest.mark.integration
+def test_the_minute_path_chart_shows_the_price_to_beat_open_expiry_and_winner(built):
+    pytest.importorskip("matplotlib")
+    from btc_tracker_pipeline import queries
+
+    market_id = path_market(built)
+    with duckdb.connect(str(built.warehouse), read_only=True) as conn:
+        info = queries.market_info(conn, market_id)
+        path = queries.market_path(conn, market_id)
+    assert info is not None and info.winner_outcome and info.expiry is not None
+    fig = cli_read.path_figure(path, info)
+    ax, spot = fig.axes
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    opened = path["minute_ts"][0]
+    assert labels == [
+        "YES price",
+        f"open {opened:%H:%M}",
+        f"expiry {info.expiry:%H:%M}",
+        f"winner: {info.winner_outcome}",
+        "BTC 1-minute close",
+        f"price to beat {path['open_btc'][0]:,.2f}",
+    ]
+    assert ax.get_ylim() == (-0.02, 1.02)
+    assert f"minute path, resolved {info.winner_outcome}" in ax.get_title()
+    beat = [line for line in spot.get_lines() if line.get_label().startswith("price to beat")]
+    assert list(beat[0].get_ydata()) == [path["open_btc"][0]] * 2
+
+
+@pytest.mark.integration
+def test_history_plot_needs_snapshots_or_a_minute_path(built, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    path = copy_of(built, tmp_path, monkeypatch)
+    market_id = path_market(built)
+    with duckdb.connect(str(path)) as conn:  # a path and no snapshot, like a 5-minute market
+        conn.execute("DELETE FROM market_snapshots WHERE market_id = ?", [market_id])
+    out = tmp_path / "p.png"
+    result = invoke("history", market_id, "--plot", str(out))
+    assert result.exit_code == 0, result.output
+    assert has_row(result.stdout, "0 window(s)") and "minute path: 15 minute(s)" in result.stdout
+    assert png_text(out)["Title"] == f"minute path of market {market_id}"
+    out.unlink()
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("DELETE FROM market_paths WHERE market_id = ?", [market_id])
+    line = one_line_error(invoke("history", market_id, "--plot", str(out)))
+    assert line == f"error: market {market_id} has no snapshots or minute path to plot yet"
+    assert not out.exists()
+
+
 # --------------------------------------------------------------------------- export
 
 

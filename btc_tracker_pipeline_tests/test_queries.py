@@ -200,6 +200,56 @@ def test_market_info_newest_terms_and_resolution(conn):
     assert info.to_json()["settled_at"] == "2026-02-28T00:03:00"
 
 
+def add_path(conn, window: datetime, market_id: str, offsets, price=0.5, btc=None) -> None:
+    """market_paths rows of a market that opened at T0, at ``offsets`` minutes."""
+    for k in offsets:
+        minute = T0 + timedelta(minutes=k)
+        conn.execute(
+            "INSERT INTO market_paths (window_start, window_end, market_id, minute_ts, family, "
+            "offset_min, minutes_left, price, quote_ts, quote_age_s, btc_close, source) "
+            "VALUES (?, ?, ?, ?, 'updown_15m', ?, ?, ?, ?, 30, ?, 'history')",
+            [
+                window,
+                window + Q,
+                market_id,
+                minute,
+                k,
+                15 - k,
+                price,
+                minute - timedelta(seconds=30),
+                80_000 + 10 * k if btc is None else btc,
+            ],
+        )
+
+
+@pytest.mark.unit
+def test_market_path_one_row_per_minute_with_the_open_btc_price(conn):
+    assert queries.market_path(conn, "42").is_empty()
+    add_path(conn, T0, "42", range(4), price=0.6)
+    add_path(conn, T0, "43", range(2), price=0.1)  # another market
+    add_path(conn, T0 - Q, "42", [2], price=None)  # minute 2 again, without a price: not kept
+    add_path(conn, T0 - 2 * Q, "42", [3], price=0.7, btc=1.0)  # minute 3 again, older: not kept
+    frame = queries.market_path(conn, "42")
+    assert frame["offset_min"].to_list() == [0, 1, 2, 3]
+    assert frame["minute_ts"].to_list() == [T0 + timedelta(minutes=k) for k in range(4)]
+    assert frame["price"].to_list() == [0.6] * 4
+    assert frame["btc_close"].to_list() == [80_000, 80_010, 80_020, 80_030]
+    assert frame["open_btc"].to_list() == [80_000] * 4
+    assert frame["btc_move"].to_list() == [0, 10, 20, 30]
+    tail = queries.market_path(conn, "42", tail=2)
+    assert tail["offset_min"].to_list() == [2, 3]
+    assert tail["open_btc"].to_list() == [80_000] * 2  # still the open's, not the first shown
+
+
+@pytest.mark.unit
+def test_market_path_without_its_open_minute_has_no_open_price(conn):
+    add_path(conn, T0, "42", [5, 6])
+    frame = queries.market_path(conn, "42")
+    assert frame["open_btc"].to_list() == [None, None]
+    assert frame["btc_move"].to_list() == [None, None]
+    assert frame["btc_close"].to_list() == [80_050, 80_060]
+
+
 # --------------------------------------------------------------------------- export
 
 
