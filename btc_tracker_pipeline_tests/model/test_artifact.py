@@ -34,6 +34,34 @@ def trained() -> tuple[Model, pl.DataFrame]:
 CARD = {"data_window": {"last_snapshot": "2026-01-04T00:00:00"}, "n_markets": 288}
 
 
+def test_a_model_saved_before_the_path_features_loads_and_scores_with_its_own_list(
+    trained, tmp_path
+):
+    """A card listing the features of the time (no PATH_FEATURES) is read and scored with
+    that list: the rows' path columns (here present) are not given to its booster."""
+    from btc_tracker_pipeline.features.path_features import PATH_FEATURES
+    from btc_tracker_pipeline.model.dataset import add_features
+
+    _, ds = trained
+    old = [f for f in MODEL_FEATURES if f not in PATH_FEATURES]
+    booster = xgb.train(
+        {"max_depth": 2, "objective": "binary:logistic", "nthread": 1},
+        xgb.DMatrix(
+            ds.select(old).to_numpy(),
+            label=ds["y"].to_numpy(),
+            feature_names=old,
+            base_margin=ds["logit_p"].to_numpy(),
+        ),
+        num_boost_round=3,
+    )
+    folder = save_model(Model(booster=booster, features=old), CARD, tmp_path / "models")
+    loaded, card = load_latest(tmp_path / "models")
+    assert loaded.features == card["features"] == old
+    rows = add_features(ds).with_columns(pl.lit(1.0).alias(name) for name in PATH_FEATURES)
+    assert np.array_equal(loaded.predict(rows), loaded.predict(ds))
+    assert folder.name in {p.name for p in model_dirs(tmp_path / "models")}
+
+
 def test_round_trip_gives_identical_predictions(trained, tmp_path):
     model, ds = trained
     folder = save_model(model, CARD, tmp_path / "models")
