@@ -52,6 +52,7 @@ def klines(n_before: int = 24 * 60, n_after: int = 20, seed: int = 5) -> pl.Data
 def path_rows(k: pl.DataFrame, seed: int = 9) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     close = dict(zip(k["open_time"].to_list(), k["close"].to_list(), strict=True))
+    age = {"m15": 0, "m5": 20}
     rows = []
     for market, family, minutes, _ in MARKETS:
         for i in range(minutes):
@@ -66,8 +67,9 @@ def path_rows(k: pl.DataFrame, seed: int = 9) -> pl.DataFrame:
                     "offset_min": i,
                     "minutes_left": float(minutes - i),
                     "price": float(rng.uniform(0.2, 0.8)),
-                    "quote_ts": minute - timedelta(seconds=20),
-                    "quote_age_s": 20.0,
+                    # m15 quoted at its minute, m5 20 s before it
+                    "quote_ts": minute - timedelta(seconds=age[market]),
+                    "quote_age_s": float(age[market]),
                     "btc_close": close[minute - MIN],
                     "source": "test",
                 }
@@ -181,6 +183,13 @@ def test_up_down_markets_get_one_row_per_minute_of_their_window(db):
     # The move since the open is what the structural probability is Φ of.
     assert m15["move_sigma"][0] == pytest.approx(0.0) and m15["structural_probability"][0] == 0.5
     assert m15["lag_1m"].null_count() == 1 and m15["lag_5m"].null_count() == 5
+    # Spot and time left are as of the quote: m5's quotes are 20 s old, so its spot is
+    # the close of the minute before (the candle that ended at or before the quote).
+    k = klines()
+    m5 = ds.filter(pl.col("market_id") == "m5").sort("snapshot_ts")
+    spot = k.filter(pl.col("open_time") == OPEN + 2 * MIN)["close"].item()  # ends at +3
+    assert m5["btc_spot_price"][4] == spot != m5["btc_spot_price"][3]
+    assert m5["time_to_expiry_hours"].to_list() == pytest.approx([(6 - i) / 60 for i in range(5)])
     assert all(m15[name].dtype == pl.Float64 for name in FEATURES)
 
 

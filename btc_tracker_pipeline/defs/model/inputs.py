@@ -52,7 +52,13 @@ def training_tables(
 
 
 # The minute paths of resolved markets with each market's open, expiry and family (the
-# newest tracked_markets row's, as the path itself may lack the family).
+# newest tracked_markets row's, as the path itself may lack the family). Spot and time
+# left are taken as of the row's quote, not its minute: ``btc_close`` is the close of the
+# candle ending at the quote's minute (the newest close at or before ``quote_ts``) and
+# ``minutes_left`` counts from that minute. A history quote is up to a minute old, and
+# spot at the row's minute against a price a minute older would be a lag of the data,
+# not of the market (the fill is at that older price); the oracle scores the same
+# information time (``model.oracle``: minute − quote age).
 TRAINING_PATHS_SQL = """
 WITH terms AS (
     SELECT market_id,
@@ -60,14 +66,21 @@ WITH terms AS (
            arg_max(expiry, window_start) AS expiry,
            arg_max(family, window_start) AS tracked_family
     FROM tracked_markets GROUP BY market_id
+), rows AS (
+    SELECT p.window_start, p.market_id, p.minute_ts, p.offset_min, p.price, p.quote_ts,
+           p.quote_age_s, coalesce(p.family, t.tracked_family) AS family,
+           t.reference_start, t.expiry,
+           coalesce(date_trunc('minute', p.quote_ts), p.minute_ts) AS spot_ts
+    FROM market_paths p JOIN terms t USING (market_id)
+    WHERE t.reference_start IS NOT NULL AND t.expiry IS NOT NULL
+      AND p.market_id IN (SELECT market_id FROM market_resolutions WHERE status = 'resolved')
 )
-SELECT p.window_start, p.market_id, p.minute_ts, p.offset_min, p.minutes_left, p.price,
-       p.quote_ts, p.quote_age_s, p.btc_close, coalesce(p.family, t.tracked_family) AS family,
-       t.reference_start, t.expiry
-FROM market_paths p JOIN terms t USING (market_id)
-WHERE t.reference_start IS NOT NULL AND t.expiry IS NOT NULL
-  AND p.market_id IN (SELECT market_id FROM market_resolutions WHERE status = 'resolved')
-ORDER BY p.market_id, p.minute_ts
+SELECT r.window_start, r.market_id, r.minute_ts, r.offset_min,
+       (epoch(r.expiry) - epoch(r.spot_ts)) / 60.0 AS minutes_left,
+       r.price, r.quote_ts, r.quote_age_s, k.close AS btc_close, r.family,
+       r.reference_start, r.expiry
+FROM rows r LEFT JOIN btc_spot_prices k ON k.open_time = r.spot_ts - INTERVAL 1 MINUTE
+ORDER BY r.market_id, r.minute_ts
 """
 # BTC 1-minute klines from 24 h before the earliest open (path_sigma) to the last minute.
 PATH_KLINES_SQL = """
@@ -79,8 +92,9 @@ ORDER BY open_time
 
 def training_paths(conn: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """The in-window rows of resolved up/down markets: ``market_paths`` with each
-    market's ``reference_start``/``expiry``, through ``features.path_features`` over the
-    klines of ``btc_spot_prices`` (empty when there are no paths)."""
+    market's ``reference_start``/``expiry`` and spot and time left as of the quote
+    (TRAINING_PATHS_SQL), through ``features.path_features`` over the klines of
+    ``btc_spot_prices`` (empty when there are no paths)."""
     paths = conn.execute(TRAINING_PATHS_SQL).pl()
     if paths.is_empty():
         return path_features(paths, pl.DataFrame())
@@ -93,6 +107,7 @@ def training_paths(conn: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 # book was recorded at the minute: the spread is the warehouse's estimate (or default).
 PATH_EDGE_INPUTS_SQL = """
 SELECT p.window_start AS path_window_start, p.market_id, p.minute_ts AS snapshot_ts,
+       coalesce(p.quote_ts, p.minute_ts) AS quote_ts,
        t.family, t.question, coalesce(t.event_slug, p.market_id) AS cluster,
        p.price AS market_prob, p.price AS market_probability,
        CAST(NULL AS DOUBLE) AS best_bid, CAST(NULL AS DOUBLE) AS best_ask,
@@ -111,10 +126,12 @@ def path_edge_inputs(
 ) -> pl.DataFrame:
     """Path minutes in [start, end] as edge-report inputs, with ``spread_estimate``.
 
-    ``window_start`` is the minute less ``entry_lag``: paper trading fills a row at
-    ``window_start`` + its entry lag (a window row's snapshot), so a path row fills at its
-    own minute."""
+    ``window_start`` is the row's quote time less ``entry_lag``: paper trading fills a
+    row at ``window_start`` + its entry lag (a window row's snapshot), so a path row
+    fills at its quote's time, at that quote (± the spread), which is also its
+    information time (spot as of the quote, ``training_paths``). Filling a quote up to a
+    minute old at the row's minute would trade a price the market had already left."""
     rows = conn.execute(PATH_EDGE_INPUTS_SQL, [start, end]).pl()
     rows = rows.unique(["market_id", "snapshot_ts"], keep="first", maintain_order=True)
-    rows = rows.with_columns((pl.col("snapshot_ts") - entry_lag).alias("window_start"))
+    rows = rows.with_columns((pl.col("quote_ts") - entry_lag).alias("window_start"))
     return warehouse_spread_estimates(conn, rows)
