@@ -10,7 +10,11 @@ paper trades with their ROI after spread, fees and slippage, with its interval.
 
 The worlds: efficient (bias 0, noise 0: no model can beat it, so skill shown is a
 leak), noise (persistent logit noise 0.12 around the fair value: beatable), and a
-favourite-longshot bias of 0.5 and 0.7 (with that noise). Then the null test: the
+favourite-longshot bias of 0.5 and 0.7 (with that noise); lag90 and lag0 list the
+5-minute up/down markets too, priced from the fair value 90 s late (beatable inside the
+window, by the in-window path rows) or on time (efficient), with a 1-hour up/down lead
+and 3 strikes a ladder to keep them small; their up/down families get a row each (BSS
+vs market, oracle, ECE, paper ROI of that family's trades). Then the null test: the
 efficient world over ``--null-seeds`` seeds, and the rate at which the model's overall
 interval excludes 0 and at which a family is proven (each expected ≈ 5 % or less).
 
@@ -40,7 +44,40 @@ WORLDS: dict[str, tuple[float, float]] = {
     "noise": (0.0, 0.12),
     "bias0.5": (0.5, 0.12),
     "bias0.7": (0.7, 0.12),
+    "lag90": (0.0, 0.0),
+    "lag0": (0.0, 0.0),
 }
+# The worlds with 5-minute up/down markets and a price lag (SimulatedWorld keywords).
+LAG_WORLDS: dict[str, float] = {"lag90": 90.0, "lag0": 0.0}
+# Families reported on their own rows (the in-window families).
+FAMILY_ROWS = ("updown_5m", "updown_15m")
+
+
+def world_kwargs(name: str) -> dict:
+    """SimulatedWorld keywords of a world beyond seed, days, now, bias and noise."""
+    if name not in LAG_WORLDS:
+        return {}
+    return {
+        "lag_s": LAG_WORLDS[name],
+        "updown_5m": True,
+        "updown_lead": timedelta(hours=1),
+        "strikes_per_ladder": 3,
+    }
+
+
+def family_paper(warehouse: Path, family: str) -> dict:
+    """Paper metrics (ROI with its interval) of one family's trades."""
+    import duckdb
+
+    from btc_tracker_pipeline.model.paper import trade_metrics
+
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        trades = conn.execute(
+            "SELECT * FROM paper_trades WHERE market_id IN "
+            "(SELECT market_id FROM model_predictions WHERE family = ?)",
+            [family],
+        ).pl()
+    return trade_metrics(trades)
 
 
 def run_world(name: str, bias: float, noise: float, days: float, seed: int, now: str) -> dict:
@@ -52,7 +89,9 @@ def run_world(name: str, bias: float, noise: float, days: float, seed: int, now:
 
     clock = datetime.fromisoformat(now)
     tmp = Path(tempfile.mkdtemp(prefix=f"btc-{name}-seed{seed}-"))
-    world = SimulatedWorld(seed=seed, days=days + 1, now=clock, bias=bias, noise=noise)
+    world = SimulatedWorld(
+        seed=seed, days=days + 1, now=clock, bias=bias, noise=noise, **world_kwargs(name)
+    )
     first, last = key_of(clock - timedelta(days=days)), key_of(clock - timedelta(minutes=15))
     with replay_session(world, tmp) as session:
         started = time.perf_counter()
@@ -75,7 +114,27 @@ def run_world(name: str, bias: float, noise: float, days: float, seed: int, now:
     report = meta["price_model"]["report"].value
     overall = report["overall"]
     paper = meta["paper_trades"]["paper_metrics"].value
+    families = {}
+    for family in FAMILY_ROWS if name in LAG_WORLDS else ():
+        block = report.get("by_family", {}).get(family)
+        if not block:
+            continue
+        fam_paper = family_paper(tmp / "warehouse.duckdb", family)
+        families[family] = {
+            "markets": block["n_markets"],
+            "clusters": block["n_clusters"],
+            "rows": block.get("n_rows"),
+            "bss": block.get("bss_vs_market"),
+            "bss_ci": block.get("bss_vs_market_ci") or [None, None],
+            "oracle": block.get("bss_oracle"),
+            "oracle_ci": block.get("bss_oracle_ci") or [None, None],
+            "ece": (block.get("ece_model"), block.get("ece_market")),
+            "trades": fam_paper["n_trades"],
+            "roi": fam_paper["roi_per_dollar"],
+            "roi_ci": (fam_paper["roi_ci_low"], fam_paper["roi_ci_high"]),
+        }
     return {
+        "families": families,
         "name": name,
         "seed": seed,
         "bias": bias,
@@ -155,6 +214,23 @@ def world_table(rows: list[dict], days: float) -> Table:
             f"{r['collect_s']:.0f}",
             f"{r['train_s']:.0f}",
         )
+        for family, f in r.get("families", {}).items():
+            ece_model, ece_market = f["ece"]
+            table.add_row(
+                f"  {family}",
+                "",
+                f"ECE {_num(ece_model, '.3f')}/{_num(ece_market, '.3f')}",
+                f"{f['markets']} ({f['clusters']})",
+                _ci(f["bss"], f["bss_ci"]),
+                _ci(f["oracle"], f["oracle_ci"]),
+                "",
+                "",
+                "",
+                str(int(f["trades"] or 0)),
+                _ci(f["roi"], f["roi_ci"]) if f["trades"] else "—",
+                "",
+                "",
+            )
     return table
 
 

@@ -846,7 +846,7 @@ def dataset(
 
     Example: btc-tracker dataset --out dataset.parquet
     """
-    from btc_tracker_pipeline.defs.model.inputs import training_tables
+    from btc_tracker_pipeline.defs.model.inputs import training_paths, training_tables
     from btc_tracker_pipeline.model.dataset import build_dataset
     from btc_tracker_pipeline.warehouse import WarehouseError, warehouse
 
@@ -855,7 +855,7 @@ def dataset(
     _check_configuration()
     try:
         with warehouse(environment.warehouse_path(), read_only=True, wait_s=30) as conn:
-            frame = build_dataset(*training_tables(conn))
+            frame = build_dataset(*training_tables(conn), training_paths(conn))
     except WarehouseError as exc:
         raise _fail(str(exc)) from exc
     if out.suffix == ".parquet":

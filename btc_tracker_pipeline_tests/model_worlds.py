@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -48,12 +49,12 @@ class World:
 
 
 def backfill_and_train(
-    bias: float, tmp: Path, noise: float = 0.0, days: int = 5
+    bias: float, tmp: Path, noise: float = 0.0, days: int = 5, **world_kw: Any
 ) -> Iterator[World]:
-    """Backfill ``days`` days of a world with market ``bias`` and ``noise`` into ``tmp``,
-    run train_job, and yield the result while the replay session (instance, server) is
-    open."""
-    world = SimulatedWorld(seed=7, days=days + 1, now=NOW, bias=bias, noise=noise)
+    """Backfill ``days`` days of a world with market ``bias`` and ``noise`` (and any other
+    SimulatedWorld keywords, e.g. ``lag_s``) into ``tmp``, run train_job, and yield the
+    result while the replay session (instance, server) is open."""
+    world = SimulatedWorld(seed=7, days=days + 1, now=NOW, bias=bias, noise=noise, **world_kw)
     with replay_session(world, tmp) as session:
         first = key_of(NOW - timedelta(days=days))
         keys = partition_keys(first, "2026-02-28-23:45")

@@ -21,7 +21,8 @@ the markets' static info, and keeps only rows a model may learn from
 4. **A price to beat.** Rows without ``market_probability`` or ``snapshot_ts`` are
    dropped: the market price is the baseline every score is measured against.
 5. **Up/down windows that have opened.** An up/down row before its window opens
-   (``reference_price`` still null) is dropped: the outcome is then a fair coin for
+   (``reference_price`` still null; path rows are inside the window by construction) is
+   dropped: the outcome is then a fair coin for
    market, structure and model alike (docs/modeling.md §3.1, "any edge sits inside
    the window"), and thousands of such rows would only dilute every score.
 6. **Barriers whose period has ended.** A reach/dip market settles YES the day BTC
@@ -30,6 +31,18 @@ the markets' static info, and keeps only rows a model may learn from
    teach that barriers go YES. So a barrier is used only once its ``expiry`` is at or
    before the newest snapshot of the data, and its ``resolved_at`` (which orders the
    walk-forward) is never before its ``expiry``, whichever side it settled on.
+
+**In-window rows** (``paths``, optional: ``features.path_features`` of
+``market_paths``). An up/down market is seen by ``market_indicators`` only at window
+ends, so a 15-minute market only at its expiry (rule 2 drops it) and a 5-minute one
+never. Its minute path gives one row per minute of its own window instead:
+``snapshot_ts`` = the path minute, ``market_probability`` = the YES price as of it,
+``structural_probability`` = the in-window Φ(move since the open / σ√τ), plus
+PATH_FEATURES; only the minutes whose ``offset_min`` is in ``path_offsets`` (empty:
+every minute from the open to one before the expiry). Rules 1-4 apply to them as to
+any row. A market with path rows left after the rules is represented by them alone
+(its window-end indicator rows are dropped: no double counting), and still weighs 1.
+Every other row has null PATH_FEATURES.
 
 Columns of the result:
 
@@ -60,8 +73,11 @@ Rows are sorted by ``resolved_at, event_id, market_id, snapshot_ts``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import polars as pl
+
+from btc_tracker_pipeline.features.path_features import PATH_FEATURES
 
 # The seed tracker's 12 features, as ``market_indicators`` computes them.
 SEED_FEATURES: list[str] = [
@@ -105,7 +121,12 @@ FAMILY_FEATURES: list[str] = [f"fam_{family}" for family in FAMILIES]
 # How stale the quote is (``market_indicators.quote_age_s``): an hourly history point can
 # be up to the staleness limit old, and the model should know a stale price from a fresh one.
 QUOTE_FEATURES: list[str] = ["quote_age_s"]
-FEATURES: list[str] = SEED_FEATURES + DERIVED_FEATURES + QUOTE_FEATURES + FAMILY_FEATURES
+# In-window features of up/down path rows (``features.path_features``), appended last so
+# the features before them keep their place; null on every row that is not a path row.
+# A saved model lists its own features (model/artifact.py) and is scored with them.
+FEATURES: list[str] = (
+    SEED_FEATURES + DERIVED_FEATURES + QUOTE_FEATURES + FAMILY_FEATURES + PATH_FEATURES
+)
 
 # What the model learns from: the scale-free columns of FEATURES. A level that wanders
 # like a random walk (BTC's price) or grows with a market's age and popularity (lifetime
@@ -178,9 +199,9 @@ def add_features(frame: pl.DataFrame) -> pl.DataFrame:
 
     ``logit_p`` = logit(``market_probability``), ``logit_struct`` =
     logit(``structural_probability``), both clipped to [0.005, 0.995];
-    ``fam_<f>`` = 1.0 if ``family`` is f else 0.0; ``quote_age_s`` as it is. Absent seed,
-    structural or quote-age columns become null. Used for training rows and for scoring
-    live, unlabelled rows alike.
+    ``fam_<f>`` = 1.0 if ``family`` is f else 0.0; ``quote_age_s`` and PATH_FEATURES as
+    they are. Absent seed, structural, quote-age or path columns become null. Used for
+    training rows and for scoring live, unlabelled rows alike.
     """
     base = [
         *SEED_FEATURES,
@@ -188,6 +209,7 @@ def add_features(frame: pl.DataFrame) -> pl.DataFrame:
         "realized_vol",
         "log_moneyness",
         *QUOTE_FEATURES,
+        *PATH_FEATURES,
     ]
     absent = [pl.lit(None, dtype=pl.Float64).alias(n) for n in base if n not in frame.columns]
     if "family" not in frame.columns:
@@ -222,7 +244,9 @@ ROW_RULES: list[tuple[str, pl.Expr]] = [
     ("had no market price (rule 4)", pl.col("market_probability").is_not_null()),
     (
         "were up/down windows not yet open (rule 5)",
-        ~pl.col("family").str.starts_with("updown") | pl.col("reference_price").is_not_null(),
+        ~pl.col("family").str.starts_with("updown")
+        | pl.col("reference_price").is_not_null()
+        | pl.col("_path"),
     ),
     (
         "were barriers whose period had not ended, so only their early YES could be known (rule 6)",
@@ -231,14 +255,71 @@ ROW_RULES: list[tuple[str, pl.Expr]] = [
 ]
 
 
+def check_path_offsets(offsets: Sequence[int]) -> list[int]:
+    """``offsets`` as a sorted list of distinct whole minutes ≥ 0; ValueError (one line)
+    otherwise. Empty means every minute of the window."""
+    bad = [o for o in offsets if isinstance(o, bool) or not isinstance(o, int) or o < 0]
+    if bad:
+        raise ValueError(f"path_offsets must be whole minutes since the open (≥ 0), not {bad!r}")
+    return sorted(set(offsets))
+
+
+def path_rows(paths: pl.DataFrame | None, offsets: Sequence[int] = ()) -> pl.DataFrame:
+    """``paths`` (``features.path_features`` output with ``family``) as candidate rows
+    in the columns of ``market_indicators``: ``snapshot_ts`` = ``minute_ts``, the price
+    as of it, the in-window structural probability, spot, time left, σ, log-move since
+    the open, and PATH_FEATURES; ``_path`` = true. Only ``offsets`` (empty: all)."""
+    offsets = check_path_offsets(offsets)
+    if paths is None or paths.is_empty():
+        return pl.DataFrame()
+    rows = _naive_utc(paths, ["minute_ts", "window_start", "reference_start", "expiry"])
+    if offsets:
+        rows = rows.filter(pl.col("offset_min").is_in(offsets))
+    f64 = pl.Float64
+    return rows.select(
+        pl.col("market_id").cast(pl.String),
+        pl.col("family").cast(pl.String),
+        "window_start",
+        pl.col("minute_ts").alias("snapshot_ts"),
+        pl.col("market_probability").cast(f64),
+        pl.col("structural_probability").cast(f64),
+        pl.col("quote_age_s").cast(f64),
+        pl.col("btc_close").cast(f64).alias("btc_spot_price"),
+        (pl.col("minutes_left").cast(f64) / 60.0).alias("time_to_expiry_hours"),
+        (pl.col("market_probability").cast(f64) - 0.5).abs().alias("market_edge"),
+        pl.col("path_sigma").cast(f64).alias("realized_vol"),
+        (pl.col("btc_close") / pl.col("open_price")).log().alias("log_moneyness"),
+        pl.col("open_price").cast(f64).alias("reference_price"),
+        pl.lit(False).alias("barrier_touched"),
+        pl.lit(True).alias("_path"),
+        *[pl.col(name).cast(f64) for name in PATH_FEATURES],
+    )
+
+
 def _naive_inputs(
-    indicators: pl.DataFrame, resolutions: pl.DataFrame, markets: pl.DataFrame
+    indicators: pl.DataFrame,
+    resolutions: pl.DataFrame,
+    markets: pl.DataFrame,
+    paths: pl.DataFrame | None = None,
+    path_offsets: Sequence[int] = (),
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(indicator and path candidate rows, resolutions, markets), naive UTC."""
+    indicators = _naive_utc(indicators, ["snapshot_ts", "window_start", "window_end"])
+    indicators = indicators.with_columns(pl.lit(False).alias("_path"))
+    extra = path_rows(paths, path_offsets)
+    if extra.height:
+        indicators = pl.concat([indicators, extra], how="diagonal_relaxed")
     return (
-        _naive_utc(indicators, ["snapshot_ts", "window_start", "window_end"]),
+        indicators,
         _naive_utc(resolutions, ["expiry", "settled_at", "window_start"]),
         _naive_utc(markets, ["start_date", "expiry"]),
     )
+
+
+def _prefer_paths(rows: pl.DataFrame) -> pl.DataFrame:
+    """A market with path rows keeps those alone (its window-end rows are dropped)."""
+    pathed = pl.col("_path").any().over("market_id")
+    return rows.filter(~pathed | pl.col("_path"))
 
 
 def _labels(resolutions: pl.DataFrame) -> pl.DataFrame:
@@ -319,20 +400,26 @@ def _data_end(indicators: pl.DataFrame) -> pl.Expr:
 
 
 def dataset_losses(
-    indicators: pl.DataFrame, resolutions: pl.DataFrame, markets: pl.DataFrame
+    indicators: pl.DataFrame,
+    resolutions: pl.DataFrame,
+    markets: pl.DataFrame,
+    paths: pl.DataFrame | None = None,
+    path_offsets: Sequence[int] = (),
 ) -> tuple[int, int, list[tuple[str, int]]]:
     """Why resolved markets are not in ``build_dataset``: (closed markets with a label
     row, markets resolved with a usable label, [(reason, markets lost), …]). The rules
     are applied in the module docstring's order, so each market is counted once, at the
     first rule that leaves it no row."""
-    indicators, resolutions, markets = _naive_inputs(indicators, resolutions, markets)
+    indicators, resolutions, markets = _naive_inputs(
+        indicators, resolutions, markets, paths, path_offsets
+    )
     labels = _labels(resolutions)
     closed = resolutions["market_id"].n_unique() if resolutions.height else 0
     rule_1 = "were void, unsettled or contradicted by the klines (rule 1)"
     losses = [(rule_1, closed - labels.height)]
     rows = _candidate_rows(indicators, labels, markets)
     left = rows["market_id"].n_unique() if rows.height else 0
-    losses.append(("had no market_indicators rows", labels.height - left))
+    losses.append(("had no market_indicators or market_paths rows", labels.height - left))
     for reason, rule in ROW_RULES:
         rows = rows.filter(rule)
         now = rows["market_id"].n_unique() if rows.height else 0
@@ -342,21 +429,30 @@ def dataset_losses(
 
 
 def build_dataset(
-    indicators: pl.DataFrame, resolutions: pl.DataFrame, markets: pl.DataFrame
+    indicators: pl.DataFrame,
+    resolutions: pl.DataFrame,
+    markets: pl.DataFrame,
+    paths: pl.DataFrame | None = None,
+    path_offsets: Sequence[int] = (),
 ) -> pl.DataFrame:
     """Labelled training/evaluation rows; the rules and columns are in the module docstring.
 
     ``indicators``: ``market_indicators`` rows (``INDICATOR_SCHEMA``); ``resolutions``:
     ``market_resolutions`` rows; ``markets``: one row per market with ``market_id,
     event_slug, start_date, expiry`` and optionally ``FLAG_COLUMNS`` (extra columns are
-    ignored). Datetimes are naive UTC (tz-aware ones are converted). Returns an empty
-    frame with the same columns when nothing qualifies.
+    ignored); ``paths``: ``features.path_features`` rows of up/down markets (with
+    ``family``), their minutes at ``path_offsets`` (empty: all) become in-window rows.
+    Datetimes are naive UTC (tz-aware ones are converted). Returns an empty frame with
+    the same columns when nothing qualifies. ValueError on a bad ``path_offsets``.
     """
-    indicators, resolutions, markets = _naive_inputs(indicators, resolutions, markets)
+    indicators, resolutions, markets = _naive_inputs(
+        indicators, resolutions, markets, paths, path_offsets
+    )
     labels = _labels(resolutions)
     rows = _candidate_rows(indicators, labels, markets).filter(
         pl.all_horizontal(rule for _, rule in ROW_RULES)
     )
+    rows = _prefer_paths(rows)
     rows = add_features(rows).with_columns(
         pl.col("event_id").alias("cluster"),
         pl.col("market_probability").alias("market_prob"),

@@ -37,6 +37,7 @@ import numpy as np
 import polars as pl
 import xgboost as xgb
 
+from btc_tracker_pipeline.features.path_features import PATH_FEATURES
 from btc_tracker_pipeline.model.dataset import MODEL_FEATURES, add_features
 from btc_tracker_pipeline.model.metrics import ORACLE, evaluation_report, family_parts
 from btc_tracker_pipeline.model.rules import (
@@ -142,6 +143,18 @@ def _with_features(df: pl.DataFrame, features: list[str]) -> pl.DataFrame:
     return add_features(df) if any(name not in df.columns for name in needed) else df
 
 
+def used_features(df: pl.DataFrame) -> list[str]:
+    """MODEL_FEATURES less the in-window PATH_FEATURES that are null in every row of
+    ``df`` (no up/down path in the data): they carry nothing, and leaving them out keeps
+    the booster's column sampling, so its trees, what they were before path rows
+    existed. The model lists and is scored with these (``Model.features``)."""
+    return [
+        name
+        for name in MODEL_FEATURES
+        if name not in PATH_FEATURES or df[name].null_count() < df.height
+    ]
+
+
 def _matrix(df: pl.DataFrame, features: list[str]) -> np.ndarray:
     return df.select(pl.col(features).cast(pl.Float64)).to_numpy()
 
@@ -240,6 +253,7 @@ def fit_model(
             n_markets, MIN_RESOLVED_MARKETS, f"one outcome only in the training rows: {detail}"
         )
     train_df = _with_features(train_df, MODEL_FEATURES)
+    features = used_features(train_df)
     booster_args = {k: v for k, v in settings.items() if k not in _OWN_PARAMS}
     fit_part, stop_part = _early_stopping_split(train_df, settings)
     fit_kw: dict[str, Any] = {}
@@ -247,7 +261,7 @@ def fit_model(
         booster_args["early_stopping_rounds"] = settings["early_stopping_rounds"]
         booster_args.setdefault("eval_metric", "logloss")
         fit_kw = {
-            "eval_set": [(_matrix(stop_part, MODEL_FEATURES), stop_part["y"].to_numpy())],
+            "eval_set": [(_matrix(stop_part, features), stop_part["y"].to_numpy())],
             "sample_weight_eval_set": [stop_part["weight"].to_numpy()],
             "base_margin_eval_set": [_offset(stop_part)],
             "verbose": False,
@@ -261,7 +275,7 @@ def fit_model(
         booster_args["n_estimators"] = 0
     classifier = xgb.XGBClassifier(**booster_args)
     classifier.fit(
-        _matrix(fit_part, MODEL_FEATURES),
+        _matrix(fit_part, features),
         fit_part["y"].to_numpy().astype(np.int32),
         sample_weight=fit_part["weight"].to_numpy(),
         base_margin=_offset(fit_part),
@@ -272,8 +286,8 @@ def fit_model(
     if stop_part is not None:
         n_trees = classifier.best_iteration + 1
         booster = booster[:n_trees]  # keep the best round only, so a saved model is it
-    booster.feature_names = list(MODEL_FEATURES)
-    model = Model(booster=booster, features=list(MODEL_FEATURES), params=settings)
+    booster.feature_names = list(features)
+    model = Model(booster=booster, features=list(features), params=settings)
 
     calibrated = calib_df.height > 0 and calib_df["y"].n_unique() == 2
     platt_test: dict[str, Any] | None = None

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 import xgboost as xgb
 
+from btc_tracker_pipeline.features.path_features import PATH_FEATURES
 from btc_tracker_pipeline.model import artifact
 from btc_tracker_pipeline.model.artifact import (
     ARTIFACT_VERSION,
@@ -24,6 +25,8 @@ from btc_tracker_pipeline_tests.model import synthetic_tables
 
 pytestmark = pytest.mark.unit
 
+NO_PATH_FEATURES = [f for f in MODEL_FEATURES if f not in PATH_FEATURES]
+
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[Model, pl.DataFrame]:
@@ -32,6 +35,33 @@ def trained() -> tuple[Model, pl.DataFrame]:
 
 
 CARD = {"data_window": {"last_snapshot": "2026-01-04T00:00:00"}, "n_markets": 288}
+
+
+def test_a_model_saved_before_the_path_features_loads_and_scores_with_its_own_list(
+    trained, tmp_path
+):
+    """A card listing the features of the time (no PATH_FEATURES) is read and scored with
+    that list: the rows' path columns (here present) are not given to its booster."""
+    from btc_tracker_pipeline.model.dataset import add_features
+
+    _, ds = trained
+    old = [f for f in MODEL_FEATURES if f not in PATH_FEATURES]
+    booster = xgb.train(
+        {"max_depth": 2, "objective": "binary:logistic", "nthread": 1},
+        xgb.DMatrix(
+            ds.select(old).to_numpy(),
+            label=ds["y"].to_numpy(),
+            feature_names=old,
+            base_margin=ds["logit_p"].to_numpy(),
+        ),
+        num_boost_round=3,
+    )
+    folder = save_model(Model(booster=booster, features=old), CARD, tmp_path / "models")
+    loaded, card = load_latest(tmp_path / "models")
+    assert loaded.features == card["features"] == old
+    rows = add_features(ds).with_columns(pl.lit(1.0).alias(name) for name in PATH_FEATURES)
+    assert np.array_equal(loaded.predict(rows), loaded.predict(ds))
+    assert folder.name in {p.name for p in model_dirs(tmp_path / "models")}
 
 
 def test_round_trip_gives_identical_predictions(trained, tmp_path):
@@ -47,11 +77,12 @@ def test_round_trip_gives_identical_predictions(trained, tmp_path):
         json.loads(path.read_text())
     loaded, card = load_latest(tmp_path / "models")
     assert np.array_equal(loaded.predict(ds), model.predict(ds))
-    assert loaded.features == MODEL_FEATURES
+    # No path rows in this data: the in-window features are left out (train.used_features).
+    assert loaded.features == model.features == NO_PATH_FEATURES
     assert (loaded.platt_coef, loaded.platt_intercept) == (model.platt_coef, model.platt_intercept)
     assert loaded.feature_importance().equals(model.feature_importance())
     assert card["n_markets"] == 288 and card["data_window"] == CARD["data_window"]
-    assert card["features"] == MODEL_FEATURES
+    assert card["features"] == NO_PATH_FEATURES
     assert card["versions"]["artifact"] == ARTIFACT_VERSION
     assert card["versions"]["xgboost"] == xgb.__version__
     assert card["versions"]["btc_tracker"]

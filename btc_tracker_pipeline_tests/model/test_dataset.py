@@ -10,6 +10,7 @@ import pytest
 
 from btc_tracker_pipeline.features.indicators import INDICATOR_SCHEMA
 from btc_tracker_pipeline.features.market_terms import FAMILIES as PARSED_FAMILIES
+from btc_tracker_pipeline.features.path_features import PATH_FEATURES
 from btc_tracker_pipeline.model.dataset import (
     DATASET_COLUMNS,
     FAMILIES,
@@ -293,7 +294,10 @@ def test_feature_list_is_fixed():
         "log_moneyness",
     ]
     assert FEATURES[17] == "quote_age_s"
-    assert len(FEATURES) == len(set(FEATURES)) == 18 + len(FAMILIES)
+    assert FEATURES[18 : 18 + len(FAMILIES)] == [f"fam_{f}" for f in FAMILIES]
+    # The in-window features come last: a model saved before them keeps its list.
+    assert FEATURES[18 + len(FAMILIES) :] == PATH_FEATURES
+    assert len(FEATURES) == len(set(FEATURES)) == 18 + len(FAMILIES) + len(PATH_FEATURES)
 
 
 def test_latest_resolution_row_wins():

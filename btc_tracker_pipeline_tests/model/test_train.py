@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from btc_tracker_pipeline.features.path_features import PATH_FEATURES
 from btc_tracker_pipeline.model.dataset import MODEL_FEATURES, build_dataset, dataset_losses
 from btc_tracker_pipeline.model.splits import event_table, split_calibration
 from btc_tracker_pipeline.model.train import (
@@ -144,7 +145,9 @@ def test_model_scores_raw_indicator_rows(small):
     assert np.allclose(model.predict(joined), model.predict(rows))
     importance = model.feature_importance()
     assert importance.columns == ["feature", "gain", "gain_share", "splits"]
-    assert sorted(importance["feature"].to_list()) == sorted(MODEL_FEATURES)
+    # No up/down path in these rows: the in-window features are left out (used_features).
+    assert sorted(importance["feature"].to_list()) == sorted(model.features)
+    assert set(MODEL_FEATURES) - set(model.features) == set(PATH_FEATURES)
     assert importance["gain"].to_list() == sorted(importance["gain"].to_list(), reverse=True)
     assert importance["gain_share"].sum() == pytest.approx(1.0)
     assert model.info["calib_from"] is not None

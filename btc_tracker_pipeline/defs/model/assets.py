@@ -14,7 +14,13 @@ from pydantic import Field
 from btc_tracker_pipeline.defs.engine import Tally, WindowRun, table_preview
 from btc_tracker_pipeline.defs.features.assets import market_indicators
 from btc_tracker_pipeline.defs.labels.assets import market_resolutions
-from btc_tracker_pipeline.defs.model.inputs import edge_inputs, training_tables
+from btc_tracker_pipeline.defs.markets.paths import market_paths
+from btc_tracker_pipeline.defs.model.inputs import (
+    edge_inputs,
+    path_edge_inputs,
+    training_paths,
+    training_tables,
+)
 from btc_tracker_pipeline.defs.resources import (
     ClockResource,
     ModelStoreResource,
@@ -31,6 +37,7 @@ from btc_tracker_pipeline.model.dataset import (
     EXCLUDED_FEATURES,
     add_features,
     build_dataset,
+    check_path_offsets,
     dataset_losses,
 )
 from btc_tracker_pipeline.model.depth import warehouse_book_liquidity
@@ -82,6 +89,12 @@ class TrainingSettings(dg.Config):
         MIN_FAMILY_EVENTS,
         description="… in at least this many events (a ladder's strikes are one event);"
         " other families get no model view and the card says why.",
+    )
+    path_offsets: list[int] = Field(
+        default_factory=list,
+        description="Minutes since the open at which an up/down market's minute path gives"
+        " a dataset row (market_paths); empty = every minute from the open to one before"
+        " the expiry.",
     )
 
 
@@ -155,7 +168,7 @@ def _reliability_png(report: dict) -> str | None:
 
 
 @dg.asset(
-    deps=[market_indicators, market_resolutions],
+    deps=[market_indicators, market_resolutions, market_paths],
     group_name="model",
     kinds={"xgboost", "duckdb"},
     owners=OWNERS,
@@ -186,9 +199,14 @@ def price_model(
         walk_forward_evaluate,
     )
 
+    try:
+        offsets = check_path_offsets(config.path_offsets)
+    except ValueError as exc:
+        raise dg.Failure(f"not training: {exc}") from exc
     with warehouse.connect() as conn:
         indicators, resolutions, markets = training_tables(conn)
-    dataset = build_dataset(indicators, resolutions, markets)
+        paths = training_paths(conn)
+    dataset = build_dataset(indicators, resolutions, markets, paths, offsets)
     # On a simulated world, the fair value each row was priced from: the skill ceiling.
     world = recorded_world(Path(warehouse.path), dataset)
     dataset = with_oracle(dataset, world)
@@ -205,7 +223,7 @@ def price_model(
         )
         model = train_final(dataset, min_markets=config.min_resolved_markets)
     except InsufficientDataError as exc:
-        _, resolved, losses = dataset_losses(indicators, resolutions, markets)
+        _, resolved, losses = dataset_losses(indicators, resolutions, markets, paths, offsets)
         raise dg.Failure(f"not training: {refusal_message(exc, resolved, losses)}") from exc
     card = {
         "data_window": {
@@ -215,6 +233,11 @@ def price_model(
         },
         "n_markets": dataset["market_id"].n_unique(),
         "n_rows": dataset.height,
+        # In-window rows of up/down markets (market_paths) at these offsets ([] = all).
+        "path_offsets": offsets,
+        "n_path_markets": dataset.filter(pl.col("move_sigma").is_not_null())[
+            "market_id"
+        ].n_unique(),
         # Markets per family the model learned from: edge_report gives it no say elsewhere.
         "trained_families": {
             family: markets for family, (markets, _) in family_counts(dataset).items()
@@ -293,15 +316,29 @@ def paper_trades(
         start = predictions["snapshot_ts"].min()
         end = predictions["snapshot_ts"].max()
         inputs = warehouse_book_liquidity(conn, edge_inputs(conn, start - _WINDOW, end))
+        lag = timedelta(minutes=PAPER_CONFIG.entry_lag_minutes)
+        path_inputs = warehouse_book_liquidity(conn, path_edge_inputs(conn, start, end, lag))
         resolutions = conn.sql(
             "SELECT market_id, yes_won, settled_at FROM market_resolutions "
             "WHERE status = 'resolved'"
         ).pl()
-    rows = inputs.join(
-        predictions.select("market_id", "snapshot_ts", "model_prob", "fold"),
+    predicted = predictions.select("market_id", "snapshot_ts", "model_prob", "fold")
+    rows = inputs.join(predicted, on=["market_id", "snapshot_ts"], how="inner")
+    # In-window rows (market_paths): a market trained on its path is traded on it alone,
+    # each minute filled at the minute, with the path row's structural probability.
+    path_rows = path_inputs.join(
+        predictions.select(
+            "market_id", "snapshot_ts", "model_prob", "fold", "structural_probability"
+        ),
         on=["market_id", "snapshot_ts"],
         how="inner",
     )
+    if path_rows.height:
+        pathed = path_rows["market_id"].unique().implode()
+        rows = pl.concat(
+            [rows.filter(~pl.col("market_id").is_in(pathed)), path_rows],
+            how="diagonal_relaxed",
+        )
     # Fold k trades only the families proven on folds < k: no look-ahead.
     tradeable = proven_by_fold(predictions)
     columns = [*REPORT_INPUTS, "fold", "book_liquidity", "liquidity_source"]

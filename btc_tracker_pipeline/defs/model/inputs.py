@@ -1,10 +1,11 @@
 """Warehouse reads shared by the model assets: labelled data and edge-report inputs."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import polars as pl
 
+from btc_tracker_pipeline.features.path_features import path_features
 from btc_tracker_pipeline.model.spreads import warehouse_spread_estimates
 
 # One row per (window, market): indicators + the book + the market's fee schedule.
@@ -48,3 +49,89 @@ def training_tables(
         "FROM tracked_markets GROUP BY market_id) f USING (market_id)"
     ).pl()
     return indicators, resolutions, markets
+
+
+# The minute paths of resolved markets with each market's open, expiry and family (the
+# newest tracked_markets row's, as the path itself may lack the family). Spot and time
+# left are taken as of the row's quote, not its minute: ``btc_close`` is the close of the
+# candle ending at the quote's minute (the newest close at or before ``quote_ts``) and
+# ``minutes_left`` counts from that minute. A history quote is up to a minute old, and
+# spot at the row's minute against a price a minute older would be a lag of the data,
+# not of the market (the fill is at that older price); the oracle scores the same
+# information time (``model.oracle``: minute − quote age).
+TRAINING_PATHS_SQL = """
+WITH terms AS (
+    SELECT market_id,
+           arg_max(reference_start, window_start) AS reference_start,
+           arg_max(expiry, window_start) AS expiry,
+           arg_max(family, window_start) AS tracked_family
+    FROM tracked_markets GROUP BY market_id
+), rows AS (
+    SELECT p.window_start, p.market_id, p.minute_ts, p.offset_min, p.price, p.quote_ts,
+           p.quote_age_s, coalesce(p.family, t.tracked_family) AS family,
+           t.reference_start, t.expiry,
+           coalesce(date_trunc('minute', p.quote_ts), p.minute_ts) AS spot_ts
+    FROM market_paths p JOIN terms t USING (market_id)
+    WHERE t.reference_start IS NOT NULL AND t.expiry IS NOT NULL
+      AND p.market_id IN (SELECT market_id FROM market_resolutions WHERE status = 'resolved')
+)
+SELECT r.window_start, r.market_id, r.minute_ts, r.offset_min,
+       (epoch(r.expiry) - epoch(r.spot_ts)) / 60.0 AS minutes_left,
+       r.price, r.quote_ts, r.quote_age_s, k.close AS btc_close, r.family,
+       r.reference_start, r.expiry
+FROM rows r LEFT JOIN btc_spot_prices k ON k.open_time = r.spot_ts - INTERVAL 1 MINUTE
+ORDER BY r.market_id, r.minute_ts
+"""
+# BTC 1-minute klines from 24 h before the earliest open (path_sigma) to the last minute.
+PATH_KLINES_SQL = """
+SELECT open_time, open, high, low, close FROM btc_spot_prices
+WHERE open_time >= ? - INTERVAL 24 HOUR AND open_time < ?
+ORDER BY open_time
+"""
+
+
+def training_paths(conn: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """The in-window rows of resolved up/down markets: ``market_paths`` with each
+    market's ``reference_start``/``expiry`` and spot and time left as of the quote
+    (TRAINING_PATHS_SQL), through ``features.path_features`` over the klines of
+    ``btc_spot_prices`` (empty when there are no paths)."""
+    paths = conn.execute(TRAINING_PATHS_SQL).pl()
+    if paths.is_empty():
+        return path_features(paths, pl.DataFrame())
+    first, last = paths["reference_start"].min(), paths["minute_ts"].max()
+    klines = conn.execute(PATH_KLINES_SQL, [first, last]).pl()
+    return path_features(paths, klines)
+
+
+# One row per (market, path minute): what the edge report needs of an in-window row. No
+# book was recorded at the minute: the spread is the warehouse's estimate (or default).
+PATH_EDGE_INPUTS_SQL = """
+SELECT p.window_start AS path_window_start, p.market_id, p.minute_ts AS snapshot_ts,
+       coalesce(p.quote_ts, p.minute_ts) AS quote_ts,
+       t.family, t.question, coalesce(t.event_slug, p.market_id) AS cluster,
+       p.price AS market_prob, p.price AS market_probability,
+       CAST(NULL AS DOUBLE) AS best_bid, CAST(NULL AS DOUBLE) AS best_ask,
+       t.fees_enabled, t.fee_rate, t.fee_exponent,
+       p.minutes_left / 60.0 AS time_to_expiry_hours,
+       CASE WHEN p.btc_close IS NULL THEN 0 ELSE 1 END AS q_spot,
+       t.parse_source, false AS barrier_touched, CAST(NULL AS DOUBLE) AS liquidity
+FROM market_paths p JOIN tracked_markets t USING (window_start, market_id)
+WHERE p.minute_ts >= ? AND p.minute_ts <= ?
+ORDER BY p.minute_ts, p.market_id
+"""
+
+
+def path_edge_inputs(
+    conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime, entry_lag: timedelta
+) -> pl.DataFrame:
+    """Path minutes in [start, end] as edge-report inputs, with ``spread_estimate``.
+
+    ``window_start`` is the row's quote time less ``entry_lag``: paper trading fills a
+    row at ``window_start`` + its entry lag (a window row's snapshot), so a path row
+    fills at its quote's time, at that quote (± the spread), which is also its
+    information time (spot as of the quote, ``training_paths``). Filling a quote up to a
+    minute old at the row's minute would trade a price the market had already left."""
+    rows = conn.execute(PATH_EDGE_INPUTS_SQL, [start, end]).pl()
+    rows = rows.unique(["market_id", "snapshot_ts"], keep="first", maintain_order=True)
+    rows = rows.with_columns((pl.col("quote_ts") - entry_lag).alias("window_start"))
+    return warehouse_spread_estimates(conn, rows)
