@@ -53,6 +53,9 @@ from btc_tracker_pipeline.warehouse.tables import polars_schema
 from btc_tracker_pipeline.warehouse.write import registered, transaction
 
 log = logging.getLogger(__name__)
+# "No model yet" is what prob_source says on every row; a command need not warn too.
+log.addHandler(logging.NullHandler())
+log.propagate = False
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
@@ -74,6 +77,41 @@ FROM (
 WHERE _n = 1 AND yes_token_id IS NOT NULL
 ORDER BY expiry, market_id
 """
+
+
+# A live view must answer within seconds: each call waits at most LIVE_TIMEOUT_S (or the
+# configured timeout, if shorter) and is tried twice, a short pause between.
+LIVE_TIMEOUT_S = 5.0
+LIVE_ATTEMPTS = 2
+LIVE_BACKOFF_S = 0.2
+
+
+def live_clients(clob_url: str, binance_url: str, timeout_s: float) -> tuple[Any, Any]:
+    """A CLOB and a Binance client for a live view (``LIVE_*`` timeouts and retries);
+    close the CLOB's ``http`` when done."""
+    from btc_tracker_pipeline.sources.binance import REAL_BASE_URL, BinanceClient
+    from btc_tracker_pipeline.sources.clob import ClobClient
+    from btc_tracker_pipeline.sources.http import HttpSettings, JsonHttp, make_client
+
+    timeout = min(timeout_s, LIVE_TIMEOUT_S)
+    settings = HttpSettings(
+        timeout_s=timeout,
+        max_attempts=LIVE_ATTEMPTS,
+        backoff_initial_s=LIVE_BACKOFF_S,
+        backoff_max_s=1.0,
+        max_retry_after_s=1.0,
+    )
+    clob = ClobClient(JsonHttp(make_client(settings), settings), clob_url)
+    binance = BinanceClient(
+        base_url=binance_url,
+        timeout_s=timeout,
+        max_attempts=LIVE_ATTEMPTS,
+        enable_rate_limit=binance_url.rstrip("/") == REAL_BASE_URL,
+        backoff_initial_s=LIVE_BACKOFF_S,
+        backoff_max_s=1.0,
+        max_retry_after_s=1.0,
+    )
+    return clob, binance
 
 
 class LiveEdgesError(RuntimeError):
@@ -379,6 +417,7 @@ def compute_live_edges(
     config: EdgeConfig | None = None,
     max_age: timedelta = MAX_QUOTE_AGE,
     now: Callable[[], datetime] = utcnow,
+    logger: Any = log,
 ) -> LiveEdges:
     """Fetch, build, score and price the live view of ``inputs`` (module docstring).
 
@@ -399,7 +438,7 @@ def compute_live_edges(
         )
     from btc_tracker_pipeline.model.scoring import newest_model
 
-    model, card, version, _ = newest_model(Path(models_dir), log)
+    model, card, version, _ = newest_model(Path(models_dir), logger)
     scored = score_rows(rows, model, card)
     frame = edge_rows(
         scored,
