@@ -830,6 +830,11 @@ def live_edges_now(min_edge: float | None = None):
     from btc_tracker_pipeline.sources.errors import ApiError
     from btc_tracker_pipeline.warehouse import WarehouseError, warehouse
 
+    # API retries stay off the terminal (a handler on the root logger stops Python's
+    # last-resort printing); what failed is on its row, or the one error line.
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
+        root.addHandler(logging.NullHandler())
     path = environment.warehouse_path()
     if not path.exists():
         raise _fail(f"no warehouse at {path}: run a collection first (btc-tracker collect)")
