@@ -205,6 +205,8 @@ def replay_bench(
     strikes_per_ladder: int = 11,
     updown_lead: timedelta = timedelta(days=1),
     bias: float = 0.0,
+    updown_5m: bool = False,
+    lag_s: float = 0.0,
 ) -> Iterator[Bench]:
     """Serve a simulated world (clock at ``now``) and point the pipeline at it, like
     ``replay_session``: BTC_TRACKER_* variables, a warehouse and a temporary Dagster
@@ -215,6 +217,8 @@ def replay_bench(
         "strikes_per_ladder": strikes_per_ladder,
         "updown_lead": updown_lead,
         "bias": bias,
+        **({"updown_5m": True} if updown_5m else {}),
+        **({"lag_s": lag_s} if lag_s else {}),
     }
     backend = (_ThreadBackend if mode == "thread" else _ProcessBackend)(world_args, now)
     saved = dict(os.environ)

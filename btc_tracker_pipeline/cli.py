@@ -811,6 +811,118 @@ def train(
     _print_model_card()
 
 
+# The APIs' defaults, as in defs.resources (not imported: it loads Dagster).
+DEFAULT_CLOB_URL = "https://clob.polymarket.com"
+DEFAULT_BINANCE_URL = "https://api.binance.com"
+
+
+def live_edges_now(min_edge: float | None = None):
+    """The live view at the CLOB's current minute (``model.live_edges``), reading the
+    warehouse read-only; one-line exits for no warehouse, no open market, APIs down."""
+    from btc_tracker_pipeline.model.edges import EdgeConfig
+    from btc_tracker_pipeline.model.live_edges import (
+        LiveEdgesError,
+        compute_live_edges,
+        live_clients,
+        minute_of,
+        read_inputs,
+    )
+    from btc_tracker_pipeline.sources.errors import ApiError
+    from btc_tracker_pipeline.warehouse import WarehouseError, warehouse
+
+    # API retries stay off the terminal (a handler on the root logger stops Python's
+    # last-resort printing); what failed is on its row, or the one error line.
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
+        root.addHandler(logging.NullHandler())
+    path = environment.warehouse_path()
+    if not path.exists():
+        raise _fail(f"no warehouse at {path}: run a collection first (btc-tracker collect)")
+    clob_url = os.environ.get(environment.ENV_CLOB) or DEFAULT_CLOB_URL
+    binance_url = os.environ.get(environment.ENV_BINANCE) or DEFAULT_BINANCE_URL
+    clob, binance = live_clients(clob_url, binance_url, environment.http_timeout_s())
+    try:
+        try:
+            minute = minute_of(clob.server_time())
+        except ApiError as exc:
+            raise _fail(f"the CLOB at {clob_url} does not answer: {exc}") from exc
+        try:
+            with warehouse(path, read_only=True, wait_s=30) as conn:
+                inputs = read_inputs(conn, minute)
+        except WarehouseError as exc:
+            raise _fail(str(exc)) from exc
+        config = EdgeConfig() if min_edge is None else EdgeConfig(min_edge=min_edge)
+        return compute_live_edges(inputs, clob, binance, environment.models_path(), config=config)
+    except LiveEdgesError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        clob.http.close()
+
+
+def _pct(value: float | None, spec: str = ".3f") -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _print_live_edges(live, limit: int) -> None:
+    rows = live.rows.to_dicts()
+    buys = [r for r in rows if r["recommendation"] != "PASS"]
+    minute = rows[0]["minute_ts"] if rows else None
+    scored = (
+        f"model {live.model_version}"
+        if live.model_version
+        else "no model: structural probabilities (prob_source)"
+    )
+    table = Table(
+        title=f"live edges at {minute:%Y-%m-%d %H:%M} UTC: {len(buys)} of {len(rows)} "
+        f"open up/down markets to buy; {scored}"
+    )
+    for col in (
+        "market",
+        "family",
+        "left",
+        "spot",
+        "open",
+        "mid",
+        "bid/ask",
+        "struct",
+        "prob",
+        "side",
+        "net edge",
+        "fee",
+        "stake",
+        "rec",
+        "flags / error",
+    ):
+        wraps = col == "flags / error"
+        table.add_column(col, no_wrap=not wraps, min_width=12 if wraps else None)
+    for r in rows[:limit]:
+        bid_ask = (
+            f"{r['best_bid']:.3f}/{r['best_ask']:.3f}"
+            if r["best_bid"] is not None and r["best_ask"] is not None
+            else ""
+        )
+        table.add_row(
+            r["market_id"],
+            r["family"] or "",
+            f"{r['minutes_left']:.0f}m" if r["minutes_left"] is not None else "",
+            _pct(r["btc_spot"], ",.2f"),
+            _pct(r["open_price"], ",.2f"),
+            _pct(r["market_prob"]),
+            bid_ask,
+            _pct(r["structural_probability"]),
+            _pct(r["model_prob"]) + ("" if r["prob_source"] != "structural" else " s"),
+            r["side"] or "",
+            _pct(r["net_edge"], "+.3f"),
+            _pct(r["fee"], ".4f"),
+            _pct(r["stake"], ".2f"),
+            r["recommendation"] or "",
+            escape("; ".join(x for x in (r["flags"], r["error"]) if x)),
+        )
+    console.print(table)
+    if any(r["prob_source"] == "structural" for r in rows):
+        console.print("prob marked s: the structural probability (no model, or none for it)")
+
+
 @app.command()
 def edges(
     min_edge: Annotated[
@@ -821,15 +933,35 @@ def edges(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Now, for every open up/down market: the live book, spot, model and "
+            "structural probabilities, net edge, side and stake (reads the warehouse, "
+            "writes nothing).",
+        ),
+    ] = False,
 ) -> None:
     """The newest edge report: each market's question, market vs model, net edge after
     fees, EV per $ on the better side (net edge / all-in price), recommendation, stake.
+    With --live, the edges of the open up/down markets at the current minute instead.
 
     Example: btc-tracker edges --min-edge 0.05
     """
     import json
 
     _check_configuration()
+    if live:
+        result = live_edges_now(min_edge)
+        if as_json:
+            rows = result.rows.to_dicts()
+            minute = rows[0]["minute_ts"] if rows else None
+            payload = {"minute_ts": minute, "model_version": result.model_version}
+            print(json.dumps(payload | {"rows": rows[:limit]}, default=str, indent=2))
+            return
+        _print_live_edges(result, limit)
+        return
     if as_json:
         window, rows = _latest_edges(min_edge)
         print(json.dumps({"window_start": window, "rows": rows[:limit]}, default=str, indent=2))

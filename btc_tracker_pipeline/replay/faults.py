@@ -12,6 +12,7 @@ Grammar of the CLI string parsed by :meth:`FaultSpec.parse` (comma-separated
     retry_after=<int>   seconds in the Retry-After header (default 1)  >= 0
     slow_s=<float>      delay of a slow answer (default 5)             >= 0
     down=<p>[+<p>…]     prefixes that always answer 503                p in gamma|clob|binance
+    book_down=<t>[+<t>…] CLOB /book of these token ids answers 503    t a token id
     only=<p>[+<p>…]     restrict the random faults to these prefixes   (default: all)
     seed=<int>          RNG seed (default 0)
 
@@ -27,7 +28,16 @@ import threading
 from dataclasses import dataclass, field
 
 PREFIXES: tuple[str, ...] = ("gamma", "clob", "binance")
-FAULT_KINDS: tuple[str, ...] = ("429", "5xx", "slow", "malformed", "missing", "cursor", "down")
+FAULT_KINDS: tuple[str, ...] = (
+    "429",
+    "5xx",
+    "slow",
+    "malformed",
+    "missing",
+    "cursor",
+    "down",
+    "book_down",
+)
 _RATE_KEYS = {
     "429": "rate_429",
     "5xx": "rate_5xx",
@@ -36,7 +46,7 @@ _RATE_KEYS = {
     "missing": "rate_missing",
     "cursor": "rate_cursor",
 }
-_ALL_KEYS = (*_RATE_KEYS, "retry_after", "slow_s", "down", "only", "seed")
+_ALL_KEYS = (*_RATE_KEYS, "retry_after", "slow_s", "down", "book_down", "only", "seed")
 _5XX_ROTATION = (500, 502, 503)
 
 
@@ -53,6 +63,8 @@ class FaultSpec:
     retry_after: int = 1
     slow_s: float = 5.0
     down: frozenset[str] = field(default_factory=frozenset)
+    # One token's book failing while the rest of the CLOB answers (live edges' tests).
+    book_down: frozenset[str] = field(default_factory=frozenset)
     only: frozenset[str] | None = None
     seed: int = 0
 
@@ -82,7 +94,7 @@ class FaultSpec:
     @property
     def is_active(self) -> bool:
         """True when any fault can happen."""
-        return self.total_rate > 0 or bool(self.down)
+        return self.total_rate > 0 or bool(self.down) or bool(self.book_down)
 
     @classmethod
     def parse(cls, text: str | None) -> FaultSpec:
@@ -111,6 +123,8 @@ class FaultSpec:
                 values[key] = _parse_number(key, value, float)
             elif key == "seed":
                 values[key] = _parse_number(key, value, int)
+            elif key == "book_down":
+                values[key] = frozenset(t.strip() for t in value.split("+") if t.strip())
             else:
                 values[key] = _parse_prefixes(key, value)
         return cls(**values)  # type: ignore[arg-type]
@@ -125,6 +139,8 @@ class FaultSpec:
         items += [f"retry_after={self.retry_after}", f"slow_s={self.slow_s:g}"]
         if self.down:
             items.append("down=" + "+".join(p for p in PREFIXES if p in self.down))
+        if self.book_down:
+            items.append("book_down=" + "+".join(sorted(self.book_down)))
         if self.only is not None:
             items.append("only=" + "+".join(p for p in PREFIXES if p in self.only))
         items.append(f"seed={self.seed}")

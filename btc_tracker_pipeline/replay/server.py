@@ -44,6 +44,7 @@ from btc_tracker_pipeline.replay.routing import (
     Response,
     Route,
     json_response,
+    param,
 )
 from btc_tracker_pipeline.replay.world import World
 from btc_tracker_pipeline.sources.http import WORLD_HEADER
@@ -248,6 +249,9 @@ class ReplayServer:
         route, path_args = self._match(path)
         self._count(route.template if route else "(unmatched)")
 
+        if path == "/clob/book" and param(params, "token_id") in self.faults.book_down:
+            self._count_fault("book_down")
+            return json_response(503, {"error": "Service Unavailable"})
         fault = self._injector.decide(prefix)
         if fault is not None and fault.kind not in _BODY_FAULTS:
             self._count_fault(fault.kind)

@@ -149,6 +149,15 @@ class ClobClient:
         world a replay server names, asked with one ``GET /time`` (the server clock)."""
         return source_key(self.base_url, self.http.world_at(f"{self.base_url}/time"))
 
+    def server_time(self) -> datetime:
+        """The server's clock (``GET /time``: Unix seconds, a bare number), naive UTC: the
+        current minute of a live view, which behind a replay server is the world's."""
+        url = f"{self.base_url}/time"
+        body = self.http.get_json(url)
+        with at_url(url):
+            seconds = _required_number(body, "time")
+        return utc_from_unix(seconds)
+
     def prices_history(
         self, token_id: str, start: datetime, end: datetime, fidelity_min: int = 1
     ) -> list[PricePoint]:

@@ -18,7 +18,7 @@ import duckdb
 
 from btc_tracker_pipeline.warehouse.tables import TABLES, window_keys
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 # The tables written window by window (``warehouse.write_window``) and their keys, from
 # the declarations. Since migration 5 the keys are checked when a window is written, not
@@ -495,6 +495,40 @@ MIGRATIONS: list[tuple[int, list[str | Callable[[duckdb.DuckDBPyConnection], Non
             """,
             "ALTER TABLE history_spans ADD COLUMN minutes_start TIMESTAMP",
             "ALTER TABLE history_spans ADD COLUMN minutes_end TIMESTAMP",
+        ],
+    ),
+    (
+        11,
+        [
+            # The live edges of open up/down markets, minute by minute (model.live_edges).
+            """
+            CREATE TABLE live_edges (
+                computed_at TIMESTAMP NOT NULL,
+                minute_ts TIMESTAMP NOT NULL,
+                market_id VARCHAR NOT NULL,
+                family VARCHAR,
+                question VARCHAR,
+                expiry TIMESTAMP,
+                minutes_left DOUBLE,
+                btc_spot DOUBLE,
+                open_price DOUBLE,
+                market_prob DOUBLE,
+                best_bid DOUBLE,
+                best_ask DOUBLE,
+                spread DOUBLE,
+                structural_probability DOUBLE,
+                model_prob DOUBLE,
+                prob_source VARCHAR,
+                model_version VARCHAR,
+                side VARCHAR,
+                net_edge DOUBLE,
+                fee DOUBLE,
+                stake DOUBLE,
+                recommendation VARCHAR,
+                flags VARCHAR,
+                error VARCHAR
+            )
+            """,
         ],
     ),
 ]

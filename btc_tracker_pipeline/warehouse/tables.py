@@ -333,6 +333,43 @@ _DECLARED: tuple[Table, ...] = (
         window="window_start",
     ),
     Table(
+        "live_edges",
+        (
+            # Migration 11: the live edge of every open up/down market at a minute
+            # (model.live_edges), appended by live_edge_job; a rerun of a minute replaces
+            # that minute's rows.
+            _required("computed_at", TIMESTAMP),
+            _required("minute_ts", TIMESTAMP),
+            _required("market_id", STRING),
+            _c("family", STRING),
+            _c("question", STRING),
+            _c("expiry", TIMESTAMP),
+            _c("minutes_left", DOUBLE),
+            # BTC/USDT: the close of the 1-minute candle ending at minute_ts, and at the open.
+            _c("btc_spot", DOUBLE),
+            _c("open_price", DOUBLE),
+            # The book's mid (else the YES price as of the minute), its best bid and ask.
+            _c("market_prob", DOUBLE),
+            _c("best_bid", DOUBLE),
+            _c("best_ask", DOUBLE),
+            _c("spread", DOUBLE),
+            _c("structural_probability", DOUBLE),
+            # The saved model's probability, else the structural one (prob_source says which).
+            _c("model_prob", DOUBLE),
+            _c("prob_source", STRING),
+            _c("model_version", STRING),
+            _c("side", STRING),
+            _c("net_edge", DOUBLE),
+            _c("fee", DOUBLE),
+            _c("stake", DOUBLE),
+            _c("recommendation", STRING),
+            _c("flags", STRING),
+            # Why a part of the row is missing (a book or a history that failed); None: none.
+            _c("error", STRING),
+        ),
+        key=("minute_ts", "market_id"),
+    ),
+    Table(
         "btc_spot_prices",
         (
             _required("window_start", TIMESTAMP),

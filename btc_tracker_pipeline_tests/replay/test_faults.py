@@ -53,6 +53,9 @@ def test_parse_full_example() -> None:
     assert both.down == {"gamma", "binance"} and both.only == {"clob"}
     assert FaultSpec.parse(str(both)) == both
     assert FaultSpec.parse("") == FaultSpec() and not FaultSpec().is_active
+    books = FaultSpec.parse("book_down=123+456")
+    assert books.book_down == {"123", "456"} and books.is_active
+    assert FaultSpec.parse(str(books)) == books
 
 
 @pytest.mark.unit

@@ -1,0 +1,1 @@
+"""The live edges of open up/down markets, minute by minute (stopped by default)."""
