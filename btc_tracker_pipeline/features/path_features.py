@@ -22,6 +22,12 @@ with open time t₀ and expiry T (``collect.paths``):
 
 Every value of a row uses only data timestamped at or before its minute t: prices as
 of t, candles that closed by t, and a volatility that closed at t₀.
+
+Training and the live edge first take spot and time left **as of the quote**
+(``as_of_quote``): a prices-history quote is up to a minute old, and spot at the row's
+minute against a price a minute older would show a lag of the data, not of the market
+(a fill gets that older price). Measured on a lag world, that mistake made the model
+beat the oracle.
 """
 
 from __future__ import annotations
@@ -52,6 +58,29 @@ PATH_FEATURE_COLUMNS: list[str] = [
 def _logit(expr: pl.Expr) -> pl.Expr:
     p = expr.cast(pl.Float64).clip(_CLIP, 1.0 - _CLIP)
     return (p / (1.0 - p)).log()
+
+
+def as_of_quote(paths: pl.DataFrame, klines: pl.DataFrame) -> pl.DataFrame:
+    """``paths`` with ``btc_close`` and ``minutes_left`` as of each row's quote: the
+    close of the candle ending at the quote's minute (``quote_ts`` floored to the minute;
+    the row's minute when it has no quote) and the minutes from then to ``expiry``.
+    ``klines``: open_time, close; a missing candle gives a null close."""
+    spot_ts = pl.coalesce(pl.col("quote_ts").dt.truncate("1m"), pl.col("minute_ts"))
+    closes = klines.select(
+        (pl.col("open_time") + pl.duration(minutes=1)).cast(pl.Datetime("us")).alias("_spot_ts"),
+        pl.col("close").cast(pl.Float64).alias("btc_close"),
+    ).unique("_spot_ts", keep="last")
+    return (
+        paths.drop("btc_close", strict=False)
+        .with_columns(spot_ts.cast(pl.Datetime("us")).alias("_spot_ts"))
+        .join(closes, on="_spot_ts", how="left", maintain_order="left")
+        .with_columns(
+            ((pl.col("expiry") - pl.col("_spot_ts")).dt.total_seconds() / 60.0).alias(
+                "minutes_left"
+            )
+        )
+        .drop("_spot_ts")
+    )
 
 
 def path_features(paths: pl.DataFrame, klines: pl.DataFrame) -> pl.DataFrame:

@@ -45,7 +45,11 @@ from btc_tracker_pipeline.collect.paths import PATH_FAMILIES, path_minutes, path
 from btc_tracker_pipeline.collect.runs import utcnow
 from btc_tracker_pipeline.collect.snapshots import MAX_QUOTE_AGE, Histories
 from btc_tracker_pipeline.collect.spot import klines_frame
-from btc_tracker_pipeline.features.path_features import PATH_FEATURES, path_features
+from btc_tracker_pipeline.features.path_features import (
+    as_of_quote,
+    path_features,
+)
+from btc_tracker_pipeline.model.dataset import path_rows as dataset_path_rows
 from btc_tracker_pipeline.model.edges import EdgeConfig, edge_report, proven_families
 from btc_tracker_pipeline.sources.errors import ApiError
 from btc_tracker_pipeline.sources.models import OrderBook
@@ -283,7 +287,14 @@ def live_rows(inputs: LiveInputs, fetch: LiveFetch) -> pl.DataFrame:
     paths = path_rows(minutes, fetch.histories, fetch.klines, "live").join(
         markets.select("market_id", "reference_start", "expiry"), on="market_id"
     )
-    features = path_features(paths, fetch.klines).filter(pl.col("minute_ts") == minute)
+    # The model sees spot as of the quote, as in training (``as_of_quote``); the row
+    # shows the spot at the minute.
+    spot_now = paths.select("market_id", "minute_ts", pl.col("btc_close").alias("_spot_now"))
+    features = (
+        path_features(as_of_quote(paths, fetch.klines), fetch.klines)
+        .join(spot_now, on=["market_id", "minute_ts"], how="left")
+        .filter(pl.col("minute_ts") == minute)
+    )
     books = pl.DataFrame(
         {
             "yes_token_id": list(fetch.books),
@@ -297,40 +308,26 @@ def live_rows(inputs: LiveInputs, fetch: LiveFetch) -> pl.DataFrame:
         or None
         for token in markets["yes_token_id"]
     ]
-    f64 = pl.Float64
     price = pl.col("market_probability")
     bid, ask = pl.col("best_bid"), pl.col("best_ask")
     two_sided = bid.is_not_null() & ask.is_not_null() & (bid <= ask)
+    # The model's inputs exactly as training builds them (named as in market_indicators).
+    model_inputs = dataset_path_rows(features).drop("family", "window_start", "_path")
     return (
         markets.with_columns(pl.Series("error", errors, dtype=pl.String))
         .join(books, on="yes_token_id", how="left")
+        .join(model_inputs, on="market_id", how="left")
         .join(
             features.select(
-                "market_id",
-                "btc_close",
-                "quote_age_s",
-                "open_price",
-                "path_sigma",
-                "market_probability",
-                "structural_probability",
-                *PATH_FEATURES,
+                "market_id", pl.col("_spot_now").alias("btc_close"), "open_price", "path_sigma"
             ),
             on="market_id",
             how="left",
         )
         .with_columns(
             pl.lit(minute, dtype=pl.Datetime("us")).alias("minute_ts"),
-            ((pl.col("expiry") - pl.lit(minute)).dt.total_seconds() / 60.0).alias("minutes_left"),
             pl.when(two_sided).then((bid + ask) / 2.0).otherwise(price).alias("market_prob"),
-            # The model's inputs, named as in market_indicators.
-            pl.col("btc_close").cast(f64).alias("btc_spot_price"),
-            (price.cast(f64) - 0.5).abs().alias("market_edge"),
-            pl.col("path_sigma").cast(f64).alias("realized_vol"),
-            (pl.col("btc_close") / pl.col("open_price")).log().alias("log_moneyness"),
-            pl.col("open_price").cast(f64).alias("reference_price"),
-            pl.lit(False).alias("barrier_touched"),
         )
-        .with_columns((pl.col("minutes_left") / 60.0).alias("time_to_expiry_hours"))
         .sort("expiry", "market_id")
     )
 
@@ -379,6 +376,10 @@ def edge_rows(
     return (
         report.with_columns(
             pl.lit(computed_at, dtype=pl.Datetime("us")).alias("computed_at"),
+            # Shown: the time left at the minute (the model's is as of the quote).
+            ((pl.col("expiry") - pl.col("minute_ts")).dt.total_seconds() / 60.0).alias(
+                "minutes_left"
+            ),
             pl.lit(version, dtype=pl.String).alias("model_version"),
             pl.col("btc_close").alias("btc_spot"),
             pl.col("spread_used").alias("spread"),

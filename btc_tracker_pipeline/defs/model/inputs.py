@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 import duckdb
 import polars as pl
 
-from btc_tracker_pipeline.features.path_features import path_features
+from btc_tracker_pipeline.features.path_features import as_of_quote, path_features
 from btc_tracker_pipeline.model.spreads import warehouse_spread_estimates
 
 # One row per (window, market): indicators + the book + the market's fee schedule.
@@ -51,14 +51,11 @@ def training_tables(
     return indicators, resolutions, markets
 
 
-# The minute paths of resolved markets with each market's open, expiry and family (the
-# newest tracked_markets row's, as the path itself may lack the family). Spot and time
-# left are taken as of the row's quote, not its minute: ``btc_close`` is the close of the
-# candle ending at the quote's minute (the newest close at or before ``quote_ts``) and
-# ``minutes_left`` counts from that minute. A history quote is up to a minute old, and
-# spot at the row's minute against a price a minute older would be a lag of the data,
-# not of the market (the fill is at that older price); the oracle scores the same
-# information time (``model.oracle``: minute − quote age).
+# The in-window rows of resolved up/down markets with their terms (reference start and
+# expiry from the market's newest tracked_markets row, as the path itself may lack the
+# family). Spot and time left are then taken as of the quote (features.path_features.
+# as_of_quote), as the oracle scores the same information time (model.oracle: minute −
+# quote age).
 TRAINING_PATHS_SQL = """
 WITH terms AS (
     SELECT market_id,
@@ -66,21 +63,14 @@ WITH terms AS (
            arg_max(expiry, window_start) AS expiry,
            arg_max(family, window_start) AS tracked_family
     FROM tracked_markets GROUP BY market_id
-), rows AS (
-    SELECT p.window_start, p.market_id, p.minute_ts, p.offset_min, p.price, p.quote_ts,
-           p.quote_age_s, coalesce(p.family, t.tracked_family) AS family,
-           t.reference_start, t.expiry,
-           coalesce(date_trunc('minute', p.quote_ts), p.minute_ts) AS spot_ts
-    FROM market_paths p JOIN terms t USING (market_id)
-    WHERE t.reference_start IS NOT NULL AND t.expiry IS NOT NULL
-      AND p.market_id IN (SELECT market_id FROM market_resolutions WHERE status = 'resolved')
 )
-SELECT r.window_start, r.market_id, r.minute_ts, r.offset_min,
-       (epoch(r.expiry) - epoch(r.spot_ts)) / 60.0 AS minutes_left,
-       r.price, r.quote_ts, r.quote_age_s, k.close AS btc_close, r.family,
-       r.reference_start, r.expiry
-FROM rows r LEFT JOIN btc_spot_prices k ON k.open_time = r.spot_ts - INTERVAL 1 MINUTE
-ORDER BY r.market_id, r.minute_ts
+SELECT p.window_start, p.market_id, p.minute_ts, p.offset_min, p.price, p.quote_ts,
+       p.quote_age_s, coalesce(p.family, t.tracked_family) AS family,
+       t.reference_start, t.expiry
+FROM market_paths p JOIN terms t USING (market_id)
+WHERE t.reference_start IS NOT NULL AND t.expiry IS NOT NULL
+  AND p.market_id IN (SELECT market_id FROM market_resolutions WHERE status = 'resolved')
+ORDER BY p.market_id, p.minute_ts
 """
 # BTC 1-minute klines from 24 h before the earliest open (path_sigma) to the last minute.
 PATH_KLINES_SQL = """
@@ -93,14 +83,15 @@ ORDER BY open_time
 def training_paths(conn: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """The in-window rows of resolved up/down markets: ``market_paths`` with each
     market's ``reference_start``/``expiry`` and spot and time left as of the quote
-    (TRAINING_PATHS_SQL), through ``features.path_features`` over the klines of
+    (TRAINING_PATHS_SQL, ``as_of_quote``), through ``features.path_features`` over the
+    klines of
     ``btc_spot_prices`` (empty when there are no paths)."""
     paths = conn.execute(TRAINING_PATHS_SQL).pl()
     if paths.is_empty():
-        return path_features(paths, pl.DataFrame())
+        return path_features(paths.with_columns(pl.lit(None).alias("btc_close")), pl.DataFrame())
     first, last = paths["reference_start"].min(), paths["minute_ts"].max()
     klines = conn.execute(PATH_KLINES_SQL, [first, last]).pl()
-    return path_features(paths, klines)
+    return path_features(as_of_quote(paths, klines), klines)
 
 
 # One row per (market, path minute): what the edge report needs of an in-window row. No
