@@ -89,10 +89,11 @@ def test_model_card_and_edge_report_use_the_trained_model(distorted, monkeypatch
         ).fetchone()
     # Only up/down markets whose window has not opened and families the model learned
     # from no market of go unscored (and are PASS).
-    # The model covers the families with enough events (here hourly up/down: the one
-    # open window of the hour); "above" has 6 ladders, below the 20 events it needs.
+    # The model covers the families with enough events (hourly and, from their minute
+    # paths, 15-minute up/down); "above" has 6 ladders, below the 20 events it needs.
     assert rows > 20 and with_model >= 1
-    assert set(card["trained_families"]) == {"updown_1h"} and "above" in card["excluded_families"]
+    assert set(card["trained_families"]) == {"updown_15m", "updown_1h"}
+    assert "above" in card["excluded_families"]
     assert unscored_strikes == 0 and unscored_traded == 0
     assert set(recs) <= {"BUY YES", "BUY NO", "PASS"}
     result = CliRunner().invoke(app, ["edges", "--json", "--min-edge", "0.02"])

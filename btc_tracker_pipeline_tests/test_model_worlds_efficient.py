@@ -38,8 +38,10 @@ def test_efficient_world_shows_no_skill_and_no_significant_profit(efficient):
 
 
 def test_too_little_data_refuses_to_train_with_counts(efficient):
-    result = run_job("train_job", instance=efficient.instance)  # default minimum: 200
+    # Five days hold ~480 fifteen-minute markets with in-window rows: ask for more.
+    config = {"ops": {"price_model": {"config": {"min_resolved_markets": 5000}}}}
+    result = run_job("train_job", instance=efficient.instance, run_config=config)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.message
-    assert "not training: have" in message and "need 200" in message
+    assert "not training: have" in message and "need 5000" in message
