@@ -13,6 +13,12 @@ Minimum requests (docs/apis.md §2.1, §3.6; ``request_minimums.py``), two ways:
   ceil((24 h + every minute of the range) / 1000) kline pages — what the APIs allow, and
   what the design's target (≤ 1.1×) is measured against. Runs share fetches through the
   warehouse's backfill caches (collect/history_cache.py, collect/kline_cache.py).
+
+Minute paths (``market_paths``) read the up/down tokens ``market_snapshots`` fetched
+from the history cache: the prices-history minimum is the same with them, and the table
+shows what ``market_paths`` asked for itself against what it would need alone (one
+prices-history request per up/down token per day-run). The world lists 5-minute
+up/down markets unless ``--no-updown-5m``.
 """
 
 from __future__ import annotations
@@ -40,13 +46,19 @@ def main() -> None:
     parser.add_argument("--world-days", type=int, default=5, help="days of simulated history")
     parser.add_argument("--now", default="2026-03-01T00:00:00", help="world clock (UTC)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--updown-5m",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="list the 5-minute up/down markets too (288 a day)",
+    )
     args = parser.parse_args()
 
     now = datetime.fromisoformat(args.now)
     first = now - timedelta(days=args.days)
     keys = partition_keys(key_of(first), key_of(now - timedelta(minutes=15)))
     tmp = Path(tempfile.mkdtemp(prefix="btc-bench-"))
-    world = SimulatedWorld(seed=args.seed, days=args.world_days, now=now)
+    world = SimulatedWorld(seed=args.seed, days=args.world_days, now=now, updown_5m=args.updown_5m)
     with replay_session(world, tmp) as session:
         started = time.perf_counter()
         outcomes = run_windows(keys, instance=session.instance)
@@ -60,11 +72,20 @@ def main() -> None:
             for t in (
                 "tracked_markets",
                 "market_snapshots",
+                "market_paths",
                 "market_resolutions",
                 "market_indicators",
                 "btc_spot_prices",
             )
         }
+        path_runs = conn.execute(
+            "SELECT count(*), sum(requests) FROM collection_runs WHERE asset = 'market_paths' "
+            "AND requests > 0"
+        ).fetchone()
+        path_tokens_per_run = conn.execute(
+            "SELECT sum(n) FROM (SELECT count(DISTINCT yes_token_id) AS n FROM market_paths "
+            "GROUP BY date_trunc('day', window_start))"
+        ).fetchone()[0]
     n_chunks = len(chunks(keys))
     kline_run, kline_whole = kline_minimums(keys)
 
@@ -94,6 +115,15 @@ def main() -> None:
         f"{kl / kline_run:.3f}",
         str(kline_whole),
         f"{kl / kline_whole:.3f}",
+    )
+    path_requests = int(path_runs[1] or 0)
+    table.add_row(
+        "requests by market_paths (1 /clob/time per run incl.)",
+        str(path_requests),
+        str(path_tokens_per_run),
+        f"{path_requests / path_tokens_per_run:.3f}" if path_tokens_per_run else "",
+        "",
+        "",
     )
     gk = stats.get("/gamma/markets/keyset", 0)
     table.add_row("Gamma keyset pages", str(gk), "", "", "", "")

@@ -40,6 +40,7 @@ SHORT = {
     "tracked_markets": "tracked",
     "market_snapshots": "snaps",
     "btc_spot_prices": "spot",
+    "market_paths": "paths",
     "market_resolutions": "labels",
     "market_indicators": "indic",
     "edge_report": "edge",

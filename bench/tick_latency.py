@@ -3,8 +3,11 @@
 For each size, a simulated world (seed 7; the last window ends 2026-03-01 00:00 UTC, the
 clock stands one minute later) is served by the replay server and ``collect_job`` runs
 live in this process through ``runner.run_windows``, as the schedule's tick would:
-tracked_markets, market_snapshots, btc_spot_prices, market_resolutions,
-market_indicators and edge_report for the window that just ended. Each size first runs
+tracked_markets, market_snapshots, btc_spot_prices, market_paths, market_resolutions,
+market_indicators and edge_report for the window that just ended. The worlds list
+Polymarket's 5-minute up/down markets too (``--no-updown-5m``: without them), so the
+tick takes the minute paths of three 5-minute markets, one 15-minute and one hourly
+market per window. Each size first runs
 one warm-up tick (the window before), then ``--ticks`` measured ticks on the following
 windows; the table shows the median tick. Python start-up and imports are in no tick
 (printed once); ``first tick s`` is the warm-up tick.
@@ -31,7 +34,7 @@ from pathlib import Path
 _started = time.perf_counter()
 warnings.filterwarnings("ignore", message=".*currently in beta")
 from bench_report import ResultTable, write_results  # noqa: E402  (bench/ is on sys.path)
-from live_tick import ASSETS, SIZES, TickResult, run_live_tick  # noqa: E402
+from live_tick import ASSETS, SHORT, SIZES, TickResult, run_live_tick  # noqa: E402
 from replay_backend import ServerMode, replay_bench  # noqa: E402
 from rich.console import Console  # noqa: E402
 
@@ -43,7 +46,7 @@ _started = time.perf_counter()
 defs().resolve_job_def("collect_job")
 LOAD_S = time.perf_counter() - _started
 
-PER_ASSET = "per asset s:\ntracked snaps spot\nlabels indic edge"
+PER_ASSET = "per asset s:\n" + " ".join(SHORT[a] for a in ASSETS)
 HEADERS = [
     "open markets",
     "server",
@@ -61,7 +64,7 @@ HEADERS = [
 
 
 def measure_size(
-    target: int, now: datetime, ticks: int, seed: int, mode: ServerMode
+    target: int, now: datetime, ticks: int, seed: int, mode: ServerMode, updown_5m: bool
 ) -> tuple[float, TickResult]:
     """Warm-up tick, then ``ticks`` measured ticks; (warm-up seconds, median tick)."""
     size = SIZES[target]
@@ -75,6 +78,7 @@ def measure_size(
             seed=seed,
             strikes_per_ladder=size.strikes_per_ladder,
             updown_lead=size.updown_lead,
+            updown_5m=updown_5m,
         ) as bench,
     ):
         warm = run_live_tick(bench, first_start)
@@ -149,8 +153,7 @@ def notes(measured: list[tuple[ServerMode, float, TickResult]]) -> list[str]:
         "`first tick s` is the warm-up tick (the window before, same world, new warehouse); "
         "`tick wall s` is the median of the measured ticks: `run_windows([key])` from call "
         "to return. Per-asset times are Dagster step durations (step start to step success "
-        "in the run's event log, asset checks included: tracked_markets, market_snapshots, "
-        "btc_spot_prices, market_resolutions, market_indicators, edge_report); `Dagster s` "
+        "in the run's event log, asset checks included: " + ", ".join(ASSETS) + "); `Dagster s` "
         "is the rest of the tick (run start and end events, resources, orchestration).",
         "`tick CPU s`: CPU time of this process during the tick (all its threads, so with "
         "`thread` the replay server's too); less sensitive than wall time to the other "
@@ -177,6 +180,12 @@ def main() -> None:
     )
     parser.add_argument("--now", default="2026-03-01T00:00:00", help="end of the last window")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--updown-5m",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="list the 5-minute up/down markets too (288 a day)",
+    )
     args = parser.parse_args()
     now = datetime.fromisoformat(args.now)
     console = Console(width=160)
@@ -185,7 +194,7 @@ def main() -> None:
     for target in sorted(args.markets):
         for mode in args.server:
             started = time.perf_counter()
-            warm_s, result = measure_size(target, now, args.ticks, args.seed, mode)
+            warm_s, result = measure_size(target, now, args.ticks, args.seed, mode, args.updown_5m)
             measured.append((mode, warm_s, result))
             took = time.perf_counter() - started
             progress.print(f"[dim]{target:>5} markets, {mode} server: {took:.0f} s[/]")

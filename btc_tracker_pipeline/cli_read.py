@@ -100,6 +100,7 @@ EXPORT_TABLES = (
     "market_indicators",
     "collection_runs",
     "edge_report",
+    "live_edges",
     "model_predictions",
     "paper_trades",
 )

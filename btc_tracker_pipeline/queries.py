@@ -39,7 +39,11 @@ GOOD_QUALITY = 0.8
 _EPS = 1e-9
 EXPORT_FORMATS = ("csv", "json", "parquet")
 # Tables whose rows are not keyed by the window they were collected in.
-TIME_COLUMN_OVERRIDES = {"btc_spot_prices": "open_time", "paper_trades": "window_start"}
+TIME_COLUMN_OVERRIDES = {
+    "btc_spot_prices": "open_time",
+    "paper_trades": "window_start",
+    "live_edges": "minute_ts",
+}
 
 
 # --------------------------------------------------------------------------- stats

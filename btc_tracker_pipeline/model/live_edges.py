@@ -14,8 +14,10 @@ and a YES token: the pipeline lists them a day ahead, so the warehouse knows the
    market (``error``) and never stops the others; every call has the client's timeout.
 3. **Build** (``live_rows``): each market's minute path up to t (``collect.paths``),
    its in-window features at t (``features.path_features``: open price, σ, the
-   structural probability Φ(move / σ√τ), the lags), ``market_prob`` = the book's mid
-   (bid + ask) / 2, else the YES price as of t.
+   structural probability Φ(move / σ√τ), the lags) with spot as of the quote, as in
+   training (``as_of_quote``), and the model's inputs as training builds them
+   (``model.dataset.path_rows``); ``market_prob`` = the book's mid (bid + ask) / 2,
+   else the YES price as of t.
 4. **Score** (``score_rows``): ``model_prob`` from the newest saved model
    (``model.scoring``, as ``edge_report`` scores); without a model, or where it has no
    say, the structural probability, with ``prob_source`` = ``structural``.

@@ -369,8 +369,9 @@ def test_backfill_through_graphql_materializes_every_window_with_passing_checks(
         assert materialized == set(ui.backfill_keys), (name, materialized)
         assert {m["runId"] for m in node["assetMaterializations"]} == {run["runId"]}
         checks += [(name, c["name"]) for c in node["assetChecksOrError"].get("checks", [])]
-    # tracked_markets: 1 check, market_snapshots: 3, market_resolutions: 2 (docs/data.md, "Checks").
-    assert len(checks) == 6, checks
+    # tracked_markets: 1 check, market_snapshots: 3, market_paths: 3, market_resolutions: 2
+    # (docs/data.md, "Checks").
+    assert len(checks) == 9, checks
 
     for asset, check in checks:
         executions = ui.gql.query(
