@@ -18,7 +18,7 @@ process, like a remote API. Both by default (``--server thread process``), one r
 
     .venv/bin/python bench/tick_latency.py --markets 10 100 1000 5000 --ticks 3
 
-Writes the table to bench/results/tick_latency.md.
+Writes the table to bench/results/tick_latency.md (``--results NAME``: to NAME instead).
 """
 
 from __future__ import annotations
@@ -186,6 +186,7 @@ def main() -> None:
         default=True,
         help="list the 5-minute up/down markets too (288 a day)",
     )
+    parser.add_argument("--results", default="tick_latency", help="write bench/results/<this>.md")
     args = parser.parse_args()
     now = datetime.fromisoformat(args.now)
     console = Console(width=160)
@@ -209,7 +210,7 @@ def main() -> None:
     console.print(table.rich())
     for note in notes(measured):
         console.print(f"- {note}", highlight=False)
-    path = write_results("tick_latency", table.title, HEADERS, table.rows, notes(measured))
+    path = write_results(args.results, table.title, HEADERS, table.rows, notes(measured))
     console.print(f"wrote {path}")
 
 
