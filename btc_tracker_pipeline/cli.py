@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NamedTuple
 
@@ -852,7 +852,14 @@ def live_edges_now(min_edge: float | None = None):
         except WarehouseError as exc:
             raise _fail(str(exc)) from exc
         config = EdgeConfig() if min_edge is None else EdgeConfig(min_edge=min_edge)
-        return compute_live_edges(inputs, clob, binance, environment.models_path(), config=config)
+        return compute_live_edges(
+            inputs,
+            clob,
+            binance,
+            environment.models_path(),
+            config=config,
+            max_age=timedelta(minutes=environment.max_quote_age_min()),
+        )
     except LiveEdgesError as exc:
         raise _fail(str(exc)) from exc
     finally:

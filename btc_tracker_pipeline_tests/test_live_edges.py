@@ -20,7 +20,9 @@ from btc_tracker_pipeline.model.live_edges import (
     LIVE_COLUMNS,
     LiveEdgesError,
     compute_live_edges,
+    fetch_live,
     live_clients,
+    live_rows,
     read_inputs,
     write_live_edges,
 )
@@ -217,3 +219,26 @@ def test_the_job_appends_a_minute_and_a_rerun_replaces_it(session):
     with duckdb.connect(str(session.warehouse)) as conn:
         write_live_edges(conn, later)
     assert stored().height == 2 * first.height
+
+
+def test_the_model_sees_the_book_at_the_minute_as_the_quote_with_spot_at_the_minute(session):
+    """A two-sided book is the market's price at the minute: the model's inputs take it
+    as a quote of age 0 and spot at the minute, not the history point (up to the quote
+    age limit old) beside spot newer than it."""
+    clob, binance = live_clients(
+        f"{session.server.url}/clob", f"{session.server.url}/binance", 10.0
+    )
+    try:
+        with duckdb.connect(str(session.warehouse), read_only=True) as conn:
+            inputs = read_inputs(conn, NOW)
+        rows = live_rows(inputs, fetch_live(clob, binance, inputs))
+    finally:
+        clob.http.close()
+    assert rows.height >= 3
+    for r in rows.iter_rows(named=True):
+        mid = (r["best_bid"] + r["best_ask"]) / 2
+        assert r["market_probability"] == pytest.approx(mid) and r["quote_age_s"] == 0.0
+        assert r["btc_spot_price"] == r["btc_close"]
+        assert r["time_to_expiry_hours"] == pytest.approx(
+            (r["expiry"] - NOW).total_seconds() / 3600
+        )

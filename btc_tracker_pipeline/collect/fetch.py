@@ -110,8 +110,8 @@ def paths_for_run(
     connect: Connect,
     warn: Callable[[str], None],
 ) -> Paths:
-    """The minute paths of the markets of ``families`` in ``tracked`` (the run's and the
-    previous window's ``tracked_markets`` rows; ``collect.paths.path_candidates``): one
+    """The minute paths of the markets of ``families`` in ``tracked`` (their newest
+    ``tracked_markets`` rows from any window; ``collect.paths.path_candidates``): one
     1-minute prices-history request per token for the window that just ended; a
     backfill run reads the tokens ``market_snapshots`` already fetched from the history
     cache and fetches (and caches) only the others."""

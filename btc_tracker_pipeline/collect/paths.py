@@ -46,12 +46,13 @@ def path_candidates(
     tracked: pl.DataFrame, windows: Sequence[tuple[datetime, datetime]]
 ) -> pl.DataFrame:
     """Every (window, market) of ``windows`` whose own window [reference_start, expiry)
-    overlaps it, for the markets of ``tracked`` (``tracked_markets`` rows of the run's
-    windows and of the window before them), as rows of the run's windows.
+    overlaps it, for the markets of ``tracked`` (``tracked_markets`` rows from any window:
+    ``warehouse.read.path_terms``; the newest row of a market gives its terms), as rows
+    of the run's windows.
 
     A live tick's ``tracked_markets`` lists the markets open at the tick: a 5-minute
-    market that closed inside the window just ended is not among them, but the tick
-    before listed it (up/down markets are created ahead), so its path is still taken.
+    market that closed inside the window just ended is not among them, but an earlier
+    tick listed it (up/down markets are created ahead), so its path is still taken.
     """
     terms = (
         tracked.filter(pl.col("reference_start").is_not_null() & pl.col("expiry").is_not_null())

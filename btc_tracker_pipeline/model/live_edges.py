@@ -233,7 +233,10 @@ def fetch_live(
 
     def history(token: str) -> tuple[str, str, Any, str | None]:
         try:
-            return "history", token, clob.prices_history(token, opens[token], minute, 1), None
+            # From max_age before the open, as market_paths fetches: the quote at the open
+            # may be older than the open.
+            since = opens[token] - max_age
+            return "history", token, clob.prices_history(token, since, minute, 1), None
         except ApiError as exc:
             return "history", token, None, f"prices-history: {_reason(exc)}"
 
@@ -289,14 +292,6 @@ def live_rows(inputs: LiveInputs, fetch: LiveFetch) -> pl.DataFrame:
     paths = path_rows(minutes, fetch.histories, fetch.klines, "live").join(
         markets.select("market_id", "reference_start", "expiry"), on="market_id"
     )
-    # The model sees spot as of the quote, as in training (``as_of_quote``); the row
-    # shows the spot at the minute.
-    spot_now = paths.select("market_id", "minute_ts", pl.col("btc_close").alias("_spot_now"))
-    features = (
-        path_features(as_of_quote(paths, fetch.klines), fetch.klines)
-        .join(spot_now, on=["market_id", "minute_ts"], how="left")
-        .filter(pl.col("minute_ts") == minute)
-    )
     books = pl.DataFrame(
         {
             "yes_token_id": list(fetch.books),
@@ -305,14 +300,35 @@ def live_rows(inputs: LiveInputs, fetch: LiveFetch) -> pl.DataFrame:
         },
         schema={"yes_token_id": pl.String, "best_bid": pl.Float64, "best_ask": pl.Float64},
     )
+    bid, ask = pl.col("best_bid"), pl.col("best_ask")
+    two_sided = bid.is_not_null() & ask.is_not_null() & (bid <= ask)
+    # At the minute itself the book is the market's price: a two-sided book's mid is the
+    # quote at the minute (age 0). Otherwise the newest history point is, which can be up
+    # to the quote age limit old. The model sees spot as of that quote, as in training
+    # (``as_of_quote``): a stale price beside fresh spot would be a lag of the data.
+    now_quote = (pl.col("minute_ts") == minute) & two_sided
+    paths = (
+        paths.join(books, on="yes_token_id", how="left")
+        .with_columns(
+            pl.when(now_quote).then((bid + ask) / 2.0).otherwise("price").alias("price"),
+            pl.when(now_quote).then(pl.col("minute_ts")).otherwise("quote_ts").alias("quote_ts"),
+            pl.when(now_quote).then(0.0).otherwise("quote_age_s").alias("quote_age_s"),
+        )
+        .drop("best_bid", "best_ask")
+    )
+    # The row shows the spot at the minute.
+    spot_now = paths.select("market_id", "minute_ts", pl.col("btc_close").alias("_spot_now"))
+    features = (
+        path_features(as_of_quote(paths, fetch.klines), fetch.klines)
+        .join(spot_now, on=["market_id", "minute_ts"], how="left")
+        .filter(pl.col("minute_ts") == minute)
+    )
     errors = [
         "; ".join([*fetch.errors.get(token, []), *([fetch.spot_error] if fetch.spot_error else [])])
         or None
         for token in markets["yes_token_id"]
     ]
     price = pl.col("market_probability")
-    bid, ask = pl.col("best_bid"), pl.col("best_ask")
-    two_sided = bid.is_not_null() & ask.is_not_null() & (bid <= ask)
     # The model's inputs exactly as training builds them (named as in market_indicators).
     model_inputs = dataset_path_rows(features).drop("family", "window_start", "_path")
     return (

@@ -43,21 +43,20 @@ def with_model_probabilities(rows: pl.DataFrame, model: Any, card: dict | None) 
     has no say (``outside_training``)."""
     if model is None or card is None or rows.is_empty():
         return rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("model_prob"))
-    predicted = rows.with_columns(pl.Series("model_prob", model.predict(add_features(rows))))
-    return predicted.with_columns(
-        pl.when(outside_training(card))
-        .then(None)
-        .otherwise(pl.col("model_prob"))
-        .alias("model_prob")
-    )
+    featured = add_features(rows)
+    no_say = featured.select(outside_training(card)).to_series()
+    predicted = pl.Series("model_prob", model.predict(featured), dtype=pl.Float64)
+    return rows.with_columns(pl.when(no_say).then(None).otherwise(predicted).alias("model_prob"))
 
 
 def outside_training(card: dict) -> pl.Expr:
-    """Rows the model has no say on (their model_prob is null: no_model → PASS): up/down
-    rows before their window opens, which it never trains on (a fair coin, dataset rule
-    5), and families it learned from no market of (e.g. barriers while none has ended,
-    dataset rule 6): there it would only carry over what it learned elsewhere."""
-    unopened = pl.col("family").str.starts_with("updown") & pl.col("reference_price").is_null()
+    """Rows (``add_features`` output) the model has no say on (their model_prob is null:
+    no_model → PASS): up/down rows before their window opens, which it never trains on
+    (a fair coin, dataset rule 5), and families it learned from no market of (e.g.
+    barriers while none has ended, dataset rule 6): there it would only carry over what
+    it learned elsewhere."""
+    updown = pl.col("family").str.starts_with("updown")
+    unopened = updown & pl.col("reference_price").is_null()
     trained = card.get("trained_families")
     if trained is None:  # a model saved before the card listed its families
         return unopened

@@ -54,6 +54,26 @@ def window_rows(
     )
 
 
+# The newest tracked_markets row of every market of the families $3 whose own window
+# [reference_start, expiry) overlaps [$1, $2), from any window: a live tick lists only
+# the markets open at the tick, so one that closed inside the window just ended is known
+# only from an earlier tick's rows (up/down markets are listed a day ahead).
+PATH_TERMS_SQL = """
+SELECT * FROM tracked_markets
+WHERE family IN (SELECT unnest($3::VARCHAR[])) AND reference_start < $2 AND expiry > $1
+QUALIFY row_number() OVER (PARTITION BY market_id ORDER BY window_start DESC) = 1
+ORDER BY market_id
+"""
+
+
+def path_terms(
+    conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime, families: list[str]
+) -> pl.DataFrame:
+    """The newest ``tracked_markets`` row of each market of ``families`` whose own window
+    overlaps [start, end), whichever window it was tracked in."""
+    return read(conn, PATH_TERMS_SQL, start, end, families)
+
+
 def klines_between(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pl.DataFrame:
     """The stored 1-minute klines opening in [start, end), by open time."""
     return read(

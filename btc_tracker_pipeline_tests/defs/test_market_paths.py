@@ -142,8 +142,10 @@ def test_live_ticks_ask_once_per_token_and_keep_markets_that_closed_inside_the_w
             at_tick = base | {"clock": ClockResource(now_utc=tick.isoformat())}
             assert dg.materialize(ASSETS[:3], partition_key=key, resources=at_tick).success
             server.reset_stats()
-            assert dg.materialize([market_paths], partition_key=key, resources=at_tick).success
+            result = dg.materialize([market_paths], partition_key=key, resources=at_tick)
             routes = server.stats()["routes"]
+            checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+            assert result.success and all(checks.values()) and len(checks) == 3, checks
             sql = "SELECT count(DISTINCT yes_token_id) FROM market_paths WHERE window_start = "
             tokens = rows(at_tick, f"{sql}'{key[:10]} {key[11:]}'")[0][0]
             # One request per token; from the second tick on: three 5-minute markets, the

@@ -2,6 +2,8 @@
 ``live_edges`` table by ``live_edge_job``, whose 1-minute schedule is off until a user
 turns it on in the UI (docs/operations.md)."""
 
+from datetime import timedelta
+
 import dagster as dg
 import polars as pl
 
@@ -54,7 +56,14 @@ def live_edges(
     try:
         with warehouse.connect() as conn:
             inputs = read_inputs(conn, minute)
-        live = compute_live_edges(inputs, clob, spot, model_store.models_dir, logger=context.log)
+        live = compute_live_edges(
+            inputs,
+            clob,
+            spot,
+            model_store.models_dir,
+            logger=context.log,
+            max_age=timedelta(minutes=polymarket.max_quote_age_min),
+        )
     except LiveEdgesError as exc:
         raise dg.Failure(str(exc)) from exc
     finally:

@@ -24,9 +24,8 @@ from btc_tracker_pipeline.defs.resources import (
 )
 from btc_tracker_pipeline.defs.shared import of_chosen, window_asset
 from btc_tracker_pipeline.features.market_terms import FAMILIES
-from btc_tracker_pipeline.partitions import WINDOW
 from btc_tracker_pipeline.warehouse import TableWrite
-from btc_tracker_pipeline.warehouse.read import klines_between, window_rows
+from btc_tracker_pipeline.warehouse.read import klines_between, path_terms
 
 MINUTES_CHECK = "minutes_within_market_life"
 PRICES_CHECK = "path_prices_in_unit_interval"
@@ -115,12 +114,7 @@ def market_paths(
     ) as run:
         first_minute = run.start_at - timedelta(minutes=1)
         with warehouse.connect() as conn:
-            # The window before too: a market that closed inside the window just ended is
-            # no longer in a live tick's tracked_markets (collect.paths.path_candidates).
-            tracked = of_chosen(
-                window_rows(conn, "tracked_markets", run.start_at - WINDOW, run.end_at),
-                run.chosen,
-            )
+            tracked = of_chosen(path_terms(conn, run.start_at, run.end_at, families), run.chosen)
             stored = klines_between(conn, first_minute, run.end_at)
         klines = path_klines(
             spot,
@@ -192,9 +186,7 @@ def path_checks(rows: pl.DataFrame, tracked: pl.DataFrame) -> list[dg.AssetCheck
     """Minutes within the window and the market's life (no duplicates), prices in
     [0, 1], and per-window price coverage of the rows just written."""
     life = rows.join(
-        tracked.select("window_start", "market_id", "reference_start", "expiry"),
-        on=["window_start", "market_id"],
-        how="left",
+        tracked.select("market_id", "reference_start", "expiry"), on="market_id", how="left"
     )
     outside = life.filter(
         (pl.col("minute_ts") < pl.col("window_start"))

@@ -94,6 +94,86 @@ def training_paths(conn: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return path_features(as_of_quote(paths, klines), klines)
 
 
+# The path minutes of the up/down markets of the windows [$1, $2) that precede a window
+# end by at most the longest lag (5 min), with each market's terms.
+RECENT_PATHS_SQL = """
+WITH terms AS (
+    SELECT market_id,
+           arg_max(reference_start, window_start) AS reference_start,
+           arg_max(expiry, window_start) AS expiry
+    FROM tracked_markets
+    WHERE window_start >= $1 - INTERVAL 1 DAY AND window_start < $2
+      AND family LIKE 'updown%'
+    GROUP BY market_id
+)
+SELECT p.market_id, p.minute_ts, p.price, p.quote_ts, p.quote_age_s, p.family,
+       t.reference_start, t.expiry
+FROM market_paths p JOIN terms t USING (market_id)
+WHERE p.window_start >= $1 AND p.window_start < $2
+  AND minute(p.minute_ts) % 15 >= 9
+"""
+
+
+def with_path_inputs(conn: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` (``edge_inputs``) whose opened up/down rows carry the model's inputs as
+    training builds them from minute paths (``model.dataset.path_rows``), the window
+    end being one more path minute: its price the snapshot's, its quote the snapshot's
+    quote, the lags over the path minutes before it. A model that learned up/down markets
+    from their paths then scores a window-end row as one of them; rows without a path
+    keep their own inputs."""
+    from btc_tracker_pipeline.model.dataset import path_rows
+
+    updown = (
+        pl.col("family").str.starts_with("updown")
+        & pl.col("reference_price").is_not_null()
+        & pl.col("market_probability").is_not_null()
+    )
+    ends = rows.filter(updown)
+    if ends.is_empty():
+        return rows
+    start, end = ends["window_start"].min(), ends["window_start"].max() + timedelta(minutes=15)
+    recent = conn.execute(RECENT_PATHS_SQL, [start, end]).pl()
+    terms = recent.select("market_id", "reference_start", "expiry").unique("market_id")
+    if terms.is_empty():
+        return rows
+    at_end = ends.join(terms, on="market_id").select(
+        "market_id",
+        pl.col("snapshot_ts").cast(pl.Datetime("us")).alias("minute_ts"),
+        pl.col("market_probability").alias("price"),
+        (pl.col("snapshot_ts") - pl.duration(seconds=pl.col("quote_age_s").fill_null(0.0)))
+        .cast(pl.Datetime("us"))
+        .alias("quote_ts"),
+        pl.col("quote_age_s").fill_null(0.0),
+        "family",
+        "reference_start",
+        "expiry",
+    )
+    paths = pl.concat([recent, at_end], how="diagonal_relaxed")
+    first, last = paths["reference_start"].min(), paths["minute_ts"].max()
+    klines = conn.execute(PATH_KLINES_SQL, [first, last + timedelta(minutes=1)]).pl()
+    features = path_features(as_of_quote(paths, klines), klines).join(
+        at_end.select("market_id", "minute_ts"), on=["market_id", "minute_ts"], how="semi"
+    )
+    inputs = path_rows(features.with_columns(pl.col("minute_ts").alias("window_start"))).drop(
+        "family", "window_start", "_path"
+    )
+    replaced = [c for c in inputs.columns if c not in ("market_id", "snapshot_ts")]
+    joined = rows.join(
+        inputs.with_columns(pl.lit(True).alias("_has_path")),
+        on=["market_id", "snapshot_ts"],
+        how="left",
+        suffix="_path",
+    )
+    has_path = pl.col("_has_path").fill_null(False)
+    return joined.with_columns(
+        [
+            pl.when(has_path).then(pl.col(f"{c}_path")).otherwise(pl.col(c)).alias(c)
+            for c in replaced
+            if c in rows.columns
+        ]
+    ).drop([f"{c}_path" for c in replaced if c in rows.columns] + ["_has_path"])
+
+
 # One row per (market, path minute): what the edge report needs of an in-window row. No
 # book was recorded at the minute: the spread is the warehouse's estimate (or default).
 PATH_EDGE_INPUTS_SQL = """
@@ -106,7 +186,12 @@ SELECT p.window_start AS path_window_start, p.market_id, p.minute_ts AS snapshot
        p.minutes_left / 60.0 AS time_to_expiry_hours,
        CASE WHEN p.btc_close IS NULL THEN 0 ELSE 1 END AS q_spot,
        t.parse_source, false AS barrier_touched, CAST(NULL AS DOUBLE) AS liquidity
-FROM market_paths p JOIN tracked_markets t USING (window_start, market_id)
+FROM market_paths p JOIN (
+    -- A market's newest terms: a live tick's window need not list a market that closed
+    -- inside it (its path comes from an earlier tick's row, collect.paths).
+    SELECT * FROM tracked_markets WHERE market_id IN (SELECT market_id FROM market_paths)
+    QUALIFY row_number() OVER (PARTITION BY market_id ORDER BY window_start DESC) = 1
+) t USING (market_id)
 WHERE p.minute_ts >= ? AND p.minute_ts <= ?
 ORDER BY p.minute_ts, p.market_id
 """
