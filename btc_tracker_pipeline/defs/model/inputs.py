@@ -140,7 +140,12 @@ def with_path_inputs(conn: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> pl.
         "market_id",
         pl.col("snapshot_ts").cast(pl.Datetime("us")).alias("minute_ts"),
         pl.col("market_probability").alias("price"),
-        (pl.col("snapshot_ts") - pl.duration(seconds=pl.col("quote_age_s").fill_null(0.0)))
+        # A live snapshot is fetched seconds after the window end (a negative age): its
+        # spot is the window end's, the newest candle there is.
+        (
+            pl.col("snapshot_ts")
+            - pl.duration(seconds=pl.col("quote_age_s").fill_null(0.0).clip(lower_bound=0.0))
+        )
         .cast(pl.Datetime("us"))
         .alias("quote_ts"),
         pl.col("quote_age_s").fill_null(0.0),
