@@ -13,6 +13,7 @@ Grammar of the CLI string parsed by :meth:`FaultSpec.parse` (comma-separated
     slow_s=<float>      delay of a slow answer (default 5)             >= 0
     down=<p>[+<p>…]     prefixes that always answer 503                p in gamma|clob|binance
     book_down=<t>[+<t>…] CLOB /book of these token ids answers 503    t a token id
+    history_down=<t>[+<t>…] CLOB /prices-history of these tokens: 503 t a token id
     only=<p>[+<p>…]     restrict the random faults to these prefixes   (default: all)
     seed=<int>          RNG seed (default 0)
 
@@ -37,6 +38,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "cursor",
     "down",
     "book_down",
+    "history_down",
 )
 _RATE_KEYS = {
     "429": "rate_429",
@@ -46,7 +48,16 @@ _RATE_KEYS = {
     "missing": "rate_missing",
     "cursor": "rate_cursor",
 }
-_ALL_KEYS = (*_RATE_KEYS, "retry_after", "slow_s", "down", "book_down", "only", "seed")
+_ALL_KEYS = (
+    *_RATE_KEYS,
+    "retry_after",
+    "slow_s",
+    "down",
+    "book_down",
+    "history_down",
+    "only",
+    "seed",
+)
 _5XX_ROTATION = (500, 502, 503)
 
 
@@ -65,6 +76,7 @@ class FaultSpec:
     down: frozenset[str] = field(default_factory=frozenset)
     # One token's book failing while the rest of the CLOB answers (live edges' tests).
     book_down: frozenset[str] = field(default_factory=frozenset)
+    history_down: frozenset[str] = field(default_factory=frozenset)
     only: frozenset[str] | None = None
     seed: int = 0
 
@@ -94,7 +106,12 @@ class FaultSpec:
     @property
     def is_active(self) -> bool:
         """True when any fault can happen."""
-        return self.total_rate > 0 or bool(self.down) or bool(self.book_down)
+        return (
+            self.total_rate > 0
+            or bool(self.down)
+            or bool(self.book_down)
+            or bool(self.history_down)
+        )
 
     @classmethod
     def parse(cls, text: str | None) -> FaultSpec:
@@ -123,7 +140,7 @@ class FaultSpec:
                 values[key] = _parse_number(key, value, float)
             elif key == "seed":
                 values[key] = _parse_number(key, value, int)
-            elif key == "book_down":
+            elif key in ("book_down", "history_down"):
                 values[key] = frozenset(t.strip() for t in value.split("+") if t.strip())
             else:
                 values[key] = _parse_prefixes(key, value)
@@ -141,6 +158,8 @@ class FaultSpec:
             items.append("down=" + "+".join(p for p in PREFIXES if p in self.down))
         if self.book_down:
             items.append("book_down=" + "+".join(sorted(self.book_down)))
+        if self.history_down:
+            items.append("history_down=" + "+".join(sorted(self.history_down)))
         if self.only is not None:
             items.append("only=" + "+".join(p for p in PREFIXES if p in self.only))
         items.append(f"seed={self.seed}")

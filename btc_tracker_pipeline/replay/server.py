@@ -252,6 +252,9 @@ class ReplayServer:
         if path == "/clob/book" and param(params, "token_id") in self.faults.book_down:
             self._count_fault("book_down")
             return json_response(503, {"error": "Service Unavailable"})
+        if path == "/clob/prices-history" and param(params, "market") in self.faults.history_down:
+            self._count_fault("history_down")
+            return json_response(503, {"error": "Service Unavailable"})
         fault = self._injector.decide(prefix)
         if fault is not None and fault.kind not in _BODY_FAULTS:
             self._count_fault(fault.kind)

@@ -3,6 +3,7 @@ window, priced as the world's prices-history has it, beside the world's BTC clos
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -189,3 +190,29 @@ def test_an_unknown_family_is_refused_in_one_line(resources):
     config = {"ops": {"market_paths": {"config": {"path_families": ["updown_15m", "updown_2m"]}}}}
     with pytest.raises(dg.Failure, match=r"path_families: unknown family updown_2m; known: "):
         dg.materialize([market_paths], partition_key=KEY, resources=resources, run_config=config)
+
+
+def test_a_rerun_where_one_token_fails_keeps_that_market_s_rows(resources, server):
+    assert dg.materialize(ASSETS, partition_key=KEY, resources=resources).success
+    before = rows(resources, "SELECT * FROM market_paths ORDER BY ALL")
+    market, token = rows(
+        resources,
+        "SELECT market_id, yes_token_id FROM market_paths WHERE family = 'updown_5m' "
+        "ORDER BY market_id LIMIT 1",
+    )[0]
+    server.set_faults(FaultSpec(history_down=frozenset({token})))
+    try:
+        # A window older than the cache's reach: the tokens are fetched again.
+        result = dg.materialize([market_paths], partition_key=KEY, resources=resources)
+    finally:
+        server.set_faults(None)
+    assert result.success
+    assert rows(resources, "SELECT * FROM market_paths ORDER BY ALL") == before
+    errors = json.loads(
+        rows(
+            resources,
+            "SELECT errors FROM collection_runs WHERE asset = 'market_paths' "
+            "ORDER BY finished_at DESC LIMIT 1",
+        )[0][0]
+    )
+    assert any(e.startswith(f"market {market}: ") and "503" in e for e in errors), errors

@@ -55,6 +55,9 @@ def test_parse_full_example() -> None:
     assert FaultSpec.parse("") == FaultSpec() and not FaultSpec().is_active
     books = FaultSpec.parse("book_down=123+456")
     assert books.book_down == {"123", "456"} and books.is_active
+    histories = FaultSpec.parse("history_down=789")
+    assert histories.history_down == {"789"} and histories.is_active
+    assert FaultSpec.parse(str(histories)) == histories
     assert FaultSpec.parse(str(books)) == books
 
 

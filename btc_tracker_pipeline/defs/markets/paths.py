@@ -141,8 +141,13 @@ def market_paths(
             )
         rows = paths.rows
         unpriced = paths.due.join(rows, on=["window_start", "market_id"], how="anti")
+        replaced = run.chosen
+        if not paths.errors.is_empty() and not rows.is_empty():
+            # A market whose fetch failed keeps the rows it has (a rerun fills them): only
+            # the markets that got rows are replaced.
+            replaced = tuple(rows["market_id"].unique().sort())
         return run.finish(
-            [TableWrite("market_paths", rows, on_empty="keep", market_ids=run.chosen)],
+            [TableWrite("market_paths", rows, on_empty="keep", market_ids=replaced)],
             Tally(
                 tried=paths.due,
                 ok=rows.unique(["window_start", "market_id"]),
