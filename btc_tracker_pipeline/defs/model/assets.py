@@ -19,7 +19,6 @@ from btc_tracker_pipeline.defs.model.inputs import (
     path_edge_inputs,
     training_paths,
     training_tables,
-    with_path_inputs,
 )
 from btc_tracker_pipeline.defs.resources import (
     ClockResource,
@@ -420,7 +419,7 @@ def fold_gates(
 
 
 @window_asset(
-    deps=[market_indicators, market_paths, price_model],
+    deps=[market_indicators, price_model],
     group_name="report",
     kinds={"xgboost", "duckdb"},
 )
@@ -453,7 +452,6 @@ def edge_report(
         proven = proven_families(card)
         with warehouse.connect() as conn:
             rows = of_chosen(edge_inputs(conn, run.start_at, run.end_at), run.chosen)
-            rows = with_path_inputs(conn, rows)
         rows = with_model_probabilities(rows, model, card)
         settings = EDGE_CONFIG.model_copy(update={"min_edge": config.min_edge})
         report = compute_edge_report(rows.select(REPORT_INPUTS), settings, proven).with_columns(
