@@ -17,7 +17,7 @@ from pydantic import Field, PrivateAttr
 
 from btc_tracker_pipeline import environment
 from btc_tracker_pipeline.collect.runs import utcnow
-from btc_tracker_pipeline.sources.binance import BinanceClient
+from btc_tracker_pipeline.sources.binance import BinanceClient, site_of
 from btc_tracker_pipeline.sources.clob import ClobClient
 from btc_tracker_pipeline.sources.gamma import GammaClient
 from btc_tracker_pipeline.sources.http import HttpSettings, JsonHttp, make_client
@@ -91,7 +91,7 @@ class BinanceResource(dg.ConfigurableResource):
             base_url=self.base_url,
             timeout_s=self.timeout_s,
             max_attempts=self.max_attempts,
-            enable_rate_limit=self.base_url == DEFAULT_BINANCE_URL,
+            enable_rate_limit=site_of(self.base_url) == site_of(DEFAULT_BINANCE_URL),
         )
 
 

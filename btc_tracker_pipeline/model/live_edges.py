@@ -95,7 +95,7 @@ LIVE_BACKOFF_S = 0.2
 def live_clients(clob_url: str, binance_url: str, timeout_s: float) -> tuple[Any, Any]:
     """A CLOB and a Binance client for a live view (``LIVE_*`` timeouts and retries);
     close the CLOB's ``http`` when done."""
-    from btc_tracker_pipeline.sources.binance import REAL_BASE_URL, BinanceClient
+    from btc_tracker_pipeline.sources.binance import REAL_BASE_URL, BinanceClient, site_of
     from btc_tracker_pipeline.sources.clob import ClobClient
     from btc_tracker_pipeline.sources.http import HttpSettings, JsonHttp, make_client
 
@@ -112,7 +112,7 @@ def live_clients(clob_url: str, binance_url: str, timeout_s: float) -> tuple[Any
         base_url=binance_url,
         timeout_s=timeout,
         max_attempts=LIVE_ATTEMPTS,
-        enable_rate_limit=binance_url.rstrip("/") == REAL_BASE_URL,
+        enable_rate_limit=site_of(binance_url) == REAL_BASE_URL,
         backoff_initial_s=LIVE_BACKOFF_S,
         backoff_max_s=1.0,
         max_retry_after_s=1.0,

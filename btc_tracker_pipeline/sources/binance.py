@@ -174,6 +174,14 @@ class _TrackedBinance(ccxt.binance):
         )
 
 
+def site_of(base_url: str) -> str:
+    """``base_url`` without a trailing ``/`` or ``/api/v3``: the client adds the API path
+    itself, so ``https://api.binance.com`` and ``https://api.binance.com/api/v3/`` name
+    the same API."""
+    site = base_url.rstrip("/")
+    return site.removesuffix("/api/v3").rstrip("/")
+
+
 def point_at(exchange: ccxt.binance, base_url: str) -> None:
     """Send every ccxt API group to ``base_url``'s host, keeping each path, so a stray
     call shows up in a fake server's log; spot public is ``base_url/api/v3`` (§3.3)."""
@@ -254,7 +262,7 @@ class BinanceClient:
         max_retry_after_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = site_of(base_url)
         self.symbol = symbol
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()

@@ -74,7 +74,8 @@ def fake_binance(
 def client_for(server: Server, **kwargs: Any) -> BinanceClient:
     kwargs.setdefault("enable_rate_limit", False)
     kwargs.setdefault("backoff_initial_s", 0.01)
-    return BinanceClient(server.base + "/binance", **kwargs)
+    kwargs.setdefault("base_url", server.base + "/binance")
+    return BinanceClient(**kwargs)
 
 
 def kline_requests(server: Server) -> list[Request]:
@@ -300,3 +301,16 @@ def test_klines_of_a_range_inside_an_outage_are_none_in_one_request(fixtures_dir
     with serve(fake_binance(fixtures_dir, klines_route(rows))) as server:
         assert client_for(server).klines(start, start + timedelta(hours=2)) == []
     assert len(kline_requests(server)) == 1
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/api/v3", "/api/v3/"])
+def test_the_base_url_works_with_or_without_the_api_path(fixtures_dir: Path, suffix: str) -> None:
+    # BTC_TRACKER_BINANCE_URL is set either way in the wild: the host, or the API root.
+    rows = load(fixtures_dir, "binance_klines_btcusdt_1m.json")
+    start = datetime(2021, 10, 22, 23, 3)
+    with serve(fake_binance(fixtures_dir, klines_route(rows))) as server:
+        client = client_for(server, base_url=server.base + "/binance" + suffix)
+        klines = client.klines(start, start + timedelta(minutes=3))
+
+    assert [k.close for k in klines][:1] == [60719.27]
+    assert {p.rsplit("/", 1)[0] for p in server.paths()} == {API}
