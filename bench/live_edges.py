@@ -123,7 +123,7 @@ def measure_daemon(ticks: int, folder: Path, console: Console) -> list[str]:
         bin_dir = Path(sys.executable).parent
         daemon = subprocess.Popen(
             [str(bin_dir / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
-            cwd=ROOT,
+            cwd=folder,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=(folder / "daemon.log").open("w"),
@@ -139,7 +139,7 @@ def measure_daemon(ticks: int, folder: Path, console: Console) -> list[str]:
                     "-w",
                     str(ROOT / "workspace.yaml"),
                 ],
-                cwd=ROOT,
+                cwd=folder,
                 env=env,
                 capture_output=True,
                 text=True,

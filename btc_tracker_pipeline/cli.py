@@ -34,6 +34,7 @@ from btc_tracker_pipeline.cli_output import (
     show_version,
 )
 from btc_tracker_pipeline.partitions import (
+    ENV_FIRST_PARTITION,
     PARTITION_START,
     WINDOW,
     floor_to_window,
@@ -1142,6 +1143,7 @@ def ui(
         server.start()
         environment.point_at_replay(server.url)
         console.print(f"replay server on {server.url}: {described}, following the wall clock")
+    _show_partitions_from_first_window()
     cmd = [
         sys.executable,
         "-m",
@@ -1155,7 +1157,35 @@ def ui(
         "127.0.0.1",
     ]
     console.print(" ".join(cmd))
-    raise typer.Exit(_run_stoppable(cmd, root))
+    # Not from the root: Dagster would read the root's .env there, and its DAGSTER_HOME
+    # would override the instance and paths this command chose.
+    raise typer.Exit(_run_stoppable(cmd, Path(os.environ[environment.ENV_STORAGE])))
+
+
+def _show_partitions_from_first_window() -> None:
+    """Unless BTC_TRACKER_FIRST_PARTITION is set, start the UI's partitions at the day of
+    the warehouse's first collected window, so that the UI counts the windows the user
+    has rather than every window since 2025 (a demo would read "0 % of 67,000")."""
+    if os.environ.get(ENV_FIRST_PARTITION, "").strip():
+        return
+    from btc_tracker_pipeline.warehouse import warehouse
+
+    path = environment.warehouse_path()
+    if not path.exists():
+        return
+    try:
+        with warehouse(path, read_only=True, wait_s=5) as conn:
+            row = conn.execute("SELECT min(window_start) FROM collection_runs").fetchone()
+    except Exception as exc:  # a busy or unreadable warehouse only costs the nicer view
+        console.print(f"partitions start at {PARTITION_START} (warehouse not read: {exc})")
+        return
+    if row is None or row[0] is None:
+        return
+    os.environ[ENV_FIRST_PARTITION] = f"{row[0]:%Y-%m-%d}"
+    console.print(
+        f"partitions start at {row[0]:%Y-%m-%d} 00:00 UTC, the day of the warehouse's first "
+        f"window (set {ENV_FIRST_PARTITION} to change)"
+    )
 
 
 def _reset_signals() -> None:

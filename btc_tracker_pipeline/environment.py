@@ -95,15 +95,21 @@ def max_quote_age_min() -> float:
 
 def check_configuration() -> None:
     """Check every ``BTC_TRACKER_*`` variable that is set: API URLs are http(s) with a
-    host, the timeout is seconds > 0, the quote age limit is minutes in (0, 1440], paths
-    are not blank. Raises ConfigurationError for the first bad one, before anything is
-    opened or requested."""
+    host, the timeout is seconds > 0, the quote age limit is minutes in (0, 1440], the
+    first partition is a date or a window key, paths are not blank. Raises
+    ConfigurationError for the first bad one, before anything is opened or requested."""
     for name in URL_VARIABLES:
         value = os.environ.get(name)
         if value is not None:
             check_url(name, value)
     http_timeout_s()
     max_quote_age_min()
+    from btc_tracker_pipeline.partitions import ENV_FIRST_PARTITION, first_partition_key
+
+    try:
+        first_partition_key(os.environ.get(ENV_FIRST_PARTITION))
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
     for name in PATH_VARIABLES:
         value = os.environ.get(name)
         if value is not None and not value.strip():

@@ -165,7 +165,13 @@ def test_dagster_cli_materializes_a_window_twice_with_identical_rows(tmp_path):
         dumps = []
         for _ in range(2):
             proc = subprocess.run(
-                cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+                # Not from the root, whose .env would override DAGSTER_HOME and storage.
+                cmd,
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
             )
             assert proc.returncode == 0, proc.stderr[-3000:]
             dumps.append(dump(tmp_path / "w.duckdb"))

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -351,6 +351,8 @@ BAD_VARIABLES = [
     ("BTC_TRACKER_BINANCE_URL", "http://"),
     ("BTC_TRACKER_WAREHOUSE", ""),
     ("BTC_TRACKER_MODELS", " "),
+    ("BTC_TRACKER_FIRST_PARTITION", "2026-13-01"),
+    ("BTC_TRACKER_FIRST_PARTITION", "2026-03-01-10:07"),
 ]
 CONFIGURED_COMMANDS = [
     ["collect", "--partition", "2026-02-28-23:30"],
@@ -439,3 +441,30 @@ def test_a_run_refuses_a_bad_url_at_once():
         PolymarketResource(gamma_url="ftp://x").setup_for_execution(None)
     with pytest.raises(ConfigurationError, match="BTC_TRACKER_BINANCE_URL='x:1'"):
         BinanceResource(base_url="x:1").client()
+
+
+@pytest.mark.unit
+def test_ui_starts_the_partitions_at_the_day_of_the_first_collected_window(tmp_path, monkeypatch):
+    from btc_tracker_pipeline import cli
+    from btc_tracker_pipeline.warehouse import warehouse
+
+    path = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("BTC_TRACKER_WAREHOUSE", str(path))
+    # Set, then removed: monkeypatch then restores the variable the command sets.
+    monkeypatch.setenv("BTC_TRACKER_FIRST_PARTITION", "")
+    monkeypatch.delenv("BTC_TRACKER_FIRST_PARTITION")
+    cli._show_partitions_from_first_window()  # no warehouse: Dagster's default stays
+    assert "BTC_TRACKER_FIRST_PARTITION" not in os.environ
+    with warehouse(path) as conn:
+        for day in (3, 2):
+            start = datetime(2026, 12, day, 10, 15)
+            conn.execute(
+                "INSERT INTO collection_runs VALUES "
+                "(?, NULL, 'market_snapshots', ?, ?, ?, ?, 1.0, 1, 1, 1, 0, 'ok', '')",
+                [f"r{day}", start, start + timedelta(minutes=15), start, start],
+            )
+    cli._show_partitions_from_first_window()
+    assert os.environ["BTC_TRACKER_FIRST_PARTITION"] == "2026-12-02"
+    monkeypatch.setenv("BTC_TRACKER_FIRST_PARTITION", "2026-01-01")
+    cli._show_partitions_from_first_window()  # the user's setting wins
+    assert os.environ["BTC_TRACKER_FIRST_PARTITION"] == "2026-01-01"

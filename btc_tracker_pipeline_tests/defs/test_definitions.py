@@ -61,9 +61,10 @@ def test_dagster_cli_validates_the_workspace(tmp_path):
         "DAGSTER_HOME": str(ROOT),
         "BTC_TRACKER_DAGSTER_STORAGE": str(tmp_path / "dagster"),
     }
+    workspace = str(ROOT / "workspace.yaml")
     proc = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT,
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", workspace],
+        cwd=tmp_path,  # not the root, whose .env would override DAGSTER_HOME
         env=env,
         capture_output=True,
         text=True,
@@ -116,3 +117,18 @@ def test_a_successful_training_requests_the_newest_edge_report(tmp_path):
     assert isinstance(request, dg.RunRequest)
     assert request.partition_key == "2026-03-01-10:00"
     assert request.run_key == f"edges-after-{result.run_id}"
+
+
+@pytest.mark.integration
+def test_the_ui_lists_windows_from_the_configured_first_partition(tmp_path):
+    # A fresh process, as every Dagster process reads the setting when the code loads.
+    code = (
+        "from btc_tracker_pipeline.definitions import defs; import datetime as d; "
+        "p = defs().resolve_assets_def('market_snapshots').partitions_def; "
+        "k = p.get_partition_keys(current_time=d.datetime(2026, 12, 1)); print(k[0], len(k))"
+    )
+    env = os.environ | {"BTC_TRACKER_FIRST_PARTITION": "2026-11-30"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.stdout.split() == ["2026-11-30-00:00", "96"], proc.stderr[-2000:]

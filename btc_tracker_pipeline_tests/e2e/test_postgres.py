@@ -195,7 +195,7 @@ def test_materialize_a_partition_on_postgres_and_read_the_run_back(postgres, tmp
         cmd += ["-m", "btc_tracker_pipeline.definitions", "--select", ",".join(ASSETS)]
         cmd += ["--partition", PARTITION]
         proc = subprocess.run(
-            cmd, cwd=ROOT, env=os.environ | env, capture_output=True, text=True, timeout=240
+            cmd, cwd=tmp_path, env=os.environ | env, capture_output=True, text=True, timeout=240
         )
     assert proc.returncode == 0, proc.stderr[-3000:]
 

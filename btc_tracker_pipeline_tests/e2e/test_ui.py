@@ -192,7 +192,8 @@ def ui(tmp_path_factory) -> Iterator[UiSession]:
         log = folder / "dagster_dev.log"
         cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml")]
         cmd += ["-p", str(port), "-h", "127.0.0.1"]
-        proc = start_process_group(cmd, os.environ | env, log, ROOT)
+        # Not from the root, whose .env would point Dagster at the repository's instance.
+        proc = start_process_group(cmd, os.environ | env, log, folder)
         gql = DagsterGraphQL(f"http://127.0.0.1:{port}")
         try:
 

@@ -173,6 +173,10 @@ COVERAGE_CHECK = "coverage"
 MIN_COVERAGE = 0.9
 # |yes + no - 1| above this in a binary market's quote is suspicious (ticks are 0.01).
 SUM_TOLERANCE = 0.02
+# The UI's freshness of market_snapshots: a tick is due every 15 minutes, so a newest
+# materialization older than 20 minutes is one late tick (warn), 45 minutes two missed.
+FRESHNESS_WARN = timedelta(minutes=20)
+FRESHNESS_FAIL = timedelta(minutes=45)
 
 
 @window_asset(
@@ -180,7 +184,7 @@ SUM_TOLERANCE = 0.02
     group_name="markets",
     kinds={"polymarket", "duckdb"},
     freshness_policy=dg.FreshnessPolicy.time_window(
-        fail_window=timedelta(minutes=45), warn_window=timedelta(minutes=20)
+        fail_window=FRESHNESS_FAIL, warn_window=FRESHNESS_WARN
     ),
     check_specs=[
         dg.AssetCheckSpec(
