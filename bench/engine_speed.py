@@ -691,7 +691,8 @@ def measure_daemon(
         cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(version.tree / "workspace.yaml")]
         cmd += ["-p", str(port), "-h", "127.0.0.1"]
         dev_log = folder / "dagster_dev.log"
-        proc = start_process_group(cmd, env, dev_log, version.tree)
+        # From its folder, not the tree: a tree's .env would override DAGSTER_HOME.
+        proc = start_process_group(cmd, env, dev_log, folder)
         gql = DagsterGraphQL(f"http://127.0.0.1:{port}")
         try:
 
