@@ -42,6 +42,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -202,19 +203,13 @@ def simulate(
             continue
         if row["kelly"] is None or row["kelly"] <= 0.0:
             continue
-        stake = min(
-            edge.kelly_fraction * row["kelly"] * realised,
-            edge.max_stake_per_market * realised - by_market[market],
-            edge.max_stake_per_cluster * realised - by_cluster[cluster],
-            realised - locked,
+        stake = kelly_stake(
+            row["kelly"], realised, by_market[market], by_cluster[cluster], realised - locked, edge
         )
         if stake < MIN_STAKE:
             continue
         yes = row["recommendation"] == BUY_YES
-        best = row["ask"] if yes else 1.0 - row["bid"]
-        price = min(best + slippage(stake, row["book_liquidity"]), PRICE_MAX)
-        fee = _fee_at(price, best, row["fee_yes"] if yes else row["fee_no"], row)
-        cost = price + fee
+        price, fee, cost, best = fill(stake, yes, row)
         shares = stake / cost
         yes_won = row["yes_won"]
         won = None if yes_won is None else (yes_won if yes else not yes_won)
@@ -253,11 +248,45 @@ def simulate(
     return frame, trade_metrics(frame, config)
 
 
+def kelly_stake(
+    kelly: float,
+    bankroll: float,
+    open_in_market: float,
+    open_in_cluster: float,
+    free_cash: float,
+    edge: EdgeConfig,
+) -> float:
+    """The stake ($) of one recommendation: κ·f*·``bankroll`` (κ = ``kelly_fraction``,
+    f* = the report's ``kelly``), capped so that the open stake in the market stays
+    ≤ ``max_stake_per_market``·bankroll and in the cluster ≤
+    ``max_stake_per_cluster``·bankroll, and never above ``free_cash``. Below
+    :data:`MIN_STAKE` it is no fill. The backtest (``simulate``) and the forward ledger
+    (``model.ledger``) size with it."""
+    return min(
+        edge.kelly_fraction * kelly * bankroll,
+        edge.max_stake_per_market * bankroll - open_in_market,
+        edge.max_stake_per_cluster * bankroll - open_in_cluster,
+        free_cash,
+    )
+
+
+def fill(stake: float, yes: bool, row: Mapping[str, Any]) -> tuple[float, float, float, float]:
+    """A taker fill of ``stake`` on one side of an edge-report ``row``: (price, fee,
+    cost, best) per share. ``best`` is the ask (YES) or 1 − bid (NO); ``price`` = best
+    plus the slippage of walking a book of the row's ``book_liquidity``, capped at
+    0.999; ``fee`` is the taker fee at ``price``; ``cost`` = price + fee, the all-in
+    price of a share that pays $1."""
+    best = float(row["ask"] if yes else 1.0 - row["bid"])
+    price = min(best + slippage(stake, row.get("book_liquidity")), PRICE_MAX)
+    fee = _fee_at(price, best, row["fee_yes"] if yes else row["fee_no"], row)
+    return price, fee, price + fee, best
+
+
 def _exponent(report: pl.DataFrame) -> list[str]:
     return ["fee_exponent"] if "fee_exponent" in report.columns else []
 
 
-def _fee_at(price: float, best: float, fee_best: float, row: dict) -> float:
+def _fee_at(price: float, best: float, fee_best: float, row: Mapping[str, Any]) -> float:
     """The taker fee per share at the ``price`` paid. The report gives ``fee_best`` =
     r·(b(1−b))^e at the best price b, not the rate r itself: r is read back from it."""
     base = best * (1.0 - best)
