@@ -18,7 +18,7 @@ import duckdb
 
 from btc_tracker_pipeline.warehouse.tables import TABLES, window_keys
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 # The tables written window by window (``warehouse.write_window``) and their keys, from
 # the declarations. Since migration 5 the keys are checked when a window is written, not
@@ -527,6 +527,42 @@ MIGRATIONS: list[tuple[int, list[str | Callable[[duckdb.DuckDBPyConnection], Non
                 recommendation VARCHAR,
                 flags VARCHAR,
                 error VARCHAR
+            )
+            """,
+        ],
+    ),
+    (
+        12,
+        [
+            # The forward paper ledger: live recommendations traded once (model.ledger).
+            """
+            CREATE TABLE paper_ledger (
+                position_id VARCHAR NOT NULL,
+                market_id VARCHAR NOT NULL,
+                window_start TIMESTAMP NOT NULL,
+                opened_at TIMESTAMP NOT NULL,
+                family VARCHAR,
+                question VARCHAR,
+                cluster VARCHAR,
+                side VARCHAR NOT NULL,
+                price_paid DOUBLE NOT NULL,
+                fee DOUBLE NOT NULL,
+                slippage DOUBLE,
+                stake DOUBLE NOT NULL,
+                shares DOUBLE NOT NULL,
+                bankroll_at_open DOUBLE,
+                kelly DOUBLE,
+                model_prob DOUBLE,
+                market_prob DOUBLE,
+                predicted_edge DOUBLE,
+                model_version VARCHAR,
+                status VARCHAR NOT NULL,
+                settled_at TIMESTAMP,
+                outcome TINYINT,
+                payout DOUBLE,
+                pnl DOUBLE,
+                realised_edge DOUBLE,
+                PRIMARY KEY (position_id)
             )
             """,
         ],

@@ -466,6 +466,45 @@ _DECLARED: tuple[Table, ...] = (
             _c("liquidity_source", STRING),
         ),
     ),
+    Table(
+        "paper_ledger",
+        (
+            # Migration 12: the forward paper ledger (model.ledger): one position per live
+            # recommendation of edge_report, inserted once; settling fills in status,
+            # settled_at, outcome, payout, pnl and realised_edge, nothing else.
+            _required("position_id", STRING),
+            _required("market_id", STRING),
+            _required("window_start", TIMESTAMP),
+            _required("opened_at", TIMESTAMP),
+            _c("family", STRING),
+            _c("question", STRING),
+            _c("cluster", STRING),
+            _required("side", STRING),
+            # Per share, all in: the ask (YES) or 1 − bid (NO), the slippage of the stake,
+            # the taker fee at that price.
+            _required("price_paid", DOUBLE),
+            _required("fee", DOUBLE),
+            _c("slippage", DOUBLE),
+            _required("stake", DOUBLE),
+            _required("shares", DOUBLE),
+            # The ledger bankroll the stake was sized on, and the report's Kelly f*.
+            _c("bankroll_at_open", DOUBLE),
+            _c("kelly", DOUBLE),
+            _c("model_prob", DOUBLE),
+            _c("market_prob", DOUBLE),
+            # The side's probability minus price_paid: the model's profit per share.
+            _c("predicted_edge", DOUBLE),
+            _c("model_version", STRING),
+            _required("status", STRING),
+            _c("settled_at", TIMESTAMP),
+            _c("outcome", INT8),
+            _c("payout", DOUBLE),
+            _c("pnl", DOUBLE),
+            _c("realised_edge", DOUBLE),
+        ),
+        key=("position_id",),
+        primary_key=True,
+    ),
     # Backfill caches (collect/history_cache.py, collect/kline_cache.py), keyed by source.
     Table(
         "history_spans",
