@@ -44,6 +44,7 @@ SHORT = {
     "market_resolutions": "labels",
     "market_indicators": "indic",
     "edge_report": "edge",
+    "paper_ledger": "ledger",
 }
 WINDOW_TABLES = tuple(WINDOW_KEYS)
 

@@ -103,6 +103,7 @@ EXPORT_TABLES = (
     "live_edges",
     "model_predictions",
     "paper_trades",
+    "paper_ledger",
 )
 # Bookkeeping, not data: the backfill's caches and the schema version.
 INTERNAL_TABLES = {

@@ -41,15 +41,16 @@ VOLATILE = frozenset(
 # Rows the pipeline did not write before the window engine: edge_report's collection_runs
 # rows (it wrote none; test_engine_digest checks the new ones on their own), and since
 # minute paths (migration 10) market_paths' runs and the history cache's quotes at minutes
-# other than quarter hours.
+# other than quarter hours; since the paper ledger (migration 12) its runs.
 NEW_ROWS = {
-    "collection_runs": "asset IN ('edge_report', 'market_paths')",
+    "collection_runs": "asset IN ('edge_report', 'market_paths', 'paper_ledger')",
     "history_quotes": "minute(window_end) % 15 <> 0",
     "schema_migrations": "version >= 10",
 }
 # Tables and columns added since the golden was recorded (test_engine_digest checks them;
-# live_edges, migration 11, is written only by live_edge_job, never by collect_job).
-NEW_TABLES = frozenset({"market_paths", "live_edges"})
+# live_edges, migration 11, is written only by live_edge_job, never by collect_job;
+# paper_ledger, migration 12, holds no row after a backfill: no window is live).
+NEW_TABLES = frozenset({"market_paths", "live_edges", "paper_ledger"})
 NEW_COLUMNS = {"history_spans": frozenset({"minutes_start", "minutes_end"})}
 # The backfill caches name their source by the replay server's URL, whose port is random.
 CACHES = frozenset({"history_quotes", "history_spans", "kline_cache", "kline_spans"})

@@ -167,12 +167,14 @@ def test_stats_tables(built):
     assert "0 in 0 gap(s)" in out
     assert "quality_score distribution" in out and "0.40" in out
     assert "last 10 collection_runs" in out
-    # The newest runs are edge_report's, the last asset of a tick (one row per window).
+    # The newest runs are paper_ledger's, the last asset of a tick (one row per window;
+    # no position opened: a backfill has no live window).
     tried = built.one(
-        "SELECT markets_tried FROM collection_runs WHERE asset = 'edge_report' "
+        "SELECT markets_tried FROM collection_runs WHERE asset = 'paper_ledger' "
         "ORDER BY started_at DESC, window_start DESC LIMIT 1"
     )
-    assert has_row(out, "edge_report", LAST, "ok", f"{tried}/{tried}")
+    assert tried == 0
+    assert has_row(out, "paper_ledger", LAST, "ok", "0/0")
 
 
 @pytest.mark.integration

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 def test_every_table_matches_the_digest_before_the_engine(tmp_path):
     edge_runs: list[tuple] = []
     paths: list[tuple] = []
+    ledger: list[tuple] = []
 
     def inspect(conn: duckdb.DuckDBPyConnection) -> None:
         edge_runs.extend(
@@ -29,6 +30,7 @@ def test_every_table_matches_the_digest_before_the_engine(tmp_path):
                 "WHERE asset = 'edge_report' GROUP BY window_start ORDER BY window_start"
             ).fetchall()
         )
+        ledger.extend(conn.execute("SELECT count(*) FROM paper_ledger").fetchall())
         paths.extend(
             conn.execute(
                 "SELECT family, count(*), count(price) FROM market_paths GROUP BY ALL ORDER BY 1"
@@ -41,6 +43,8 @@ def test_every_table_matches_the_digest_before_the_engine(tmp_path):
     assert len(edge_runs) == 96
     assert sum(n for _, n, _ in edge_runs) == 96 + 8
     assert {status for _, _, status in edge_runs} == {"ok"}
+    # New with the paper ledger: no position, a backfill has no live window.
+    assert ledger == [(0,)]
     # New with minute paths: every minute of the day for each up/down family, priced.
     assert paths == [("updown_15m", 96 * 15, 96 * 15), ("updown_1h", 96 * 15, 96 * 15)]
     golden = td.load_golden()

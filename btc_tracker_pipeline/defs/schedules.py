@@ -11,6 +11,7 @@ from btc_tracker_pipeline.defs.labels.assets import market_resolutions
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
 from btc_tracker_pipeline.defs.markets.paths import market_paths
 from btc_tracker_pipeline.defs.model.assets import edge_report, paper_trades, price_model
+from btc_tracker_pipeline.defs.model.ledger import paper_ledger
 
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 
@@ -23,6 +24,7 @@ COLLECT_ASSETS = (
     market_resolutions,
     market_indicators,
     edge_report,
+    paper_ledger,
 )
 COLLECT_ASSET_NAMES = tuple(asset.key.path[-1] for asset in COLLECT_ASSETS)
 
@@ -30,7 +32,7 @@ collect_job = dg.define_asset_job(
     "collect_job",
     selection=list(COLLECT_ASSETS),
     description="One 15-minute tick: markets, quotes, BTC spot, minute paths, settlements, "
-    "indicators, edges.",
+    "indicators, edges, the forward paper ledger.",
     # Runs launched by the daemon or the UI execute their steps in one process: every
     # step writes DuckDB through the one-slot pool, so separate step processes buy no
     # parallelism and cost ~10 s of start-up each. (Run config, not executor_def: an
@@ -47,7 +49,8 @@ collect_schedule = dg.build_schedule_from_partitioned_job(
 train_job = dg.define_asset_job(
     "train_job",
     selection=[price_model, paper_trades],
-    description="Daily: retrain and evaluate the model walk-forward, then paper-trade it.",
+    description="Daily: retrain and evaluate the model walk-forward, then its paper backtest "
+    "(paper_trades).",
     config=IN_PROCESS,
 )
 
