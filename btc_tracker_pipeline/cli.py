@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from btc_tracker_pipeline import cli_read, environment, market_selection, stopping
+from btc_tracker_pipeline import cli_paper, cli_read, environment, market_selection, stopping
 from btc_tracker_pipeline.cli_output import (
     PORT,
     SEED,
@@ -482,7 +482,7 @@ def demo(
     verbose: VerboseOption = False,
 ) -> None:
     """Run the pipeline offline: a replay server, `days` of windows through Dagster, then
-    the model (walk-forward evaluated), paper trading and the newest window's edge report.
+    the model (walk-forward evaluated), its paper backtest and the newest window's edge report.
 
     Default world (--bias 0 --noise 0 --lag-s 0): efficient, any skill shown would be a leak.
 
@@ -581,8 +581,8 @@ def _demo_runs(
 
 
 def _train(min_markets: int | None = None, verbose: bool = False) -> Cause | None:
-    """Run train_job (price_model + paper_trades), then recompute the newest window's edge
-    report with the new model; None when it trained, else why not."""
+    """Run train_job (price_model + the paper_trades backtest), then recompute the newest
+    window's edge report with the new model; None when it trained, else why not."""
     from btc_tracker_pipeline.failures import run_cause
     from btc_tracker_pipeline.runner import refresh_newest_edges, run_job
 
@@ -785,6 +785,9 @@ def model(
         f"data {card['data_window']['first_snapshot']} … {card['data_window']['last_snapshot']}"
     )
     _print_model_card()
+    backtest = cli_paper.backtest_line()
+    if backtest:
+        console.print(backtest, soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()
@@ -797,7 +800,7 @@ def train(
     ] = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Retrain and evaluate the model now (train_job: price_model + paper_trades).
+    """Retrain and evaluate the model now (train_job: price_model + the paper_trades backtest).
 
     Example: btc-tracker train
     """
@@ -1216,6 +1219,7 @@ app.command(name="markets")(cli_read.markets_command)
 app.command(name="stats")(cli_read.stats_command)
 app.command(name="history")(cli_read.history_command)
 app.command(name="export")(cli_read.export_command)
+app.command(name="paper")(cli_paper.paper_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point
