@@ -1,4 +1,6 @@
-"""Paper trading: simulated taker fills of the edge report's recommendations.
+"""The paper backtest: simulated taker fills of the edge report's recommendations on the
+walk-forward predictions (``paper_trades``; the forward ledger of live ones is
+``model.ledger``).
 
 ``simulate`` walks the report's BUY rows in time order. The fill happens at the
 snapshot, the window end (``window_start`` + ``entry_lag_minutes``): YES at the

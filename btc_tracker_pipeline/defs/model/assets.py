@@ -1,4 +1,4 @@
-"""Model assets: the calibrated XGBoost model, the edge report, paper trading."""
+"""Model assets: the calibrated XGBoost model, the edge report, the paper backtest."""
 
 import base64
 import io
@@ -293,7 +293,10 @@ def price_model(
 def paper_trades(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Simulated fills of the walk-forward (out-of-sample) recommendations, settled on resolution.
+    """The paper backtest: the walk-forward (out-of-sample) recommendations filled on past data.
+
+    A backtest, rewritten by every training; the forward ledger of live recommendations
+    is paper_ledger (`btc-tracker paper`).
 
     Fills YES at the ask and NO at 1 − bid with the market's taker fee (a row without a
     book: its price ± half the spread the warehouse's live books show for that family and
@@ -443,7 +446,8 @@ def edge_report(
     no_proven_skill (side and net edge kept). A card without the test proves nothing.
 
     Uses the newest saved model; windows the model was trained on are marked in_sample
-    (use paper_trades for honest backtests). Without a model every row is PASS (no_model).
+    (the paper_trades backtest is the honest out-of-sample test; paper_ledger trades the
+    live windows only). Without a model every row is PASS (no_model).
     A run for chosen markets replaces only their rows.
     """
     with WindowRun.start(context, "edge_report", warehouse, clock.now()) as run:
