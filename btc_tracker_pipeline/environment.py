@@ -23,6 +23,13 @@ ENV_MAX_QUOTE_AGE = "BTC_TRACKER_MAX_QUOTE_AGE_MIN"
 # collect.snapshots.MAX_QUOTE_AGE, in minutes; a day is the most a history quote may lag.
 DEFAULT_MAX_QUOTE_AGE_MIN = 30.0
 MAX_QUOTE_AGE_LIMIT_MIN = 1440.0
+# Read by the collect schedule at each tick, not by the btc-tracker commands.
+ENV_MARKET_IDS = "BTC_TRACKER_MARKET_IDS"
+# Read by the alert sensors (defs/maintenance/alerts.py) at each evaluation.
+ENV_ALERT_WEBHOOK = "BTC_TRACKER_ALERT_WEBHOOK"
+ENV_ALERT_STALE_WINDOWS = "BTC_TRACKER_ALERT_STALE_WINDOWS"
+ENV_UI_URL = "BTC_TRACKER_UI_URL"
+DEFAULT_ALERT_STALE_WINDOWS = 2
 
 URL_VARIABLES = (ENV_GAMMA, ENV_CLOB, ENV_BINANCE)
 PATH_VARIABLES = (ENV_WAREHOUSE, ENV_MODELS, ENV_STORAGE)
@@ -91,6 +98,36 @@ def max_quote_age_min() -> float:
     """``BTC_TRACKER_MAX_QUOTE_AGE_MIN`` (default 30): how old a prices-history point may
     be at a window end and still be that window's quote, checked."""
     return _from_environment(ENV_MAX_QUOTE_AGE, DEFAULT_MAX_QUOTE_AGE_MIN, check_quote_age)
+
+
+def check_market_ids(name: str, value: str) -> tuple[str, ...]:
+    """The comma-separated Gamma market ids in ``value`` (blank: ``()``, every BTC market),
+    else ConfigurationError naming ``name`` and the ids that are not decimal digits."""
+    ids = [i.strip() for i in value.split(",") if i.strip()]
+    bad = [i for i in ids if not i.isdigit()]
+    if bad:
+        raise ConfigurationError(
+            f"{name}={value!r}: not Gamma market ids (digits only): {', '.join(bad)}; "
+            "expected e.g. 1344329,1344330, or unset for every BTC market"
+        )
+    return tuple(dict.fromkeys(ids))
+
+
+def scheduled_market_ids() -> tuple[str, ...]:
+    """``BTC_TRACKER_MARKET_IDS``: the markets the 15-minute schedule collects, checked;
+    ``()`` (unset or blank) for every BTC market."""
+    return check_market_ids(ENV_MARKET_IDS, os.environ.get(ENV_MARKET_IDS, ""))
+
+
+def check_stale_windows(name: str, value: str | int) -> int:
+    """``value`` as a whole number of windows from 1 to 96, else ConfigurationError."""
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= 96:
+        raise ConfigurationError(
+            f"{name}={value!r}: expected a whole number of 15-minute windows from 1 to 96, "
+            f"e.g. {DEFAULT_ALERT_STALE_WINDOWS}"
+        )
+    return int(text)
 
 
 def check_configuration() -> None:

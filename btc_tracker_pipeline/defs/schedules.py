@@ -3,8 +3,12 @@ that refreshes an edge report with a new model (all on by default)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import dagster as dg
 
+from btc_tracker_pipeline import market_selection
 from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.features.assets import market_indicators
 from btc_tracker_pipeline.defs.labels.assets import market_resolutions
@@ -12,8 +16,16 @@ from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_m
 from btc_tracker_pipeline.defs.markets.paths import market_paths
 from btc_tracker_pipeline.defs.model.assets import edge_report, paper_trades, price_model
 from btc_tracker_pipeline.defs.model.ledger import paper_ledger
+from btc_tracker_pipeline.environment import scheduled_market_ids
+from btc_tracker_pipeline.partitions import WINDOW, floor_to_window, key_of
 
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+
+
+def utc_now() -> datetime:
+    """Now, aware UTC (a schedule evaluated without a tick time, e.g. by hand)."""
+    return datetime.now(UTC)
+
 
 # collect_job's assets in dependency order (benches and the UI test read the names here).
 COLLECT_ASSETS = (
@@ -40,10 +52,31 @@ collect_job = dg.define_asset_job(
     config=IN_PROCESS,
 )
 
-# Cron */15 inferred from the partitions; the tick at 10:15 requests window 10:00.
-collect_schedule = dg.build_schedule_from_partitioned_job(
-    collect_job, default_status=dg.DefaultScheduleStatus.RUNNING
+
+@dg.schedule(
+    name="collect_job_schedule",
+    job=collect_job,
+    cron_schedule="*/15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 15 minutes: collect_job for the window that just ended (the tick at "
+    "10:15 collects 10:00), for every BTC market, or for the ids in BTC_TRACKER_MARKET_IDS.",
 )
+def collect_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """The run of the window that ended at the tick; its run key is the window's key, so a
+    tick fires once. A bad BTC_TRACKER_MARKET_IDS fails the tick with one line naming it."""
+    key = key_of(floor_to_window(context.scheduled_execution_time or utc_now()) - WINDOW)
+    return dg.RunRequest(
+        run_key=key, partition_key=key, run_config=tick_run_config(scheduled_market_ids())
+    )
+
+
+def tick_run_config(market_ids: tuple[str, ...]) -> dict[str, Any]:
+    """The run config of a tick: the job's own, plus ``--market-ids``' selection when ids
+    are chosen (only their rows are added or replaced; other markets' rows stay)."""
+    if not market_ids:
+        return {}
+    return IN_PROCESS | market_selection.run_config(market_ids)
 
 
 train_job = dg.define_asset_job(

@@ -41,7 +41,8 @@ def test_schedule_is_on_by_default_and_requests_the_window_that_just_ended():
     assert schedule.cron_schedule == "*/15 * * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     with dg.build_schedule_context(
-        scheduled_execution_time=datetime(2026, 3, 1, 10, 15, tzinfo=UTC)
+        scheduled_execution_time=datetime(2026, 3, 1, 10, 15, tzinfo=UTC),
+        repository_def=d.get_repository_def(),
     ) as context:
         requests = schedule.evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2026-03-01-10:00"]

@@ -1,0 +1,77 @@
+"""Which markets the 15-minute schedule collects, set without code: BTC_TRACKER_MARKET_IDS
+(in the service's settings file or the root .env) becomes the tick's run config, the same
+selection as ``btc-tracker collect --market-ids``; unset, every BTC market."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+
+from btc_tracker_pipeline.definitions import defs
+from btc_tracker_pipeline.environment import ConfigurationError
+from btc_tracker_pipeline.market_selection import market_ids
+from btc_tracker_pipeline.runner import run_windows
+from btc_tracker_pipeline_tests.defs.test_chosen_markets import PER_MARKET, by_market
+
+KEY = "2026-02-28-23:30"
+TICK = datetime(2026, 2, 28, 23, 45, tzinfo=UTC)  # the tick that collects KEY
+
+
+def tick_request(at: datetime = TICK) -> dg.RunRequest:
+    """The run request collect_job_schedule makes at ``at``, as the daemon evaluates it."""
+    d = defs()
+    schedule = d.resolve_schedule_def("collect_job_schedule")
+    with dg.build_schedule_context(
+        scheduled_execution_time=at, repository_def=d.get_repository_def()
+    ) as context:
+        (request,) = schedule.evaluate_tick(context).run_requests
+    return request
+
+
+@pytest.mark.integration
+def test_a_tick_with_market_ids_set_collects_them_and_keeps_the_other_markets_rows(
+    replay_env, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("BTC_TRACKER_MODELS", str(tmp_path / "models"))
+    monkeypatch.delenv("BTC_TRACKER_MARKET_IDS", raising=False)
+    path = replay_env["BTC_TRACKER_WAREHOUSE"]
+    with dg.instance_for_test() as instance:
+        every = tick_request()
+        assert market_ids(every.run_config) == ()
+        [whole] = run_windows([every.partition_key], run_config=every.run_config, instance=instance)
+        assert whole.success
+        before = by_market(path)
+        assert len(before["tracked_markets"]) > 100
+        ids = sorted(before["market_snapshots"])[:2]
+
+        monkeypatch.setenv("BTC_TRACKER_MARKET_IDS", f" {ids[0]}, {ids[1]} ,")
+        chosen = tick_request()
+        assert (chosen.partition_key, chosen.run_key) == (KEY, KEY)
+        assert market_ids(chosen.run_config) == tuple(ids)
+        [outcome] = run_windows(
+            [chosen.partition_key], run_config=chosen.run_config, instance=instance
+        )
+        assert outcome.success
+        run = instance.get_run_by_id(outcome.run_id)
+        assert market_ids(run.run_config) == tuple(ids)
+
+    after = by_market(path)
+    for table in PER_MARKET:
+        assert after[table].keys() == before[table].keys(), f"{table} lost or gained markets"
+        others = {m: r for m, r in before[table].items() if m not in ids}
+        assert {m: after[table][m] for m in others} == others, f"{table}: other markets moved"
+
+
+@pytest.mark.unit
+def test_bad_market_ids_fail_the_tick_with_one_line_naming_the_setting(monkeypatch):
+    monkeypatch.setenv("BTC_TRACKER_MARKET_IDS", "1344329,abc")
+    with pytest.raises(dg.DagsterUserCodeExecutionError) as failed:
+        tick_request()
+    cause = failed.value.__cause__
+    assert isinstance(cause, ConfigurationError)
+    assert str(cause) == (
+        "BTC_TRACKER_MARKET_IDS='1344329,abc': not Gamma market ids (digits only): abc; "
+        "expected e.g. 1344329,1344330, or unset for every BTC market"
+    )
