@@ -35,6 +35,7 @@ from btc_tracker_pipeline_tests.e2e.helpers import (
     DagsterGraphQL,
     artifacts_dir,
     free_port,
+    seed_schedule_running_since,
     start_process_group,
     stop_process_group,
     tail,
@@ -74,51 +75,6 @@ class UiSession:
     expected_tick: datetime  # naive UTC: the schedule tick the daemon fires during the test
     backfill_id: str
     backfill_keys: list[str]
-
-
-def seed_schedule_running_since(started: datetime) -> None:
-    """Record in the instance (``DAGSTER_HOME``) that ``collect_job_schedule`` has been
-    running since ``started`` (naive UTC), as on a deployment whose daemon was down
-    across the last quarter hour: on start the daemon fires the tick it missed.
-
-    Without this, a schedule that is on by default starts counting when the daemon first
-    sees it, and the first tick comes at the next quarter hour (up to 15 minutes away).
-    The state is what the daemon itself writes for a schedule on by default; only the
-    start time is earlier. (Internal Dagster types: no public API sets a start time.)
-    """
-    import dagster as dg
-    from dagster._core.remote_origin import (
-        ManagedGrpcPythonEnvCodeLocationOrigin,
-        RemoteInstigatorOrigin,
-        RemoteRepositoryOrigin,
-    )
-    from dagster._core.scheduler.instigation import (
-        InstigatorState,
-        InstigatorStatus,
-        InstigatorType,
-        ScheduleInstigatorData,
-    )
-    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-
-    location = ManagedGrpcPythonEnvCodeLocationOrigin(
-        LoadableTargetOrigin(
-            executable_path=sys.executable,
-            module_name="btc_tracker_pipeline.definitions",
-            working_directory=str(ROOT),
-        ),
-        location_name=LOCATION,
-    )
-    origin = RemoteInstigatorOrigin(RemoteRepositoryOrigin(location, REPOSITORY), SCHEDULE)
-    state = InstigatorState(
-        origin,
-        InstigatorType.SCHEDULE,
-        InstigatorStatus.DECLARED_IN_CODE,
-        ScheduleInstigatorData(
-            "*/15 * * * *", start_timestamp=started.replace(tzinfo=UTC).timestamp()
-        ),
-    )
-    with dg.DagsterInstance.get() as instance:
-        instance.add_instigator_state(state)
 
 
 LAUNCH_BACKFILL = """
