@@ -159,6 +159,36 @@ class ModelStoreResource(dg.ConfigurableResource):
     models_dir: str = DEFAULT_MODELS
 
 
+class AlertResource(dg.ConfigurableResource):
+    """Where alerts go: always the sensor's log; also a Slack-compatible webhook when set."""
+
+    webhook_url: str | None = Field(
+        None,
+        description='POST {"text": …} here for every alert (BTC_TRACKER_ALERT_WEBHOOK); '
+        "empty: the log only.",
+    )
+    ui_url: str | None = Field(
+        None,
+        description="The webserver as its readers reach it, for links to runs "
+        "(BTC_TRACKER_UI_URL, e.g. http://127.0.0.1:3000); empty: no link.",
+    )
+    stale_windows: str = Field(
+        str(environment.DEFAULT_ALERT_STALE_WINDOWS),
+        description="Alert when this many 15-minute windows in a row are missing from the "
+        "warehouse (BTC_TRACKER_ALERT_STALE_WINDOWS, 1-96).",
+    )
+
+    def limit(self) -> int:
+        """``stale_windows`` checked (ConfigurationError in one line when bad)."""
+        return environment.check_stale_windows(
+            environment.ENV_ALERT_STALE_WINDOWS, self.stale_windows
+        )
+
+    def page(self, path: str) -> str | None:
+        """The UI page at ``path`` (e.g. ``runs/<id>``), when ``ui_url`` is set."""
+        return f"{self.ui_url.rstrip('/')}/{path}" if self.ui_url else None
+
+
 def _env_or(name: str, default: str) -> str | dg.EnvVar:
     # Only a variable that is set is bound through EnvVar: an unset EnvVar fails at run time.
     return dg.EnvVar(name) if os.environ.get(name) else default
@@ -192,5 +222,13 @@ def resources() -> dg.Definitions:
                 models_dir=_env_or("BTC_TRACKER_MODELS", DEFAULT_MODELS)
             ),
             "clock": ClockResource(),
+            "alerts": AlertResource(
+                webhook_url=_env_or(environment.ENV_ALERT_WEBHOOK, ""),
+                ui_url=_env_or(environment.ENV_UI_URL, ""),
+                stale_windows=_env_or(
+                    environment.ENV_ALERT_STALE_WINDOWS,
+                    str(environment.DEFAULT_ALERT_STALE_WINDOWS),
+                ),
+            ),
         }
     )
