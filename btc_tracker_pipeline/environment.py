@@ -25,6 +25,7 @@ DEFAULT_MAX_QUOTE_AGE_MIN = 30.0
 MAX_QUOTE_AGE_LIMIT_MIN = 1440.0
 # Read by the collect schedule at each tick, not by the btc-tracker commands.
 ENV_MARKET_IDS = "BTC_TRACKER_MARKET_IDS"
+ENV_FAMILIES = "BTC_TRACKER_FAMILIES"
 # Read by the alert sensors (defs/maintenance/alerts.py) at each evaluation.
 ENV_ALERT_WEBHOOK = "BTC_TRACKER_ALERT_WEBHOOK"
 ENV_ALERT_STALE_WINDOWS = "BTC_TRACKER_ALERT_STALE_WINDOWS"
@@ -117,6 +118,34 @@ def scheduled_market_ids() -> tuple[str, ...]:
     """``BTC_TRACKER_MARKET_IDS``: the markets the 15-minute schedule collects, checked;
     ``()`` (unset or blank) for every BTC market."""
     return check_market_ids(ENV_MARKET_IDS, os.environ.get(ENV_MARKET_IDS, ""))
+
+
+def check_families(name: str, value: str) -> tuple[str, ...]:
+    """The comma-separated market families in ``value`` (blank: ``()``, every family),
+    else ConfigurationError naming ``name``, the unknown ones and the known ones."""
+    from btc_tracker_pipeline.features.market_terms import FAMILIES
+
+    families = [f.strip() for f in value.split(",") if f.strip()]
+    bad = [f for f in families if f not in FAMILIES]
+    if bad:
+        raise ConfigurationError(
+            f"{name}={value!r}: unknown famil{'ies' if len(bad) > 1 else 'y'} "
+            f"{', '.join(bad)}; expected some of {', '.join(FAMILIES)}, or unset for all"
+        )
+    return tuple(dict.fromkeys(families))
+
+
+def scheduled_families() -> tuple[str, ...]:
+    """``BTC_TRACKER_FAMILIES``: the market families the 15-minute schedule collects,
+    checked; ``()`` (unset or blank) for every family. Refused together with
+    ``BTC_TRACKER_MARKET_IDS`` (one selection at a time)."""
+    families = check_families(ENV_FAMILIES, os.environ.get(ENV_FAMILIES, ""))
+    if families and scheduled_market_ids():
+        raise ConfigurationError(
+            f"{ENV_MARKET_IDS} and {ENV_FAMILIES} are both set: the schedule collects "
+            "either chosen markets or chosen families; unset one"
+        )
+    return families
 
 
 def check_stale_windows(name: str, value: str | int) -> int:

@@ -31,7 +31,13 @@ import polars as pl
 
 from btc_tracker_pipeline import stopping
 from btc_tracker_pipeline.collect.runs import RUNS_SCHEMA, RunRecord, is_live, utcnow
-from btc_tracker_pipeline.defs.shared import chosen_markets, naive_utc, selection_metadata
+from btc_tracker_pipeline.defs.shared import (
+    chosen_families,
+    chosen_markets,
+    family_markets,
+    naive_utc,
+    selection_metadata,
+)
 from btc_tracker_pipeline.partitions import windows_between
 from btc_tracker_pipeline.sources.errors import ApiError
 from btc_tracker_pipeline.warehouse import TableAppend, TableUpsert, TableWrite, write_windows
@@ -88,12 +94,20 @@ class WindowRun:
         A stop requested before the run began (Ctrl+C, SIGTERM) fails it at once."""
         tw = context.partition_time_window
         windows = windows_between(naive_utc(tw.start), naive_utc(tw.end))
+        chosen = chosen_markets(context)
+        if chosen_families(context) and not chosen:
+            # The families' markets tracked_markets wrote for these windows (before it
+            # has run, in its own step, the ones an earlier run wrote: metadata only).
+            with warehouse.connect() as conn:
+                chosen = family_markets(
+                    conn, windows[0][0], windows[-1][1], chosen_families(context)
+                )
         run = cls(
             asset,
             context,
             warehouse,
             windows,
-            chosen_markets(context),
+            chosen,
             len(windows) == 1 and is_live(windows[-1][1], now),
             now,
             meter,

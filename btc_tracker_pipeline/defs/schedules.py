@@ -16,7 +16,7 @@ from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_m
 from btc_tracker_pipeline.defs.markets.paths import market_paths
 from btc_tracker_pipeline.defs.model.assets import edge_report, paper_trades, price_model
 from btc_tracker_pipeline.defs.model.ledger import paper_ledger
-from btc_tracker_pipeline.environment import scheduled_market_ids
+from btc_tracker_pipeline.environment import scheduled_families, scheduled_market_ids
 from btc_tracker_pipeline.partitions import WINDOW, floor_to_window, key_of
 
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
@@ -60,23 +60,25 @@ collect_job = dg.define_asset_job(
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every 15 minutes: collect_job for the window that just ended (the tick at "
-    "10:15 collects 10:00), for every BTC market, or for the ids in BTC_TRACKER_MARKET_IDS.",
+    "10:15 collects 10:00), for every BTC market, or for the ids in BTC_TRACKER_MARKET_IDS "
+    "or the families in BTC_TRACKER_FAMILIES.",
 )
 def collect_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """The run of the window that ended at the tick; its run key is the window's key, so a
-    tick fires once. A bad BTC_TRACKER_MARKET_IDS fails the tick with one line naming it."""
+    tick fires once. A bad BTC_TRACKER_MARKET_IDS or BTC_TRACKER_FAMILIES fails the tick
+    with one line naming it."""
     key = key_of(floor_to_window(context.scheduled_execution_time or utc_now()) - WINDOW)
-    return dg.RunRequest(
-        run_key=key, partition_key=key, run_config=tick_run_config(scheduled_market_ids())
-    )
+    config = tick_run_config(scheduled_market_ids(), scheduled_families())
+    return dg.RunRequest(run_key=key, partition_key=key, run_config=config)
 
 
-def tick_run_config(market_ids: tuple[str, ...]) -> dict[str, Any]:
+def tick_run_config(market_ids: tuple[str, ...], families: tuple[str, ...] = ()) -> dict[str, Any]:
     """The run config of a tick: the job's own, plus ``--market-ids``' selection when ids
-    are chosen (only their rows are added or replaced; other markets' rows stay)."""
-    if not market_ids:
+    or families are chosen (only their markets' rows are added or replaced; other
+    markets' rows stay)."""
+    if not (market_ids or families):
         return {}
-    return IN_PROCESS | market_selection.run_config(market_ids)
+    return IN_PROCESS | market_selection.run_config(market_ids, families)
 
 
 train_job = dg.define_asset_job(

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+import duckdb
 import polars as pl
 
-from btc_tracker_pipeline.market_selection import market_ids
+from btc_tracker_pipeline.market_selection import families, market_ids
 from btc_tracker_pipeline.partitions import (
     WINDOWS_PER_RUN,
     fifteen_minute_partitions,
@@ -40,6 +41,11 @@ def naive_utc(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
 
 
+# The chosen markets of a run for families of which no market was found: an id no market
+# has, so the run replaces nothing (``()`` would mean every market, whole windows).
+NO_MARKET = "(no market of the chosen families)"
+
+
 def chosen_markets(context: dg.AssetExecutionContext) -> tuple[str, ...]:
     """The markets this run was asked for (``tracked_markets``' ``market_ids`` in the run
     config, the CLI's ``--market-ids``), or ``()`` for every BTC market.
@@ -48,6 +54,25 @@ def chosen_markets(context: dg.AssetExecutionContext) -> tuple[str, ...]:
     the other markets' rows stay as they were (a run for chosen markets never shrinks a
     window)."""
     return market_ids(context.run.run_config)
+
+
+def chosen_families(context: dg.AssetExecutionContext) -> tuple[str, ...]:
+    """The market families this run was asked for (``tracked_markets``' ``families``, the
+    schedule's BTC_TRACKER_FAMILIES), or ``()`` for every family."""
+    return families(context.run.run_config)
+
+
+def family_markets(
+    conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime, chosen: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The markets of the ``chosen`` families that ``tracked_markets`` holds in [start,
+    end): the markets a run for those families replaces; ``(NO_MARKET,)`` when none."""
+    rows = conn.execute(
+        "SELECT DISTINCT market_id FROM tracked_markets WHERE window_start >= ? "
+        "AND window_start < ? AND list_contains(?, family) ORDER BY market_id",
+        [start, end, list(chosen)],
+    ).fetchall()
+    return tuple(r[0] for r in rows) or (NO_MARKET,)
 
 
 def of_chosen(frame: pl.DataFrame, chosen: tuple[str, ...]) -> pl.DataFrame:

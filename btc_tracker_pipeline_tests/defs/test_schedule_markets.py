@@ -11,8 +11,9 @@ import pytest
 
 from btc_tracker_pipeline.definitions import defs
 from btc_tracker_pipeline.environment import ConfigurationError
-from btc_tracker_pipeline.market_selection import market_ids
+from btc_tracker_pipeline.market_selection import families, market_ids
 from btc_tracker_pipeline.runner import run_windows
+from btc_tracker_pipeline.warehouse import warehouse
 from btc_tracker_pipeline_tests.defs.test_chosen_markets import PER_MARKET, by_market
 
 KEY = "2026-02-28-23:30"
@@ -75,3 +76,64 @@ def test_bad_market_ids_fail_the_tick_with_one_line_naming_the_setting(monkeypat
         "BTC_TRACKER_MARKET_IDS='1344329,abc': not Gamma market ids (digits only): abc; "
         "expected e.g. 1344329,1344330, or unset for every BTC market"
     )
+
+
+def family_of(path: str, family: str) -> set[str]:
+    """The markets of ``family`` tracked in window KEY."""
+    with warehouse(path, read_only=True) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT market_id FROM tracked_markets WHERE family = ?", [family]
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+@pytest.mark.integration
+def test_a_tick_with_families_set_replaces_only_their_markets_rows(
+    replay_env, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("BTC_TRACKER_MODELS", str(tmp_path / "models"))
+    monkeypatch.delenv("BTC_TRACKER_MARKET_IDS", raising=False)
+    monkeypatch.delenv("BTC_TRACKER_FAMILIES", raising=False)
+    path = replay_env["BTC_TRACKER_WAREHOUSE"]
+    with dg.instance_for_test() as instance:
+        every = tick_request()
+        [whole] = run_windows([every.partition_key], run_config=every.run_config, instance=instance)
+        assert whole.success
+        before = by_market(path)
+        hourly = family_of(path, "updown_1h")
+        assert hourly and len(before["tracked_markets"]) > len(hourly) + 100
+        with warehouse(path) as conn:  # as if the hourly markets' first collection failed
+            conn.execute(
+                "DELETE FROM market_snapshots WHERE market_id IN (SELECT unnest(?))",
+                [sorted(hourly)],
+            )
+
+        monkeypatch.setenv("BTC_TRACKER_FAMILIES", "updown_1h")
+        chosen = tick_request()
+        assert families(chosen.run_config) == ("updown_1h",)
+        [outcome] = run_windows(
+            [chosen.partition_key], run_config=chosen.run_config, instance=instance
+        )
+        assert outcome.success
+
+    after = by_market(path)
+    for table in PER_MARKET:
+        assert after[table].keys() == before[table].keys(), f"{table} lost or gained markets"
+        others = {m: r for m, r in before[table].items() if m not in hourly}
+        assert {m: after[table][m] for m in others} == others, f"{table}: other markets moved"
+
+
+@pytest.mark.unit
+def test_families_are_checked_and_exclusive_with_market_ids(monkeypatch):
+    monkeypatch.delenv("BTC_TRACKER_MARKET_IDS", raising=False)
+    monkeypatch.setenv("BTC_TRACKER_FAMILIES", "updown_15m,weekly")
+    with pytest.raises(dg.DagsterUserCodeExecutionError) as failed:
+        tick_request()
+    assert str(failed.value.__cause__).startswith(
+        "BTC_TRACKER_FAMILIES='updown_15m,weekly': unknown family weekly; expected some of "
+    )
+    monkeypatch.setenv("BTC_TRACKER_FAMILIES", "updown_15m")
+    monkeypatch.setenv("BTC_TRACKER_MARKET_IDS", "1344329")
+    with pytest.raises(dg.DagsterUserCodeExecutionError) as failed:
+        tick_request()
+    assert "both set" in str(failed.value.__cause__)

@@ -22,7 +22,7 @@ from btc_tracker_pipeline.defs.resources import (
     PolymarketResource,
     WarehouseResource,
 )
-from btc_tracker_pipeline.defs.shared import of_chosen, window_asset
+from btc_tracker_pipeline.defs.shared import NO_MARKET, of_chosen, window_asset
 from btc_tracker_pipeline.failures import UNKNOWN_IDS_METADATA
 from btc_tracker_pipeline.warehouse import TableUpsert, TableWrite
 from btc_tracker_pipeline.warehouse.coverage import MIN_SHARE, ThinWindow, thin_windows
@@ -35,7 +35,8 @@ def _meter(polymarket: PolymarketResource) -> Callable[[], tuple[int, int]]:
 
 
 class MarketSelection(dg.Config):
-    """Which markets to track (the CLI's ``--market-ids``); empty: every BTC market."""
+    """Which markets to track (the CLI's ``--market-ids``, the schedule's settings);
+    empty: every BTC market."""
 
     market_ids: list[str] = Field(
         default_factory=list,
@@ -43,6 +44,19 @@ class MarketSelection(dg.Config):
         "these markets' rows are added or replaced in the run's windows (by every asset of "
         "the run); the other markets' rows stay as they are.",
     )
+    families: list[str] = Field(
+        default_factory=list,
+        description="Market families to collect instead of every BTC market (e.g. "
+        "updown_15m, above; the schedule's BTC_TRACKER_FAMILIES). Only the rows of the "
+        "window's markets of these families are added or replaced; the others stay.",
+    )
+
+    def chosen_families(self) -> tuple[str, ...]:
+        """``families``, checked (dg.Failure in one line for an unknown family)."""
+        try:
+            return environment.check_families("families", ",".join(self.families))
+        except environment.ConfigurationError as exc:
+            raise dg.Failure(str(exc)) from exc
 
 
 class SnapshotSettings(dg.Config):
@@ -94,6 +108,7 @@ def tracked_markets(
     those markets' rows); history windows include markets that have closed since. One
     Gamma listing serves every window of a run.
     """
+    families = config.chosen_families()
     with WindowRun.start(
         context, "tracked_markets", warehouse, clock.now(), _meter(polymarket)
     ) as run:
@@ -106,14 +121,16 @@ def tracked_markets(
                 market_ids=config.market_ids,
             )
         unknown = [f"market {i}: not found on Gamma" for i in discovery.missing_ids]
-        frame = tracked_range(discovery.markets, run.windows, discovery.discovered_by)
+        frame = of_families(
+            tracked_range(discovery.markets, run.windows, discovery.discovered_by), families
+        )
         return run.finish(
             [
                 TableWrite(
                     "tracked_markets",
                     frame,
                     on_empty="keep",
-                    market_ids=replaced(discovery, config),
+                    market_ids=replaced(discovery, config, frame),
                 )
             ],
             Tally(tried=frame, ok=frame, run_errors=unknown + discovery.malformed),
@@ -134,9 +151,17 @@ def tracked_markets(
         )
 
 
-def replaced(discovery: Discovery, config: MarketSelection) -> tuple[str, ...]:
-    """The markets whose rows a run replaces: every market (``()``) unless ids were
-    chosen; then only the found ones (an id Gamma does not know keeps its rows)."""
+def of_families(frame: pl.DataFrame, families: tuple[str, ...]) -> pl.DataFrame:
+    """The ``tracked_markets`` rows of markets in ``families``; all rows when none."""
+    return frame.filter(pl.col("family").is_in(list(families))) if families else frame
+
+
+def replaced(discovery: Discovery, config: MarketSelection, frame: pl.DataFrame) -> tuple[str, ...]:
+    """The markets whose rows a run replaces: every market (``()``) unless ids or
+    families were chosen; then only the found ones (an id Gamma does not know keeps its
+    rows), or the markets of the families found in ``frame``."""
+    if config.families:
+        return tuple(sorted(set(frame["market_id"]))) or (NO_MARKET,)
     if not config.market_ids:
         return ()
     return tuple(m.id for m in discovery.markets) or tuple(config.market_ids)
