@@ -112,7 +112,8 @@ def latency(conn: duckdb.DuckDBPyConnection) -> list[Metric]:
         why = "no live tick yet (backfilled windows are not ticks)"
         return [metric("latency_p50", None, 0, why), metric("latency_p95", None, 0, why)]
     p50, p95 = np.percentile(seconds, [50, 95])
-    detail = f"{len(seconds):,} live ticks, slowest {max(seconds):.2f} s"
+    ticks = "1 live tick" if len(seconds) == 1 else f"{len(seconds):,} live ticks"
+    detail = f"{ticks}, slowest {max(seconds):.2f} s"
     return [
         metric("latency_p50", float(p50), len(seconds), detail),
         metric("latency_p95", float(p95), len(seconds), detail),
