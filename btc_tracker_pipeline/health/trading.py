@@ -3,8 +3,9 @@ the forward paper ledger (``paper_ledger``: live recommendations traded on paper
 they came) and from the walk-forward backtest (``paper_trades``), labelled apart.
 
 Both go through ``model.paper.trade_metrics``, so the figures are computed the way
-``paper_trades`` reports them: only settled trades count, the Sharpe ratio is of daily
-returns on the bankroll (``EdgeConfig.bankroll``, √365), the drawdown is of the settled
+``paper_trades`` reports them: only settled trades count (void positions, stake back,
+are not trades), the Sharpe ratio is of daily returns on the starting bankroll
+(``EdgeConfig.bankroll`` for both, $10,000; √365), the drawdown is of the settled
 equity. EV per trade is the realised edge per $1 share: the ledger's own
 ``realised_edge`` averaged, and for the backtest hit rate − mean price paid (the same
 quantity, fees included).
@@ -19,6 +20,7 @@ import duckdb
 import polars as pl
 
 from btc_tracker_pipeline.health.targets import Metric, metric
+from btc_tracker_pipeline.model.ledger import LEDGER_CONFIG
 from btc_tracker_pipeline.model.paper import PaperConfig, trade_metrics
 
 LEDGER_TABLE = "paper_ledger"
@@ -46,10 +48,10 @@ def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
 
 
 def _trading_metrics(
-    prefix: str, trades: pl.DataFrame, ev: float | None, source: str
+    prefix: str, trades: pl.DataFrame, ev: float | None, source: str, config: PaperConfig
 ) -> list[Metric]:
     """The four metrics of settled ``trades`` (paper_trades columns) under ``prefix``."""
-    m = trade_metrics(trades, PaperConfig())
+    m = trade_metrics(trades, config)
     n, days = int(m["n_trades"] or 0), int(m["n_days"] or 0)
     open_note = f", {m['n_open']:,} open" if m["n_open"] else ""
     settled = f"{n:,} settled trades{open_note}; {source}"
@@ -70,7 +72,7 @@ def _trading_metrics(
             f"{prefix}_max_drawdown",
             m["max_drawdown"] if n else None,
             n,
-            f"final bankroll {m['final_bankroll']:,.0f} of {PaperConfig().edge.bankroll:,.0f}",
+            f"final bankroll {m['final_bankroll']:,.0f} of {config.edge.bankroll:,.0f}",
         ),
     ]
 
@@ -90,7 +92,7 @@ def ledger_health(conn: duckdb.DuckDBPyConnection) -> list[Metric]:
     if missing:
         return _none("ledger", f"paper_ledger lacks {', '.join(missing)}: not read")
     settled = conn.execute(
-        "SELECT market_id, NULL::VARCHAR AS cluster, opened_at AS window_start, settled_at, "
+        "SELECT market_id, opened_at AS window_start, settled_at, "
         "stake, pnl, price_paid AS cost, predicted_edge AS predicted_ev, pnl > 0 AS won, "
         "realised_edge FROM paper_ledger "
         "WHERE status = 'settled' AND pnl IS NOT NULL AND settled_at IS NOT NULL "
@@ -105,7 +107,11 @@ def ledger_health(conn: duckdb.DuckDBPyConnection) -> list[Metric]:
     trades = pl.concat([settled.drop("realised_edge"), opened], how="diagonal_relaxed")
     ev = settled["realised_edge"].mean()
     return _trading_metrics(
-        "ledger", trades, float(ev) if ev is not None else None, "forward paper ledger"
+        "ledger",
+        trades.with_columns(pl.lit(None, dtype=pl.String).alias("cluster")),
+        float(ev) if ev is not None else None,
+        "forward paper ledger",
+        PaperConfig(edge=LEDGER_CONFIG.edge),
     )
 
 
@@ -117,7 +123,7 @@ def backtest_health(conn: duckdb.DuckDBPyConnection) -> list[Metric]:
     if trades.is_empty():
         return _none("backtest", "no backtest trade: nothing was recommended out of sample")
     version = trades["model_version"][0]
-    return _trading_metrics("backtest", trades, None, f"backtest of model {version}")
+    return _trading_metrics("backtest", trades, None, f"backtest of model {version}", PaperConfig())
 
 
 def trading_health(conn: duckdb.DuckDBPyConnection) -> list[Metric]:

@@ -137,37 +137,35 @@ def test_tick_latency_of_a_run_is_from_its_first_asset_to_its_last(conn):
 # --------------------------------------------------------------------------- trading
 
 
-LEDGER_DDL = """
-CREATE TABLE paper_ledger (
-    position_id VARCHAR, market_id VARCHAR, side VARCHAR, status VARCHAR,
-    opened_at TIMESTAMP, settled_at TIMESTAMP, stake DOUBLE, price_paid DOUBLE,
-    pnl DOUBLE, predicted_edge DOUBLE, realised_edge DOUBLE, model_version VARCHAR
-)
-"""
-
-
 def add_position(conn, i: int, status: str, won: bool | None, day: int) -> None:
+    """A paper_ledger row as the ledger writes it: open (nothing settled), settled
+    (P&L and realised edge) or void (stake back, P&L 0)."""
     opened = datetime(2026, 3, 1) + timedelta(days=day)
     price, stake = 0.4, 100.0
-    pnl = None if won is None else (stake / price - stake if won else -stake)
+    pnl = {"open": None, "void": 0.0}.get(status)
+    if status == "settled":
+        pnl = stake / price - stake if won else -stake
     conn.execute(
-        "INSERT INTO paper_ledger VALUES (?, ?, 'YES', ?, ?, ?, ?, ?, ?, 0.08, ?, 'v1')",
+        "INSERT INTO paper_ledger (position_id, market_id, window_start, opened_at, side, "
+        "price_paid, fee, stake, shares, predicted_edge, model_version, status, settled_at, "
+        "pnl, realised_edge) VALUES (?, ?, ?, ?, 'YES', ?, 0.0, ?, ?, 0.08, 'v1', ?, ?, ?, ?)",
         [
             f"p{i}",
             f"m{i}",
-            status,
+            opened - timedelta(minutes=15),
             opened,
-            None if status != "settled" else opened + timedelta(hours=1),
-            stake,
             price,
+            stake,
+            stake / price,
+            status,
+            None if status == "open" else opened + timedelta(hours=1),
             pnl,
-            None if won is None else float(won) - price,
+            float(won) - price if status == "settled" else None,
         ],
     )
 
 
 def test_ledger_metrics_count_settled_positions_only(conn):
-    conn.execute(LEDGER_DDL)
     for i in range(40):  # 40 settled positions, one a day, 24 of them won
         add_position(conn, i, "settled", i % 5 in (0, 1, 2), i)
     add_position(conn, 40, "open", None, 40)
@@ -188,11 +186,13 @@ def test_ledger_metrics_count_settled_positions_only(conn):
 
 @pytest.mark.parametrize("rows", ["no table", "open only", "other columns"])
 def test_ledger_without_settled_positions_says_so(conn, rows):
+    if rows == "open only":
+        add_position(conn, 1, "open", None, 0)
+        add_position(conn, 2, "void", None, 0)
+    else:  # a warehouse from before the ledger, or a table of another shape
+        conn.execute("DROP TABLE paper_ledger")
     if rows == "other columns":
         conn.execute("CREATE TABLE paper_ledger (market_id VARCHAR, pnl DOUBLE)")
-    elif rows == "open only":
-        conn.execute(LEDGER_DDL)
-        add_position(conn, 1, "open", None, 0)
     for m in ledger_health(conn):
         assert (m.measured, m.n, m.status) == (None, 0, NOT_MEANINGFUL)
         if rows == "other columns":
