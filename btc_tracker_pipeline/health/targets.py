@@ -74,183 +74,61 @@ _UPTIME = (
     "share of the scheduled 15-minute windows since {since} that have snapshots "
     "(collected live or backfilled later)"
 )
-_TRADES = 30  # settled trades before a trading figure is compared with its target
-_DAYS = 30  # days of returns before a Sharpe ratio is
+# What each metric measures (the --json "measures" field; docs/operations.md says more).
+MEASURES = {
+    "uptime_24h": _UPTIME.format(since="24 h ago"),
+    "uptime_7d": _UPTIME.format(since="7 days ago"),
+    "uptime_all": _UPTIME.format(since="the first collected window"),
+    "quality_live": "share of the live snapshots (market_indicators) scoring at least 0.8",
+    "quality_history": "the same over backfilled rows, reported apart (no target: see the note)",
+    "latency_p50": "median seconds of a live tick, from its first asset's start to its last "
+    "asset's commit (collection_runs)",
+    "latency_p95": "95th percentile of the same",
+    "coverage": "mean over the windows of the last 7 days of markets quoted / markets tracked",
+    "accuracy": "share of walk-forward predictions on the right side of 0.5 (market beside)",
+    "roc_auc": "ranking of YES above NO outcomes (the market's beside)",
+    "precision": "share of YES calls (p ≥ 0.5) that resolved YES (the market's beside)",
+    "win_rate": "share of settled trades that won",
+    "ev": "realised edge per $1 share: hit rate − mean price paid (fees included)",
+    "sharpe": "daily returns on the bankroll, annualised (√365)",
+    "max_drawdown": "largest fall of the settled equity from its peak",
+}
 
-SPECS: tuple[Spec, ...] = (
-    Spec(
-        "uptime_24h",
-        COLLECTION,
-        "uptime, last 24 h",
-        ">",
-        0.99,
-        SHARE,
-        96,
-        "windows",
-        _UPTIME.format(since="24 h ago"),
-    ),
-    Spec(
-        "uptime_7d",
-        COLLECTION,
-        "uptime, last 7 d",
-        ">",
-        0.99,
-        SHARE,
-        672,
-        "windows",
-        _UPTIME.format(since="7 days ago"),
-    ),
-    Spec(
-        "uptime_all",
-        COLLECTION,
-        "uptime, all time",
-        ">",
-        0.99,
-        SHARE,
-        96,
-        "windows",
-        _UPTIME.format(since="the first collected window"),
-    ),
-    Spec(
-        "quality_live",
-        COLLECTION,
-        "live snapshots with quality ≥ 0.8",
-        ">",
-        0.80,
-        SHARE,
-        100,
-        "snapshots",
-        "share of the live snapshots (market_indicators, source live) scoring at least 0.8",
-    ),
-    Spec(
-        "quality_history",
-        COLLECTION,
-        "history snapshots with quality ≥ 0.8",
-        None,
-        None,
-        SHARE,
-        0,
-        "snapshots",
-        "the same share over backfilled rows, reported apart (no target: see the note)",
-    ),
-    Spec(
-        "latency_p50",
-        COLLECTION,
-        "tick latency p50",
-        "<",
-        5.0,
-        SECONDS,
-        5,
-        "ticks",
-        "median seconds of a live tick, from its first asset's start to its last asset's "
-        "commit (collection_runs)",
-    ),
-    Spec(
-        "latency_p95",
-        COLLECTION,
-        "tick latency p95",
-        "<",
-        5.0,
-        SECONDS,
-        20,
-        "ticks",
-        "95th percentile of the same",
-    ),
-    Spec(
-        "coverage",
-        COLLECTION,
-        "coverage per window, last 7 d",
-        ">",
-        0.99,
-        SHARE,
-        96,
-        "windows",
-        "mean over the windows of the last 7 days of markets quoted / markets tracked",
-    ),
-    Spec(
-        "accuracy",
-        MODEL,
-        "accuracy",
-        ">",
-        0.70,
-        SHARE,
-        20,
-        "events",
-        "share of walk-forward predictions on the right side of 0.5 (the market's beside)",
-    ),
-    Spec(
-        "roc_auc",
-        MODEL,
-        "ROC AUC",
-        ">",
-        0.75,
-        NUMBER,
-        20,
-        "events",
-        "ranking of YES above NO outcomes (the market's beside)",
-    ),
-    Spec(
-        "precision",
-        MODEL,
-        "precision",
-        ">",
-        0.65,
-        SHARE,
-        20,
-        "events",
-        "share of YES calls (p ≥ 0.5) that resolved YES (the market's beside)",
-    ),
+# key, section, name, target (op and value; None: reported without one), how the value
+# is shown, the minimum sample and its unit.
+_TABLE: tuple[tuple[str, str, str, str | None, str, str], ...] = (
+    ("uptime_24h", COLLECTION, "uptime, last 24 h", "> 0.99", SHARE, "96 windows"),
+    ("uptime_7d", COLLECTION, "uptime, last 7 d", "> 0.99", SHARE, "672 windows"),
+    ("uptime_all", COLLECTION, "uptime, all time", "> 0.99", SHARE, "96 windows"),
+    ("quality_live", COLLECTION, "quality ≥ 0.8, live", "> 0.80", SHARE, "100 snapshots"),
+    ("quality_history", COLLECTION, "quality ≥ 0.8, history", None, SHARE, "0 snapshots"),
+    ("latency_p50", COLLECTION, "tick latency p50", "< 5", SECONDS, "5 ticks"),
+    ("latency_p95", COLLECTION, "tick latency p95", "< 5", SECONDS, "20 ticks"),
+    ("coverage", COLLECTION, "coverage per window, last 7 d", "> 0.99", SHARE, "96 windows"),
+    ("accuracy", MODEL, "accuracy", "> 0.70", SHARE, "20 events"),
+    ("roc_auc", MODEL, "ROC AUC", "> 0.75", NUMBER, "20 events"),
+    ("precision", MODEL, "precision", "> 0.65", SHARE, "20 events"),
     *(
-        spec
+        (f"{prefix}_{key}", section, name, target, kind, minimum)
         for section, prefix in ((LEDGER, "ledger"), (BACKTEST, "backtest"))
-        for spec in (
-            Spec(
-                f"{prefix}_win_rate",
-                section,
-                "win rate",
-                ">",
-                0.55,
-                SHARE,
-                _TRADES,
-                "trades",
-                "share of settled trades that won",
-            ),
-            Spec(
-                f"{prefix}_ev",
-                section,
-                "EV per trade",
-                ">",
-                0.10,
-                SIGNED,
-                _TRADES,
-                "trades",
-                "realised edge per $1 share: hit rate − mean price paid (fees included)",
-            ),
-            Spec(
-                f"{prefix}_sharpe",
-                section,
-                "Sharpe ratio",
-                ">",
-                1.5,
-                SIGNED,
-                _DAYS,
-                "days",
-                "daily returns on the bankroll, annualised (√365)",
-            ),
-            Spec(
-                f"{prefix}_max_drawdown",
-                section,
-                "max drawdown",
-                "<",
-                0.20,
-                SHARE,
-                _TRADES,
-                "trades",
-                "largest fall of the settled equity from its peak",
-            ),
+        for key, name, target, kind, minimum in (
+            ("win_rate", "win rate", "> 0.55", SHARE, "30 trades"),
+            ("ev", "EV per trade", "> 0.10", SIGNED, "30 trades"),
+            ("sharpe", "Sharpe ratio", "> 1.5", SIGNED, "30 days"),
+            ("max_drawdown", "max drawdown", "< 0.20", SHARE, "30 trades"),
         )
     ),
 )
+
+
+def _spec(key: str, section: str, name: str, target: str | None, kind: str, minimum: str) -> Spec:
+    op, value = (None, None) if target is None else (target[0], float(target[2:]))
+    count, unit = minimum.split(" ", 1)
+    measures = MEASURES.get(key) or MEASURES[key.split("_", 1)[1]]
+    return Spec(key, section, name, op, value, kind, int(count), unit, measures)
+
+
+SPECS: tuple[Spec, ...] = tuple(_spec(*row) for row in _TABLE)
 SPEC_BY_KEY = {spec.key: spec for spec in SPECS}
 
 
