@@ -21,7 +21,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from btc_tracker_pipeline import cli_paper, cli_read, environment, market_selection, stopping
+from btc_tracker_pipeline import (
+    cli_health,
+    cli_paper,
+    cli_read,
+    environment,
+    market_selection,
+    stopping,
+)
 from btc_tracker_pipeline.cli_output import (
     PORT,
     SEED,
@@ -503,6 +510,7 @@ def demo(
         if trained:
             _print_model_card()
             _print_edges(min_edge=None, limit=10)
+        cli_health.print_health(console, cli_health.read_health(world_now or wall))
     console.print(
         "Open the Dagster UI on these runs, with a replay server behind the schedule: "
         "[bold]btc-tracker ui --replay[/] (then http://127.0.0.1:3000)"
@@ -773,10 +781,16 @@ def model(
 
     _check_configuration()
     try:
-        _, card = load_latest(environment.models_path())
+        fitted, card = load_latest(environment.models_path())
     except ModelArtifactError as exc:
         raise _fail(str(exc)) from exc
-    card = {"model_version": model_dirs(environment.models_path())[-1].name, **card}
+    # The booster's own gain per feature: what price_model's metadata shows in the UI.
+    importance = fitted.feature_importance().to_dicts()
+    card = {
+        "model_version": model_dirs(environment.models_path())[-1].name,
+        **card,
+        "feature_importance": importance,
+    }
     if as_json:
         print(json.dumps(card, indent=2, default=str))
         return
@@ -788,6 +802,24 @@ def model(
     backtest = cli_paper.backtest_line()
     if backtest:
         console.print(backtest, soft_wrap=True, markup=False, highlight=False)
+    _print_feature_importance(importance)
+
+
+def _print_feature_importance(importance: list[dict]) -> None:
+    """Gain share per feature, largest first; unused features on one line."""
+    used = [row for row in importance if row["gain"] > 0]
+    if not used:
+        console.print("feature importance: no tree was grown (the model is the market price)")
+        return
+    table = Table(title="feature importance (gain share)")
+    for col in ("feature", "gain share", "splits"):
+        table.add_column(col, justify="left" if col == "feature" else "right")
+    for row in used:
+        table.add_row(row["feature"], f"{row['gain_share']:.3f}", str(row["splits"]))
+    console.print(table)
+    unused = [row["feature"] for row in importance if row["gain"] <= 0]
+    if unused:
+        console.print(f"unused by the trees: {', '.join(unused)}", soft_wrap=True)
 
 
 @app.command()
@@ -1220,6 +1252,7 @@ app.command(name="stats")(cli_read.stats_command)
 app.command(name="history")(cli_read.history_command)
 app.command(name="export")(cli_read.export_command)
 app.command(name="paper")(cli_paper.paper_command)
+app.command(name="health")(cli_health.health_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

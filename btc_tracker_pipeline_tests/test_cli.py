@@ -27,6 +27,7 @@ COMMANDS = [
     "stats",
     "history",
     "export",
+    "health",
 ]
 runner = CliRunner()
 

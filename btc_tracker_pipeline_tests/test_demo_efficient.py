@@ -38,3 +38,9 @@ def test_the_default_demo_recommends_no_trade_on_any_date(now, tmp_path, monkeyp
     assert rows > 20 and scored > 0  # the model scored the newest window …
     assert buys == 0 and trades == 0, result.output  # … and found nothing to trade
     assert f"0 of {rows} markets" in result.output
+    # It ends with the health table, as of the world's clock: the last 24 h all collected.
+    health = result.output[result.output.index("health as of") :]
+    assert result.output.index("edge report, window") < result.output.index("health as of")
+    day = next(line for line in health.splitlines() if line.startswith("uptime, last 24 h"))
+    assert "100.0 %" in day and "96 windows" in day and "pass" in day
+    assert "health: " in health and "not meaningful yet" in health

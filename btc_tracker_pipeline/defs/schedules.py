@@ -11,6 +11,7 @@ import dagster as dg
 from btc_tracker_pipeline import market_selection
 from btc_tracker_pipeline.defs.btc.assets import btc_spot_prices
 from btc_tracker_pipeline.defs.features.assets import market_indicators
+from btc_tracker_pipeline.defs.health.assets import health
 from btc_tracker_pipeline.defs.labels.assets import market_resolutions
 from btc_tracker_pipeline.defs.markets.assets import market_snapshots, tracked_markets
 from btc_tracker_pipeline.defs.markets.paths import market_paths
@@ -37,6 +38,7 @@ COLLECT_ASSETS = (
     market_indicators,
     edge_report,
     paper_ledger,
+    health,
 )
 COLLECT_ASSET_NAMES = tuple(asset.key.path[-1] for asset in COLLECT_ASSETS)
 
@@ -44,7 +46,7 @@ collect_job = dg.define_asset_job(
     "collect_job",
     selection=list(COLLECT_ASSETS),
     description="One 15-minute tick: markets, quotes, BTC spot, minute paths, settlements, "
-    "indicators, edges, the forward paper ledger.",
+    "indicators, edges, the forward paper ledger, the health table.",
     # Runs launched by the daemon or the UI execute their steps in one process: every
     # step writes DuckDB through the one-slot pool, so separate step processes buy no
     # parallelism and cost ~10 s of start-up each. (Run config, not executor_def: an

@@ -116,6 +116,19 @@ def model_dirs(models_dir: Path) -> list[Path]:
     return sorted(p for p in models_dir.iterdir() if p.is_dir() and _NAME.match(p.name))
 
 
+def latest_card(models_dir: Path) -> tuple[str, dict[str, Any]] | None:
+    """The newest model's version (its folder name) and card, read without loading the
+    booster; None when there is no model or its card is unreadable."""
+    folders = model_dirs(models_dir)
+    if not folders:
+        return None
+    try:
+        card = json.loads((folders[-1] / CARD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return (folders[-1].name, card) if isinstance(card, dict) else None
+
+
 def load_model(folder: Path) -> tuple[Model, dict[str, Any]]:
     """The model and card saved in ``folder``; ModelArtifactError with a one-line reason
     when the folder is unreadable, from another ARTIFACT_VERSION, or uses features this

@@ -385,6 +385,7 @@ def _block(df: pl.DataFrame, n_boot: int, seed: int) -> dict:
         "accuracy": accuracy(p, y, w),
         "accuracy_market": accuracy(m, y, w),
         "precision": precision(p, y, w),
+        "precision_market": precision(m, y, w),
     }
     # B1 is scored on the rows where it exists, model and structure on the same rows.
     if has_struct.any():
@@ -612,7 +613,7 @@ def evaluation_report(pred_df: pl.DataFrame, n_boot: int = 1000, seed: int = 0) 
     have a structural probability (``n_rows_struct``, ``n_clusters_struct``);
     ``ece_model/market``,
     ``calibration_slope/intercept``; ``auc_model/market``; ``accuracy`` (and
-    ``accuracy_market``), ``precision`` at 0.5; ``reliability`` (and
+    ``accuracy_market``), ``precision`` (and ``precision_market``) at 0.5; ``reliability`` (and
     ``reliability_market``) tables as lists of dicts. Family blocks also hold
     ``bss_vs_market_ci_corrected``, ``skill_proven`` and ``skill_note`` of
     ``skill_test``. Everything is JSON-ready (NaN → None). Returns ``{"overall": block,

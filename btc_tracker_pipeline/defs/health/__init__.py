@@ -1,0 +1,1 @@
+"""The health asset: the original tracker's success metrics against its targets."""
