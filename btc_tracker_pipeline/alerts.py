@@ -110,7 +110,8 @@ def _post(
                 time.sleep(backoff_s[min(attempt, len(backoff_s)) - 1] if backoff_s else 0)
             try:
                 response = client.post(url, json=body)
-            except httpx.HTTPError as exc:
+            except Exception as exc:  # an alert must never raise
+                # httpx.HTTPError, and also what a URL it cannot encode raises (UnicodeError).
                 error = f"{type(exc).__name__} ({exc}) from {url}"
                 continue
             if response.is_success:

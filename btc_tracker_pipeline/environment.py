@@ -162,7 +162,8 @@ def check_stale_windows(name: str, value: str | int) -> int:
 def check_configuration() -> None:
     """Check every ``BTC_TRACKER_*`` variable that is set: API URLs are http(s) with a
     host, the timeout is seconds > 0, the quote age limit is minutes in (0, 1440], the
-    first partition is a date or a window key, paths are not blank. Raises
+    first partition is a date or a window key, the alert settings are usable, paths are
+    not blank. Raises
     ConfigurationError for the first bad one, before anything is opened or requested."""
     for name in URL_VARIABLES:
         value = os.environ.get(name)
@@ -176,12 +177,34 @@ def check_configuration() -> None:
         first_partition_key(os.environ.get(ENV_FIRST_PARTITION))
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
+    _check_alert_settings()
     for name in PATH_VARIABLES:
         value = os.environ.get(name)
         if value is not None and not value.strip():
             raise ConfigurationError(
                 f"{name}={value!r}: expected a file or folder path; unset it for the default"
             )
+
+
+def _check_alert_settings() -> None:
+    # Checked when the code location loads: a bad alert setting must not leave the alert
+    # sensors failing quietly on every evaluation.
+    import httpx
+
+    value = os.environ.get(ENV_ALERT_STALE_WINDOWS)
+    if value:
+        check_stale_windows(ENV_ALERT_STALE_WINDOWS, value)
+    for name in (ENV_ALERT_WEBHOOK, ENV_UI_URL):
+        value = os.environ.get(name)
+        if value:
+            check_url(name, value)
+            try:  # what the HTTP client does before it connects: parse, encode the host
+                httpx.URL(value).host.encode("idna")
+            except (httpx.InvalidURL, UnicodeError) as exc:
+                raise ConfigurationError(
+                    f"{name}={value!r}: not a usable URL ({exc}); expected an http:// or "
+                    "https:// URL with a valid host, e.g. https://hooks.slack.com/services/…"
+                ) from None
 
 
 def project_root() -> Path:
@@ -204,13 +227,14 @@ def models_path() -> Path:
 def prepare_dagster_environment() -> None:
     """Point Dagster at the project's instance with absolute storage paths (idempotent).
 
-    Sets DAGSTER_HOME to the project root (where dagster.yaml is),
-    BTC_TRACKER_DAGSTER_STORAGE to ``data/dagster`` and BTC_TRACKER_WAREHOUSE to an
-    absolute path, unless the user already set them.
+    Sets DAGSTER_HOME to the project root (where dagster.yaml is) and
+    BTC_TRACKER_DAGSTER_STORAGE to ``data/dagster`` unless the user already set them, and
+    makes them, BTC_TRACKER_WAREHOUSE and BTC_TRACKER_MODELS absolute paths.
     """
     root = project_root()
-    os.environ.setdefault("DAGSTER_HOME", str(root))
-    os.environ.setdefault(ENV_STORAGE, str(root / "data" / "dagster"))
+    # Absolute: `btc-tracker ui` starts Dagster in another folder than this one.
+    for name, default in (("DAGSTER_HOME", root), (ENV_STORAGE, root / "data" / "dagster")):
+        os.environ[name] = str(Path(os.environ.get(name) or default).expanduser().resolve())
     os.environ[ENV_WAREHOUSE] = str(warehouse_path())
     os.environ[ENV_MODELS] = str(models_path())
     Path(os.environ[ENV_STORAGE]).mkdir(parents=True, exist_ok=True)

@@ -353,6 +353,8 @@ BAD_VARIABLES = [
     ("BTC_TRACKER_MODELS", " "),
     ("BTC_TRACKER_FIRST_PARTITION", "2026-13-01"),
     ("BTC_TRACKER_FIRST_PARTITION", "2026-03-01-10:07"),
+    ("BTC_TRACKER_ALERT_WEBHOOK", "http://hooks.slack..com/x"),
+    ("BTC_TRACKER_ALERT_STALE_WINDOWS", "0"),
 ]
 CONFIGURED_COMMANDS = [
     ["collect", "--partition", "2026-02-28-23:30"],

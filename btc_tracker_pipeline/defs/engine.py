@@ -32,6 +32,7 @@ import polars as pl
 from btc_tracker_pipeline import stopping
 from btc_tracker_pipeline.collect.runs import RUNS_SCHEMA, RunRecord, is_live, utcnow
 from btc_tracker_pipeline.defs.shared import (
+    NO_MARKET,
     chosen_families,
     chosen_markets,
     family_markets,
@@ -127,6 +128,12 @@ class WindowRun:
         self._hold.__exit__(*exc)
 
     @property
+    def nothing_chosen(self) -> bool:
+        """A run for chosen families none of whose markets is in its windows: every
+        asset writes nothing and succeeds."""
+        return self.chosen == (NO_MARKET,)
+
+    @property
     def start_at(self) -> datetime:
         """The first window's start."""
         return self.windows[0][0]
@@ -197,6 +204,8 @@ class WindowRun:
         """
         main = writes[0].frame
         empty = windows_without_rows(main, [ws for ws, _ in self.windows])
+        if self.nothing_chosen:  # no market of the chosen families: empty is not an outage
+            empty_error = all_empty = None
         if empty_error is not None and empty:
             extra = window_errors(empty, empty_error)
             tally.errors = extra if tally.errors is None else pl.concat([tally.errors, extra])

@@ -27,8 +27,9 @@ its settlement columns change afterwards.
 * **Settlement.** An open position whose market has a label in ``market_resolutions``:
   ``resolved`` → ``settled`` (``outcome`` 1 if YES won; ``payout`` = shares if the side
   won, else 0; ``pnl`` = payout − stake; ``realised_edge`` = won − price_paid);
-  any other label (``void``, ``unsettled``: a closure without a result, which the
-  warehouse does not revisit) → ``void``: the stake comes back, ``pnl`` 0.
+  ``void`` → ``void``: the stake comes back, ``pnl`` 0. ``unsettled`` (closed, prices
+  not yet one-hot) keeps the position open: a later window's label (looked for up to
+  three days after the end date) settles or voids it.
 """
 
 from __future__ import annotations
@@ -209,8 +210,9 @@ def latest_labels(labels: pl.DataFrame) -> pl.DataFrame:
 def settle(positions: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
     """The open positions of ``positions`` whose market has a label in ``labels``
     (``market_resolutions`` rows), with their settlement columns filled in (every other
-    column as it was). ``resolved`` with a known winner → settled; any other label →
-    void (stake back, P&L 0)."""
+    column as it was). ``resolved`` with a known winner → settled; ``void`` → void (stake
+    back, P&L 0). ``unsettled`` (closed, prices not yet at 0/1: settlement still to come)
+    leaves the position open, as a settled row is never revisited."""
     still_open = positions.filter(pl.col("status") == OPEN)
     if still_open.is_empty() or labels.is_empty():
         return positions.clear()
@@ -222,6 +224,7 @@ def settle(positions: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
     )
     joined = still_open.join(label, on="market_id", how="inner", maintain_order="left")
     resolved = (pl.col("_label") == "resolved") & pl.col("_yes_won").is_not_null()
+    joined = joined.filter(resolved | (pl.col("_label") == "void"))
     won = pl.when(pl.col("side") == "YES").then(pl.col("_yes_won")).otherwise(~pl.col("_yes_won"))
     payout = pl.when(won).then(pl.col("shares")).otherwise(0.0)
     return joined.with_columns(

@@ -203,3 +203,14 @@ def test_a_bad_stale_windows_setting_is_one_line():
         "BTC_TRACKER_ALERT_STALE_WINDOWS='0': expected a whole number of 15-minute windows "
         "from 1 to 96, e.g. 2"
     )
+
+
+@pytest.mark.unit
+def test_a_webhook_url_the_client_cannot_encode_is_logged_not_raised(caplog):
+    # Passes the http(s)-with-a-host check; fails only when the client encodes the host.
+    with caplog.at_level(logging.WARNING, logger="btc_tracker_pipeline.alerts"):
+        sent = notify(Alert("run failed", job="collect_job"), "http://hooks.slack..com/x")
+    assert not sent
+    assert any(
+        r.getMessage().startswith("alert webhook failed: UnicodeError") for r in caplog.records
+    )

@@ -137,3 +137,27 @@ def test_families_are_checked_and_exclusive_with_market_ids(monkeypatch):
     with pytest.raises(dg.DagsterUserCodeExecutionError) as failed:
         tick_request()
     assert "both set" in str(failed.value.__cause__)
+
+
+@pytest.mark.integration
+def test_a_families_tick_with_none_of_them_open_succeeds_and_changes_nothing(
+    replay_env, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("BTC_TRACKER_MODELS", str(tmp_path / "models"))
+    monkeypatch.delenv("BTC_TRACKER_MARKET_IDS", raising=False)
+    monkeypatch.delenv("BTC_TRACKER_FAMILIES", raising=False)
+    path = replay_env["BTC_TRACKER_WAREHOUSE"]
+    with dg.instance_for_test() as instance:
+        every = tick_request()
+        [whole] = run_windows([every.partition_key], run_config=every.run_config, instance=instance)
+        assert whole.success
+        before = by_market(path)
+        assert not family_of(path, "updown_4h")  # the simulated world lists none
+        # A tick for a family with no market open: not a failure (no alert every tick).
+        monkeypatch.setenv("BTC_TRACKER_FAMILIES", "updown_4h")
+        chosen = tick_request()
+        [outcome] = run_windows(
+            [chosen.partition_key], run_config=chosen.run_config, instance=instance
+        )
+        assert outcome.success, outcome
+    assert by_market(path) == before

@@ -199,13 +199,27 @@ def test_settlement_pays_the_winning_side_and_changes_only_the_settlement_column
     assert settle(with_settlements(opened, settled), labels(("y", "void", None))).is_empty()
 
 
-def test_a_void_or_unsettled_label_returns_the_stake():
+def test_a_void_label_returns_the_stake_and_an_unsettled_one_keeps_the_position_open():
     opened = open_positions(recommendations(yes_row("v"), no_row("u")), empty_ledger())
     settled = settle(opened, labels(("v", "void", None), ("u", "unsettled", None)))
+    # Closed at 0.995/0.005 is not yet a settlement: voiding it would be final.
+    assert settled["market_id"].to_list() == ["v"]
     for r in settled.iter_rows(named=True):
         assert r["status"] == "void" and r["pnl"] == 0.0 and r["payout"] == r["stake"]
         assert r["outcome"] is None and r["realised_edge"] is None
-    assert ledger_bankroll(with_settlements(opened, settled)) == START
+    ledger = with_settlements(opened, settled)
+    assert ledger.filter(pl.col("market_id") == "u")["status"].to_list() == ["open"]
+    later = settle(ledger, labels(("u", "resolved", False)))
+    assert later["status"].to_list() == ["settled"]
+
+
+def test_a_winning_no_position_is_paid_its_shares():
+    opened = open_positions(recommendations(no_row("n")), empty_ledger())
+    [n] = settle(opened, labels(("n", "resolved", False))).iter_rows(named=True)
+    assert n["status"] == "settled" and n["outcome"] == 0
+    assert n["payout"] == pytest.approx(n["shares"])
+    assert n["pnl"] == pytest.approx(n["shares"] - n["stake"]) and n["pnl"] > 0
+    assert n["realised_edge"] == pytest.approx(1.0 - n["price_paid"])
 
 
 def test_a_resolved_label_wins_over_an_older_or_newer_void_one():

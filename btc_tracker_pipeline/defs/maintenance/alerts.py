@@ -26,9 +26,11 @@ SCHEDULE_PAGE = "locations/btc_tracker_pipeline/schedules/collect_job_schedule"
     name="run_failure_alert",
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "A run of any of this project's jobs failed (schedule, backfill, UI or CLI): one "
-        "alert with the job, its window, the run id and the first failed step's error. A "
-        "run the daemon retries alerts again if the retry fails too."
+        "A run of any of this project's jobs launched through the daemon or the UI failed "
+        "(a tick, a backfill, a launch from the UI): one alert with the job, its window, the "
+        "run id and the first failed step's error. A run the daemon retries alerts again if "
+        "the retry fails too. (btc-tracker collect/backfill run in their own process and "
+        "report their failure there.)"
     ),
 )
 def run_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertResource) -> None:

@@ -252,7 +252,7 @@ def market_snapshots(
             tracked = of_chosen(
                 window_rows(conn, "tracked_markets", run.start_at, run.end_at), run.chosen
             )
-        if tracked.is_empty():
+        if tracked.is_empty() and not run.nothing_chosen:
             raise dg.Failure(
                 "tracked_markets has no rows for these windows: materialize tracked_markets first"
             )

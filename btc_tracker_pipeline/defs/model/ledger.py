@@ -48,7 +48,7 @@ def paper_ledger(
     the backtest's caps), the model version. A market holds at most one position, and a
     window's positions are taken on the ledger's first run of it only: rerunning a
     window, or retraining, never adds, changes or deletes one. Each run settles the open
-    positions whose market got a label (a void or unsettled closure: void, stake back).
+    positions whose market got a label (void: stake back; unsettled: still open).
 
     Not the walk-forward backtest (paper_trades, rewritten by each training): this table
     only grows. `btc-tracker paper` prints it.
