@@ -107,7 +107,9 @@ def run_day(label: str, faults: FaultSpec | None, start: datetime, windows: int,
     """Tick through ``windows`` quarter hours from ``start`` against a fresh world."""
     clock = [start]
     world = SimulatedWorld(seed=seed, days=2, clock=lambda: clock[0])
-    schedule = defs().resolve_schedule_def("collect_job_schedule")
+    loaded = defs()
+    schedule = loaded.resolve_schedule_def("collect_job_schedule")
+    repository = loaded.get_repository_def()
     retries = max_run_retries()
     soak = Soak(label, windows=windows)
     folder = Path(tempfile.mkdtemp(prefix="btc-soak-"))
@@ -116,7 +118,9 @@ def run_day(label: str, faults: FaultSpec | None, start: datetime, windows: int,
         for i in range(windows):
             tick = start + (i + 1) * WINDOW
             with dg.build_schedule_context(
-                scheduled_execution_time=tick.replace(tzinfo=UTC), instance=session.instance
+                scheduled_execution_time=tick.replace(tzinfo=UTC),
+                instance=session.instance,
+                repository_def=repository,
             ) as context:
                 [request] = schedule.evaluate_tick(context).run_requests
             clock[0] = tick + TICK_DELAY

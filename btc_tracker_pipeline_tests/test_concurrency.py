@@ -30,10 +30,13 @@ def tick_partitions(times: list[datetime]) -> list[str]:
     """The partitions the real 15-minute schedule requests at these tick times."""
     from btc_tracker_pipeline.definitions import defs
 
-    schedule = defs().resolve_schedule_def("collect_job_schedule")
+    d = defs()
+    schedule = d.resolve_schedule_def("collect_job_schedule")
     keys = []
     for at in times:
-        with dg.build_schedule_context(scheduled_execution_time=at) as context:
+        with dg.build_schedule_context(
+            scheduled_execution_time=at, repository_def=d.get_repository_def()
+        ) as context:
             keys += [r.partition_key for r in schedule.evaluate_tick(context).run_requests]
     return keys
 
