@@ -7,9 +7,9 @@
   later (the detail says how many were live).
 * **Quality**: the share of ``market_indicators`` rows scoring at least 0.8, live rows
   and history rows apart (``features.quality``: history rows score at most 0.4).
-* **Latency**: per live tick (a run of one window that started at most
-  ``collect.runs.LIVE_MAX_LAG`` after the window ended, the rule that makes its quotes
-  live), the seconds from its first asset's start to its last asset's commit, as the
+* **Latency**: per live tick (a run of one window that collected ``tracked_markets`` and
+  started at most ``collect.runs.LIVE_MAX_LAG`` after the window ended, the rule that
+  makes its quotes live; an edge refresh is not a tick), the seconds from its first asset's start to its last asset's commit, as the
   ``collection_runs`` rows record them. Dagster's own launch of the run is not included.
 * **Coverage**: per window, markets quoted (``market_snapshots``) / markets tracked
   (``tracked_markets``), averaged over the windows of the last 7 days.
@@ -93,6 +93,8 @@ WITH runs AS (
     SELECT dagster_run_id, count(DISTINCT window_start) AS windows, min(window_end) AS ended,
            min(started_at) AS began, max(finished_at) AS done
     FROM collection_runs WHERE dagster_run_id IS NOT NULL GROUP BY dagster_run_id
+    -- a tick collects; an edge refresh or a single asset rerun from the UI does not
+    HAVING bool_or(asset = 'tracked_markets')
 )
 SELECT epoch(done - began) FROM runs
 WHERE windows = 1 AND began >= ended AND began <= ended + ?

@@ -45,13 +45,20 @@ def add_snapshot(conn, window: datetime, source: str = "history", market_id: str
     )
 
 
-def add_run(conn, run: str, window: datetime, started: datetime, seconds: float) -> None:
+def add_run(
+    conn,
+    run: str,
+    window: datetime,
+    started: datetime,
+    seconds: float,
+    asset: str = "tracked_markets",
+) -> None:
     conn.execute(
-        "INSERT INTO collection_runs VALUES (?, ?, 'market_snapshots', ?, ?, ?, ?, ?, 1, 1, "
-        "0, 0, 'ok', '[]')",
+        "INSERT INTO collection_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 1, 0, 0, 'ok', '[]')",
         [
             f"{run}-{window}",
             run,
+            asset,
             window,
             window + Q,
             started,
@@ -108,8 +115,10 @@ def test_tick_latency_percentiles_count_only_live_ticks(conn):
     for i in range(20):  # 20 live ticks of 1 … 20 s, each starting 5 s after its window
         window = NEWEST - i * Q
         add_run(conn, f"tick{i}", window, window + Q + timedelta(seconds=5), i + 1.0)
-    # Not ticks: a rerun of an old window, and a backfill of two windows.
+    # Not ticks: a rerun of an old window, a backfill of two windows, and the edge
+    # report refreshed after a training moments after a window ended (it collects nothing).
     add_run(conn, "rerun", NEWEST - 50 * Q, NOW, 100.0)
+    add_run(conn, "refresh", NEWEST, NEWEST + Q + timedelta(seconds=30), 100.0, "edge_report")
     for window in (NEWEST - 60 * Q, NEWEST - 61 * Q):
         add_run(conn, "backfill", window, window + 2 * Q, 100.0)
     p50, p95 = latency(conn)
