@@ -9,8 +9,9 @@
   and history rows apart (``features.quality``: history rows score at most 0.4).
 * **Latency**: per live tick (a run of one window that collected ``tracked_markets`` and
   started at most ``collect.runs.LIVE_MAX_LAG`` after the window ended, the rule that
-  makes its quotes live; an edge refresh is not a tick), the seconds from its first asset's start to its last asset's commit, as the
-  ``collection_runs`` rows record them. Dagster's own launch of the run is not included.
+  makes its quotes live; an edge refresh is not a tick), the seconds from its first
+  asset's start to its last asset's commit, as the ``collection_runs`` rows record them.
+  Dagster's own launch of the run is not included.
 * **Coverage**: per window, markets quoted (``market_snapshots``) / markets tracked
   (``tracked_markets``), averaged over the windows of the last 7 days.
 """
