@@ -94,15 +94,32 @@ def _shown(frame: pl.DataFrame, limit: int) -> str:
     return f"the newest {limit} of " if limit and frame.height > limit else ""
 
 
+# The columns both tables open with: which position, and what it cost.
+_POSITION_COLUMNS = [
+    ("market", "right", None),
+    ("question", "left", 16),
+    ("side", "left", None),
+    ("price paid", "right", None),
+    ("stake", "right", None),
+]
+
+
+def _position_cells(r: dict) -> list[str]:
+    """The cells of ``_POSITION_COLUMNS`` for position ``r``."""
+    return [
+        r["market_id"],
+        escape(r["question"] or ""),
+        r["side"],
+        f"{r['price_paid']:.3f}",
+        f"{r['stake']:,.2f}",
+    ]
+
+
 def _open_table(frame: pl.DataFrame, limit: int) -> Table:
     table = _table(
         f"{_shown(frame, limit)}{frame.height} open position(s), newest first",
         [
-            ("market", "right", None),
-            ("question", "left", 16),
-            ("side", "left", None),
-            ("price paid", "right", None),
-            ("stake", "right", None),
+            *_POSITION_COLUMNS,
             ("model", "right", None),
             ("pred. edge", "right", None),
             ("model version", "left", None),
@@ -111,11 +128,7 @@ def _open_table(frame: pl.DataFrame, limit: int) -> Table:
     )
     for r in (frame.head(limit) if limit else frame).iter_rows(named=True):
         table.add_row(
-            r["market_id"],
-            escape(r["question"] or ""),
-            r["side"],
-            f"{r['price_paid']:.3f}",
-            f"{r['stake']:,.2f}",
+            *_position_cells(r),
             _fmt(r["model_prob"], ".3f"),
             _fmt(r["predicted_edge"], "+.3f"),
             r["model_version"] or "—",
@@ -128,11 +141,7 @@ def _settled_table(frame: pl.DataFrame, limit: int) -> Table:
     table = _table(
         f"{_shown(frame, limit)}{frame.height} settled or void position(s), newest first",
         [
-            ("market", "right", None),
-            ("question", "left", 16),
-            ("side", "left", None),
-            ("price paid", "right", None),
-            ("stake", "right", None),
+            *_POSITION_COLUMNS,
             ("status", "left", None),
             ("YES won", "left", None),
             ("P&L", "right", None),
@@ -143,11 +152,7 @@ def _settled_table(frame: pl.DataFrame, limit: int) -> Table:
     )
     for r in (frame.head(limit) if limit else frame).iter_rows(named=True):
         table.add_row(
-            r["market_id"],
-            escape(r["question"] or ""),
-            r["side"],
-            f"{r['price_paid']:.3f}",
-            f"{r['stake']:,.2f}",
+            *_position_cells(r),
             r["status"],
             {1: "yes", 0: "no"}.get(r["outcome"], "—"),
             _money(r["pnl"], signed=True),
