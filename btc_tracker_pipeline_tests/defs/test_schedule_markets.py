@@ -12,7 +12,7 @@ import pytest
 from btc_tracker_pipeline.definitions import defs
 from btc_tracker_pipeline.environment import ConfigurationError
 from btc_tracker_pipeline.market_selection import families, market_ids
-from btc_tracker_pipeline.runner import run_windows
+from btc_tracker_pipeline.runner import ChunkOutcome, run_windows
 from btc_tracker_pipeline.warehouse import warehouse
 from btc_tracker_pipeline_tests.defs.test_chosen_markets import PER_MARKET, by_market
 
@@ -31,29 +31,40 @@ def tick_request(at: datetime = TICK) -> dg.RunRequest:
     return request
 
 
+def clear_settings(monkeypatch, tmp_path) -> None:
+    """No market setting, and the models in a temporary folder."""
+    monkeypatch.setenv("BTC_TRACKER_MODELS", str(tmp_path / "models"))
+    monkeypatch.delenv("BTC_TRACKER_MARKET_IDS", raising=False)
+    monkeypatch.delenv("BTC_TRACKER_FAMILIES", raising=False)
+
+
+def run_tick(instance: dg.DagsterInstance) -> tuple[dg.RunRequest, ChunkOutcome]:
+    """The schedule's request at TICK, and the outcome of running it on ``instance``."""
+    request = tick_request()
+    [outcome] = run_windows(
+        [request.partition_key], run_config=request.run_config, instance=instance
+    )
+    return request, outcome
+
+
 @pytest.mark.integration
 def test_a_tick_with_market_ids_set_collects_them_and_keeps_the_other_markets_rows(
     replay_env, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv("BTC_TRACKER_MODELS", str(tmp_path / "models"))
-    monkeypatch.delenv("BTC_TRACKER_MARKET_IDS", raising=False)
+    clear_settings(monkeypatch, tmp_path)
     path = replay_env["BTC_TRACKER_WAREHOUSE"]
     with dg.instance_for_test() as instance:
-        every = tick_request()
+        every, whole = run_tick(instance)
         assert market_ids(every.run_config) == ()
-        [whole] = run_windows([every.partition_key], run_config=every.run_config, instance=instance)
         assert whole.success
         before = by_market(path)
         assert len(before["tracked_markets"]) > 100
         ids = sorted(before["market_snapshots"])[:2]
 
         monkeypatch.setenv("BTC_TRACKER_MARKET_IDS", f" {ids[0]}, {ids[1]} ,")
-        chosen = tick_request()
+        chosen, outcome = run_tick(instance)
         assert (chosen.partition_key, chosen.run_key) == (KEY, KEY)
         assert market_ids(chosen.run_config) == tuple(ids)
-        [outcome] = run_windows(
-            [chosen.partition_key], run_config=chosen.run_config, instance=instance
-        )
         assert outcome.success
         run = instance.get_run_by_id(outcome.run_id)
         assert market_ids(run.run_config) == tuple(ids)
@@ -91,13 +102,10 @@ def family_of(path: str, family: str) -> set[str]:
 def test_a_tick_with_families_set_replaces_only_their_markets_rows(
     replay_env, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv("BTC_TRACKER_MODELS", str(tmp_path / "models"))
-    monkeypatch.delenv("BTC_TRACKER_MARKET_IDS", raising=False)
-    monkeypatch.delenv("BTC_TRACKER_FAMILIES", raising=False)
+    clear_settings(monkeypatch, tmp_path)
     path = replay_env["BTC_TRACKER_WAREHOUSE"]
     with dg.instance_for_test() as instance:
-        every = tick_request()
-        [whole] = run_windows([every.partition_key], run_config=every.run_config, instance=instance)
+        _, whole = run_tick(instance)
         assert whole.success
         before = by_market(path)
         hourly = family_of(path, "updown_1h")
@@ -109,11 +117,8 @@ def test_a_tick_with_families_set_replaces_only_their_markets_rows(
             )
 
         monkeypatch.setenv("BTC_TRACKER_FAMILIES", "updown_1h")
-        chosen = tick_request()
+        chosen, outcome = run_tick(instance)
         assert families(chosen.run_config) == ("updown_1h",)
-        [outcome] = run_windows(
-            [chosen.partition_key], run_config=chosen.run_config, instance=instance
-        )
         assert outcome.success
 
     after = by_market(path)
@@ -143,21 +148,15 @@ def test_families_are_checked_and_exclusive_with_market_ids(monkeypatch):
 def test_a_families_tick_with_none_of_them_open_succeeds_and_changes_nothing(
     replay_env, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv("BTC_TRACKER_MODELS", str(tmp_path / "models"))
-    monkeypatch.delenv("BTC_TRACKER_MARKET_IDS", raising=False)
-    monkeypatch.delenv("BTC_TRACKER_FAMILIES", raising=False)
+    clear_settings(monkeypatch, tmp_path)
     path = replay_env["BTC_TRACKER_WAREHOUSE"]
     with dg.instance_for_test() as instance:
-        every = tick_request()
-        [whole] = run_windows([every.partition_key], run_config=every.run_config, instance=instance)
+        _, whole = run_tick(instance)
         assert whole.success
         before = by_market(path)
         assert not family_of(path, "updown_4h")  # the simulated world lists none
         # A tick for a family with no market open: not a failure (no alert every tick).
         monkeypatch.setenv("BTC_TRACKER_FAMILIES", "updown_4h")
-        chosen = tick_request()
-        [outcome] = run_windows(
-            [chosen.partition_key], run_config=chosen.run_config, instance=instance
-        )
+        _, outcome = run_tick(instance)
         assert outcome.success, outcome
     assert by_market(path) == before
