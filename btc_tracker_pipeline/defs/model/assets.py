@@ -19,6 +19,7 @@ from btc_tracker_pipeline.defs.model.inputs import (
     path_edge_inputs,
     training_paths,
     training_tables,
+    with_path_inputs,
 )
 from btc_tracker_pipeline.defs.resources import (
     ClockResource,
@@ -422,7 +423,7 @@ def fold_gates(
 
 
 @window_asset(
-    deps=[market_indicators, price_model],
+    deps=[market_indicators, market_paths, price_model],
     group_name="report",
     kinds={"xgboost", "duckdb"},
 )
@@ -445,6 +446,9 @@ def edge_report(
     Bonferroni-corrected); elsewhere a would-be BUY is PASS with the flag
     no_proven_skill (side and net edge kept). A card without the test proves nothing.
 
+    An open up/down market is scored as the model learned it: on its minute path
+    (market_paths), the window end being one more minute of it.
+
     Uses the newest saved model; windows the model was trained on are marked in_sample
     (the paper_trades backtest is the honest out-of-sample test; paper_ledger trades the
     live windows only). Without a model every row is PASS (no_model).
@@ -456,7 +460,11 @@ def edge_report(
         proven = proven_families(card)
         with warehouse.connect() as conn:
             rows = of_chosen(edge_inputs(conn, run.start_at, run.end_at), run.chosen)
-        rows = with_model_probabilities(rows, model, card)
+            as_learned = with_path_inputs(conn, rows)
+        # The model scores an open up/down market on its minute path, as it learned it;
+        # the report's own columns (structural probability, time left, …) stay the window's.
+        scored = with_model_probabilities(as_learned, model, card)
+        rows = rows.with_columns(scored["model_prob"])
         settings = EDGE_CONFIG.model_copy(update={"min_edge": config.min_edge})
         report = compute_edge_report(rows.select(REPORT_INPUTS), settings, proven).with_columns(
             (pl.col("window_start") + _WINDOW).alias("window_end"),

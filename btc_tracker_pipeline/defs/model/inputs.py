@@ -94,6 +94,85 @@ def training_paths(conn: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return path_features(as_of_quote(paths, klines), klines)
 
 
+# The path minutes of the up/down markets of the windows [$1, $2) that precede a window
+# end by at most the longest lag (5 min), with each market's terms.
+RECENT_PATHS_SQL = """
+WITH terms AS (
+    SELECT market_id,
+           arg_max(reference_start, window_start) AS reference_start,
+           arg_max(expiry, window_start) AS expiry
+    FROM tracked_markets
+    WHERE window_start >= $1 - INTERVAL 1 DAY AND window_start < $2
+      AND family LIKE 'updown%'
+    GROUP BY market_id
+)
+SELECT p.market_id, p.minute_ts, p.price, p.quote_ts, p.quote_age_s, p.family,
+       t.reference_start, t.expiry
+FROM market_paths p JOIN terms t USING (market_id)
+WHERE p.window_start >= $1 AND p.window_start < $2
+  AND minute(p.minute_ts) % 15 >= 9
+"""
+
+
+def with_path_inputs(conn: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> pl.DataFrame:
+    """The model's inputs for ``rows`` (``edge_inputs``), in their order: an opened
+    up/down row with a minute path becomes the row training builds for a path minute
+    (``model.dataset.path_rows``; identity: ``market_id``, ``snapshot_ts``, ``family``),
+    the window end being one more minute of the path: its price the snapshot's, its quote
+    the snapshot's quote, its lags over the path minutes before it. A model that learned
+    up/down markets from their paths then scores it as one of them; on its window-end
+    indicators it would score inputs it never saw (no path features, another σ and time
+    left, indicators its path rows lack). Rows without a path are returned as they are."""
+    from btc_tracker_pipeline.model.dataset import path_rows
+
+    updown = (
+        pl.col("family").str.starts_with("updown")
+        & pl.col("reference_price").is_not_null()
+        & pl.col("market_probability").is_not_null()
+    )
+    ends = rows.filter(updown)
+    if ends.is_empty():
+        return rows
+    start, end = ends["window_start"].min(), ends["window_start"].max() + timedelta(minutes=15)
+    recent = conn.execute(RECENT_PATHS_SQL, [start, end]).pl()
+    terms = recent.select("market_id", "reference_start", "expiry").unique("market_id")
+    if terms.is_empty():
+        return rows
+    at_end = ends.join(terms, on="market_id").select(
+        "market_id",
+        pl.col("snapshot_ts").cast(pl.Datetime("us")).alias("minute_ts"),
+        pl.col("market_probability").alias("price"),
+        # A live snapshot is fetched seconds after the window end (a negative age): its
+        # spot is the window end's, the newest candle there is.
+        (
+            pl.col("snapshot_ts")
+            - pl.duration(seconds=pl.col("quote_age_s").fill_null(0.0).clip(lower_bound=0.0))
+        )
+        .cast(pl.Datetime("us"))
+        .alias("quote_ts"),
+        pl.col("quote_age_s").fill_null(0.0),
+        "family",
+        "reference_start",
+        "expiry",
+    )
+    paths = pl.concat([recent, at_end], how="diagonal_relaxed")
+    first, last = paths["reference_start"].min(), paths["minute_ts"].max()
+    klines = conn.execute(PATH_KLINES_SQL, [first, last + timedelta(minutes=1)]).pl()
+    features = path_features(as_of_quote(paths, klines), klines).join(
+        at_end.select("market_id", "minute_ts"), on=["market_id", "minute_ts"], how="semi"
+    )
+    inputs = path_rows(features.with_columns(pl.col("minute_ts").alias("window_start"))).drop(
+        "family", "window_start", "_path"
+    )
+    # A row with a path reaches the model as training's path row: the path's inputs and
+    # nothing else (a path row has no window indicators such as the 24 h BTC change).
+    indexed = rows.with_row_index("_row")
+    keys = ["market_id", "snapshot_ts"]
+    pathed = indexed.select("_row", *keys, "family").join(inputs, on=keys, how="inner")
+    rest = indexed.join(inputs, on=keys, how="anti")
+    return pl.concat([rest, pathed], how="diagonal_relaxed").sort("_row").drop("_row")
+
+
 # One row per (market, path minute): what the edge report needs of an in-window row. No
 # book was recorded at the minute: the spread is the warehouse's estimate (or default).
 PATH_EDGE_INPUTS_SQL = """
