@@ -377,9 +377,9 @@ def test_asset_graph_page_renders_in_headless_chromium(ui, backfill):
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            # Wide enough that the fitted graph is drawn at full detail (zoom >= 0.6):
+            # Large enough that the fitted graph is drawn whole at full detail (zoom >= 0.6):
             # latest event, check results and partition counts on every node.
-            page = browser.new_page(viewport={"width": 3200, "height": 1800})
+            page = browser.new_page(viewport={"width": 3200, "height": 2600})
             page.goto(url, wait_until="domcontentloaded", timeout=60_000)
             for name in names:
                 page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
