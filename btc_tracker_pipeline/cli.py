@@ -202,9 +202,9 @@ def replay(
     url = server.url if hasattr(server, "url") else f"http://127.0.0.1:{port}"
     console.print(f"replay server on [bold]{url}[/] (world now: {world.now():%Y-%m-%d %H:%M} UTC)")
     # One line, never wrapped: a pasted half would leave CLOB and Binance on the real APIs.
+    variables = environment.replay_variables(url)
     console.print(
-        f"  export {environment.ENV_GAMMA}={url}/gamma {environment.ENV_CLOB}={url}/clob "
-        f"{environment.ENV_BINANCE}={url}/binance",
+        "  export " + " ".join(f"{name}={value}" for name, value in variables.items()),
         soft_wrap=True,
         markup=False,
         highlight=False,

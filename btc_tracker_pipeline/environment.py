@@ -240,8 +240,16 @@ def prepare_dagster_environment() -> None:
     Path(os.environ[ENV_STORAGE]).mkdir(parents=True, exist_ok=True)
 
 
+def replay_variables(base_url: str) -> dict[str, str]:
+    """The API variables (Gamma, CLOB, Binance) pointing at a replay server at
+    ``base_url`` (http://127.0.0.1:PORT), in that order."""
+    return {
+        ENV_GAMMA: f"{base_url}/gamma",
+        ENV_CLOB: f"{base_url}/clob",
+        ENV_BINANCE: f"{base_url}/binance",
+    }
+
+
 def point_at_replay(base_url: str) -> None:
     """Send every API client to a replay server at ``base_url`` (http://127.0.0.1:PORT)."""
-    os.environ[ENV_GAMMA] = f"{base_url}/gamma"
-    os.environ[ENV_CLOB] = f"{base_url}/clob"
-    os.environ[ENV_BINANCE] = f"{base_url}/binance"
+    os.environ.update(replay_variables(base_url))

@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from btc_tracker_pipeline.environment import replay_variables
 from btc_tracker_pipeline.replay import ReplayServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,9 +24,7 @@ POOL = "duckdb_write"
 def cli_env(server: ReplayServer, folder: Path) -> dict[str, str]:
     """Environment pointing every client at ``server`` and all state into ``folder``."""
     return os.environ | {
-        "BTC_TRACKER_GAMMA_URL": f"{server.url}/gamma",
-        "BTC_TRACKER_CLOB_URL": f"{server.url}/clob",
-        "BTC_TRACKER_BINANCE_URL": f"{server.url}/binance",
+        **replay_variables(server.url),
         "BTC_TRACKER_WAREHOUSE": str(folder / "warehouse.duckdb"),
         "BTC_TRACKER_DAGSTER_STORAGE": str(folder / "dagster"),
         "BTC_TRACKER_MODELS": str(folder / "models"),

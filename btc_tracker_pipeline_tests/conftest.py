@@ -48,15 +48,14 @@ def replay_env(tmp_path, monkeypatch):
     and a temporary warehouse; yields the variables."""
     from datetime import datetime
 
+    from btc_tracker_pipeline.environment import replay_variables
     from btc_tracker_pipeline.replay import ReplayServer
     from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 
     world = SimulatedWorld(seed=7, days=2, now=datetime(2026, 3, 1))
     with ReplayServer(world) as server:
         env = {
-            "BTC_TRACKER_GAMMA_URL": f"{server.url}/gamma",
-            "BTC_TRACKER_CLOB_URL": f"{server.url}/clob",
-            "BTC_TRACKER_BINANCE_URL": f"{server.url}/binance",
+            **replay_variables(server.url),
             "BTC_TRACKER_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
         }
         for name, value in env.items():

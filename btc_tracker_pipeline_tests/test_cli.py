@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from btc_tracker_pipeline.cli import app
+from btc_tracker_pipeline.environment import replay_variables
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = [
@@ -146,9 +147,7 @@ def test_dagster_cli_materializes_a_window_twice_with_identical_rows(tmp_path):
             "DAGSTER_HOME": str(ROOT),
             "BTC_TRACKER_DAGSTER_STORAGE": str(tmp_path / "dagster"),
             "BTC_TRACKER_WAREHOUSE": str(tmp_path / "w.duckdb"),
-            "BTC_TRACKER_GAMMA_URL": f"{url}/gamma",
-            "BTC_TRACKER_CLOB_URL": f"{url}/clob",
-            "BTC_TRACKER_BINANCE_URL": f"{url}/binance",
+            **replay_variables(url),
         }
         cmd = [
             sys.executable,

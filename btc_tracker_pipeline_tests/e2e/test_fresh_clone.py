@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from btc_tracker_pipeline.defs.markets.assets import FRESHNESS_FAIL, FRESHNESS_WARN
+from btc_tracker_pipeline.environment import replay_variables
 from btc_tracker_pipeline.partitions import WINDOW, floor_to_window, key_of, window_of
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
@@ -104,9 +105,7 @@ def clone(tmp_path_factory) -> Iterator[Clone]:
             "HOME": str(folder / "home"),
             "LANG": "C.UTF-8",
             "PYTHONPATH": str(root),
-            "BTC_TRACKER_GAMMA_URL": f"{server.url}/gamma",
-            "BTC_TRACKER_CLOB_URL": f"{server.url}/clob",
-            "BTC_TRACKER_BINANCE_URL": f"{server.url}/binance",
+            **replay_variables(server.url),
         }
         yield Clone(root=root, env=env, logs=folder / "logs")
 

@@ -24,6 +24,7 @@ from unittest import mock
 import pytest
 import yaml
 
+from btc_tracker_pipeline.environment import replay_variables
 from btc_tracker_pipeline.partitions import window_of
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
@@ -186,9 +187,7 @@ def test_materialize_a_partition_on_postgres_and_read_the_run_back(postgres, tmp
             "BTC_TRACKER_DAGSTER_STORAGE": str(tmp_path / "dagster"),
             "BTC_TRACKER_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
             "BTC_TRACKER_MODELS": str(tmp_path / "models"),
-            "BTC_TRACKER_GAMMA_URL": f"{server.url}/gamma",
-            "BTC_TRACKER_CLOB_URL": f"{server.url}/clob",
-            "BTC_TRACKER_BINANCE_URL": f"{server.url}/binance",
+            **replay_variables(server.url),
         }
         # The multiprocess executor: every step is its own process writing to Postgres.
         cmd = [sys.executable, "-m", "dagster", "asset", "materialize"]

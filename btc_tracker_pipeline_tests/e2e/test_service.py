@@ -37,6 +37,7 @@ from unittest import mock
 
 import pytest
 
+from btc_tracker_pipeline.environment import replay_variables
 from btc_tracker_pipeline.partitions import WINDOW, floor_to_window, key_of, window_of
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
@@ -142,9 +143,7 @@ def service(tmp_path) -> Iterator[dict[str, Any]]:
             "BTC_TRACKER_DAGSTER_STORAGE": str(state / "dagster"),
             "BTC_TRACKER_WAREHOUSE": str(state / "warehouse.duckdb"),
             "BTC_TRACKER_MODELS": str(state / "models"),
-            "BTC_TRACKER_GAMMA_URL": f"{server.url}/gamma",
-            "BTC_TRACKER_CLOB_URL": f"{server.url}/clob",
-            "BTC_TRACKER_BINANCE_URL": f"{server.url}/binance",
+            **replay_variables(server.url),
         }
         for name in ("BTC_TRACKER_MARKET_IDS", "BTC_TRACKER_ALERT_WEBHOOK"):
             env.pop(name, None)

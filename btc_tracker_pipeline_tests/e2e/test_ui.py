@@ -23,6 +23,7 @@ from unittest import mock
 import pytest
 
 from btc_tracker_pipeline.defs.schedules import COLLECT_ASSET_NAMES
+from btc_tracker_pipeline.environment import replay_variables
 from btc_tracker_pipeline.partitions import WINDOW, floor_to_window, key_of, window_of
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
@@ -124,9 +125,7 @@ def ui(tmp_path_factory) -> Iterator[UiSession]:
             "BTC_TRACKER_DAGSTER_STORAGE": str(folder / "dagster"),
             "BTC_TRACKER_WAREHOUSE": str(folder / "warehouse.duckdb"),
             "BTC_TRACKER_MODELS": str(folder / "models"),
-            "BTC_TRACKER_GAMMA_URL": f"{server.url}/gamma",
-            "BTC_TRACKER_CLOB_URL": f"{server.url}/clob",
-            "BTC_TRACKER_BINANCE_URL": f"{server.url}/binance",
+            **replay_variables(server.url),
         }
         now = datetime.now(UTC).replace(tzinfo=None)
         last_tick = floor_to_window(now)
