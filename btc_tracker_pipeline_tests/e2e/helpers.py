@@ -10,9 +10,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 
@@ -163,6 +164,31 @@ class DagsterGraphQL:
         assert run["__typename"] == "Run", run
         run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
         return run
+
+
+# Closer than this to the next quarter hour, a test waits for that tick instead of having
+# the daemon catch up the last one.
+NATURAL_TICK_WAIT = timedelta(minutes=2, seconds=30)
+
+
+def seed_first_tick(env: dict[str, str]) -> datetime:
+    """The collect schedule's first tick for a daemon about to start on the instance of
+    ``env`` (naive UTC), seeded there (``seed_schedule_running_since``).
+
+    Far from the next quarter hour, the daemon catches up the last one at once; close
+    to it, the test waits for the next one (firing both would make two runs contend for
+    the pool). Seeded either way: the first tick is then the one returned however long
+    the daemon takes to start. (Unseeded, a daemon that first sees the schedule after
+    the quarter hour starts counting from there and the first tick comes 15 minutes
+    later: the CI failure of 2026-11-27.)"""
+    from btc_tracker_pipeline.partitions import WINDOW, floor_to_window
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    last_tick = floor_to_window(now)
+    tick = last_tick if last_tick + WINDOW - now >= NATURAL_TICK_WAIT else last_tick + WINDOW
+    with mock.patch.dict(os.environ, env):
+        seed_schedule_running_since(tick - timedelta(minutes=1))
+    return tick
 
 
 def seed_schedule_running_since(started: datetime, schedule: str = "collect_job_schedule") -> None:

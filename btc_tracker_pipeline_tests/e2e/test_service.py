@@ -30,15 +30,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 
 from btc_tracker_pipeline.environment import replay_variables
-from btc_tracker_pipeline.partitions import WINDOW, floor_to_window, key_of, window_of
+from btc_tracker_pipeline.partitions import WINDOW, key_of, window_of
 from btc_tracker_pipeline.replay import ReplayServer
 from btc_tracker_pipeline.replay.simulated import SimulatedWorld
 from btc_tracker_pipeline.warehouse import warehouse
@@ -51,7 +50,7 @@ from btc_tracker_pipeline_tests.e2e.helpers import (
     DagsterGraphQL,
     artifacts_dir,
     free_port,
-    seed_schedule_running_since,
+    seed_first_tick,
     start_process_group,
     tail,
     wait_for,
@@ -65,8 +64,6 @@ SELECTOR = {
     "repositoryName": REPOSITORY,
     "scheduleName": SCHEDULE,
 }
-# Closer than this to the next quarter hour, the test waits for that tick.
-NATURAL_TICK_WAIT = timedelta(minutes=2, seconds=30)
 
 SCHEDULE_STATE = """
 query($selector: ScheduleSelector!) {
@@ -147,11 +144,7 @@ def service(tmp_path) -> Iterator[dict[str, Any]]:
         }
         for name in ("BTC_TRACKER_MARKET_IDS", "BTC_TRACKER_ALERT_WEBHOOK"):
             env.pop(name, None)
-        now = datetime.now(UTC).replace(tzinfo=None)
-        last_tick = floor_to_window(now)
-        tick = last_tick if last_tick + WINDOW - now >= NATURAL_TICK_WAIT else last_tick + WINDOW
-        with mock.patch.dict(os.environ, env):
-            seed_schedule_running_since(tick - timedelta(minutes=1))
+        tick = seed_first_tick(env)
 
         port = free_port()
         bin_dir = Path(sys.executable).parent

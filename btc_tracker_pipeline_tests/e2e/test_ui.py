@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 
@@ -36,7 +35,7 @@ from btc_tracker_pipeline_tests.e2e.helpers import (
     DagsterGraphQL,
     artifacts_dir,
     free_port,
-    seed_schedule_running_since,
+    seed_first_tick,
     start_process_group,
     stop_process_group,
     tail,
@@ -49,9 +48,6 @@ SCHEDULE = "collect_job_schedule"
 PARTITION_SET = "collect_job_partition_set"
 COLLECT_ASSETS = COLLECT_ASSET_NAMES
 BACKFILL_WINDOWS = 3
-# Closer than this to the next quarter hour, the test waits for that tick instead of
-# having the daemon catch up the last one (see the ``ui`` fixture).
-NATURAL_TICK_WAIT = timedelta(minutes=2, seconds=30)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -127,21 +123,8 @@ def ui(tmp_path_factory) -> Iterator[UiSession]:
             "BTC_TRACKER_MODELS": str(folder / "models"),
             **replay_variables(server.url),
         }
-        now = datetime.now(UTC).replace(tzinfo=None)
-        last_tick = floor_to_window(now)
-        # Far from the next quarter hour, the daemon catches up the last one at once;
-        # close to it, the test waits for the next one (firing both would make two runs
-        # contend for the pool with the backfill).
-        if last_tick + WINDOW - now >= NATURAL_TICK_WAIT:
-            expected_tick = last_tick
-        else:
-            expected_tick = last_tick + WINDOW
-        # Seeded either way: the schedule's first tick is then ``expected_tick`` however
-        # long dagster dev takes to start. (Unseeded, a daemon that first sees the
-        # schedule after the quarter hour starts counting from there and the first
-        # tick comes 15 minutes later: the CI failure of 2026-11-27.)
-        with mock.patch.dict(os.environ, env):
-            seed_schedule_running_since(expected_tick - timedelta(minutes=1))
+        last_tick = floor_to_window(datetime.now(UTC).replace(tzinfo=None))
+        expected_tick = seed_first_tick(env)
 
         port = free_port()
         log = folder / "dagster_dev.log"
