@@ -35,6 +35,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from btc_tracker_pipeline.cli import DEMO_MIN_MARKETS
 from btc_tracker_pipeline.model.ledger import summary
 from btc_tracker_pipeline.partitions import key_of
 from btc_tracker_pipeline.replay.clock import assets_clock
@@ -45,8 +46,8 @@ from btc_tracker_pipeline.warehouse.ledger import read_ledger
 
 QUARTER = timedelta(minutes=15)
 TICK_DELAY = timedelta(seconds=20)  # a schedule tick runs seconds after the window end
-# The demo's training minimum (cli.DEMO_MIN_MARKETS).
-TRAIN_CONFIG = {"ops": {"price_model": {"config": {"min_resolved_markets": 40}}}}
+# Trained as the demo trains.
+TRAIN_CONFIG = {"ops": {"price_model": {"config": {"min_resolved_markets": DEMO_MIN_MARKETS}}}}
 
 
 def parse_args() -> argparse.Namespace:

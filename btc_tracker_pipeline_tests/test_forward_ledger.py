@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from btc_tracker_pipeline.cli import app
+from btc_tracker_pipeline.cli import DEMO_MIN_MARKETS, app
 from btc_tracker_pipeline.partitions import key_of
 from btc_tracker_pipeline.replay.clock import assets_clock
 from btc_tracker_pipeline.replay.session import replay_session
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 FIRST_LIVE = datetime(2026, 11, 20)
 QUARTER = timedelta(minutes=15)
-DEMO_TRAINING = {"ops": {"price_model": {"config": {"min_resolved_markets": 40}}}}
+DEMO_TRAINING = {"ops": {"price_model": {"config": {"min_resolved_markets": DEMO_MIN_MARKETS}}}}
 runner = CliRunner()
 
 
